@@ -1,0 +1,181 @@
+"""Every message accounted (DESIGN rule 4): per (publisher stream, subscriber) delivered, lost, dup, order.
+
+Subscribers track what they received compactly (a contiguous range plus the exceptions); publishers
+keep a ledger of when each sequence number was actually sent. Only at the end are the two joined:
+a message is *expected* by a subscriber when it was sent while that subscriber was subscribed, and
+anything it received outside those windows is counted as expected too (it evidently was), so that
+``delivered + lost == expected`` always holds exactly. Both halves are plain dicts on the wire, so
+the join works the same in one process or on a Locust master fed by many workers.
+"""
+
+from __future__ import annotations
+
+from bisect import bisect_left
+from dataclasses import dataclass, field
+from typing import Any
+
+
+class StreamTracker:
+    """What one subscriber received from one publisher stream, in O(losses) memory."""
+
+    __slots__ = ("dup", "early", "first", "missing", "next", "ooo")
+
+    def __init__(self) -> None:
+        self.first = -1  # first sequence number received
+        self.next = -1  # one past the highest received
+        self.missing: set[int] = set()  # gaps inside [first, next)
+        self.early: set[int] = set()  # late arrivals below ``first``
+        self.dup = 0
+        self.ooo = 0
+
+    def receive(self, seq: int) -> bool:
+        """Note one arrival; True when it is the first arrival of ``seq`` (so it should be timed)."""
+        nxt = self.next
+        if seq == nxt:
+            self.next = nxt + 1
+            return True
+        if nxt < 0:
+            self.first, self.next = seq, seq + 1
+            return True
+        if seq > nxt:
+            self.missing.update(range(nxt, seq))
+            self.next = seq + 1
+            return True
+        if seq >= self.first:
+            if seq in self.missing:
+                self.missing.discard(seq)
+                self.ooo += 1
+                return True
+            self.dup += 1
+            return False
+        if seq in self.early:
+            self.dup += 1
+            return False
+        self.early.add(seq)
+        self.ooo += 1
+        return True
+
+    @property
+    def received(self) -> int:
+        if self.next < 0:
+            return 0
+        return self.next - self.first - len(self.missing) + len(self.early)
+
+    def received_between(self, lo: int, hi: int) -> int:
+        """How many distinct sequence numbers in [lo, hi) arrived."""
+        if self.next < 0 or hi <= lo:
+            return 0
+        count = max(0, min(hi, self.next) - max(lo, self.first))
+        count -= sum(1 for m in self.missing if lo <= m < hi)
+        count += sum(1 for e in self.early if lo <= e < hi)
+        return count
+
+    def has(self, seq: int) -> bool:
+        if self.next < 0:
+            return False
+        if self.first <= seq < self.next:
+            return seq not in self.missing
+        return seq in self.early
+
+    def to_wire(self) -> dict[str, Any]:
+        return {"first": self.first, "next": self.next, "missing": sorted(self.missing),
+                "early": sorted(self.early), "dup": self.dup, "ooo": self.ooo}
+
+    @classmethod
+    def from_wire(cls, data: dict[str, Any]) -> StreamTracker:
+        tracker = cls()
+        tracker.first, tracker.next = int(data["first"]), int(data["next"])
+        tracker.missing, tracker.early = set(data["missing"]), set(data["early"])
+        tracker.dup, tracker.ooo = int(data["dup"]), int(data["ooo"])
+        return tracker
+
+
+@dataclass
+class Ledger:
+    """When each message of one publisher stream was handed to the provider (index = seq)."""
+
+    stream_id: str
+    channel: str
+    sent_ns: list[int] = field(default_factory=list)
+    failed: set[int] = field(default_factory=set)
+
+    def to_wire(self) -> dict[str, Any]:
+        return {"stream_id": self.stream_id, "channel": self.channel, "sent_ns": self.sent_ns,
+                "failed": sorted(self.failed)}
+
+    @classmethod
+    def from_wire(cls, data: dict[str, Any]) -> Ledger:
+        return cls(str(data["stream_id"]), str(data["channel"]), list(data["sent_ns"]), set(data["failed"]))
+
+
+@dataclass
+class SubscriberRecord:
+    """One subscriber: which channel, when it was subscribed, and what arrived from each stream."""
+
+    channel: str
+    windows: list[list[int]] = field(default_factory=list)  # [start_ns, end_ns]; end -1 while open
+    streams: dict[str, StreamTracker] = field(default_factory=dict)
+
+    def open_window(self, now_ns: int) -> None:
+        if not self.windows or self.windows[-1][1] >= 0:
+            self.windows.append([now_ns, -1])
+
+    def close_window(self, now_ns: int) -> None:
+        if self.windows and self.windows[-1][1] < 0:
+            self.windows[-1][1] = now_ns
+
+    @property
+    def subscribed(self) -> bool:
+        return bool(self.windows) and self.windows[-1][1] < 0
+
+    def to_wire(self, end_ns: int) -> dict[str, Any]:
+        windows = [[start, end if end >= 0 else end_ns] for start, end in self.windows]
+        return {"channel": self.channel, "windows": windows,
+                "streams": {sid: t.to_wire() for sid, t in self.streams.items()}}
+
+
+@dataclass
+class Totals:
+    expected: int = 0
+    delivered: int = 0
+    lost: int = 0
+    duplicated: int = 0
+    out_of_order: int = 0
+    unexpected: int = 0  # arrivals outside any subscription window (already inside expected)
+
+    def as_dict(self) -> dict[str, int]:
+        return {"expected": self.expected, "delivered": self.delivered, "lost": self.lost,
+                "duplicated": self.duplicated, "out_of_order": self.out_of_order}
+
+
+def account(ledgers: list[dict[str, Any]], subscribers: list[dict[str, Any]]) -> Totals:
+    """Join publisher ledgers with subscriber records (both in wire form) into exact totals."""
+    by_channel: dict[str, list[Ledger]] = {}
+    for raw in ledgers:
+        ledger = Ledger.from_wire(raw)
+        by_channel.setdefault(ledger.channel, []).append(ledger)
+    totals = Totals()
+    for sub in subscribers:
+        windows = [(int(a), int(b)) for a, b in sub["windows"]]
+        trackers = {sid: StreamTracker.from_wire(raw) for sid, raw in sub["streams"].items()}
+        in_window = 0
+        for ledger in by_channel.get(str(sub["channel"]), []):
+            tracker = trackers.get(ledger.stream_id)
+            for start, end in windows:
+                lo, hi = bisect_left(ledger.sent_ns, start), bisect_left(ledger.sent_ns, end)
+                failed_in = [s for s in ledger.failed if lo <= s < hi]
+                totals.expected += hi - lo - len(failed_in)
+                if tracker is not None:
+                    got = tracker.received_between(lo, hi)
+                    in_window += got - sum(1 for s in failed_in if tracker.has(s))
+        received = 0
+        for tracker in trackers.values():
+            received += tracker.received
+            totals.duplicated += tracker.dup
+            totals.out_of_order += tracker.ooo
+        totals.delivered += received
+        outside = received - in_window  # streams with no ledger here fall wholly outside
+        totals.unexpected += outside
+        totals.expected += outside
+    totals.lost = totals.expected - totals.delivered
+    return totals

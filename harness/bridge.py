@@ -1,0 +1,136 @@
+"""One asyncio (uvloop) event loop per process, in a native thread, callable from gevent greenlets.
+
+Locust users are greenlets; the real client libraries are asyncio. Running every connection on one
+native-thread loop keeps the libraries unmodified and keeps gevent's monkey-patching out of their
+way. Results come back through a gevent ``async_`` watcher (the one thread-safe doorway into a gevent
+hub), so a greenlet waiting on ``run`` yields to others instead of blocking the process.
+
+The loop starts lazily on first use, after Locust has forked its ``--processes`` workers; a forked
+child that inherits a started bridge starts its own.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import os
+import sys
+from collections.abc import Callable, Coroutine
+from typing import Any, TypeVar
+
+T = TypeVar("T")
+
+#: How long one thread may hold the GIL before another gets it. CPython's 5 ms default would let the
+#: gevent thread (Locust's stats, the UI) delay a delivery callback by up to 5 ms; 0.5 ms caps that.
+GIL_SWITCH_INTERVAL_S = 0.0005
+
+
+def _native_start_new_thread() -> Callable[..., Any]:
+    try:
+        from gevent import monkey
+
+        return monkey.get_original("_thread", "start_new_thread")  # type: ignore[no-any-return]
+    except ImportError:  # gevent absent: plain threads are native already
+        import _thread
+
+        return _thread.start_new_thread
+
+
+class BridgeError(RuntimeError):
+    pass
+
+
+class Bridge:
+    def __init__(self) -> None:
+        self._pid = -1
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._waker: Any = None
+        self._results: collections.deque[Callable[[], None]] = collections.deque()
+
+    @property
+    def loop(self) -> asyncio.AbstractEventLoop:
+        if self._loop is None or self._pid != os.getpid():
+            self._start()
+        assert self._loop is not None
+        return self._loop
+
+    def _start(self) -> None:
+        import gevent
+        import uvloop
+
+        loop = uvloop.new_event_loop()
+        ready: collections.deque[bool] = collections.deque()
+
+        def serve() -> None:
+            asyncio.set_event_loop(loop)
+            ready.append(True)
+            loop.run_forever()
+
+        sys.setswitchinterval(GIL_SWITCH_INTERVAL_S)
+        self._results = collections.deque()
+        self._waker = gevent.get_hub().loop.async_()
+        self._waker.start(self._deliver_results)
+        _native_start_new_thread()(serve, ())
+        while not ready:  # the thread sets its loop before anything is scheduled on it
+            gevent.sleep(0.001)
+        self._loop, self._pid = loop, os.getpid()
+
+    def _deliver_results(self) -> None:
+        """Runs in the gevent hub: hand each finished result to its waiting greenlet."""
+        results = self._results
+        while results:
+            results.popleft()()
+
+    def _post(self, callback: Callable[[], None]) -> None:
+        """From the loop thread: schedule ``callback`` on the gevent side."""
+        self._results.append(callback)
+        self._waker.send()
+
+    def run(self, coro: Coroutine[Any, Any, T], timeout: float | None = None) -> T:
+        """Run ``coro`` on the loop; the calling greenlet waits cooperatively for its result."""
+        from gevent.event import AsyncResult
+
+        waiter: AsyncResult = AsyncResult()
+        loop = self.loop
+
+        def finished(task: asyncio.Task[T]) -> None:
+            if task.cancelled():
+                self._post(lambda: waiter.set_exception(BridgeError("cancelled")))
+                return
+            exc = task.exception()
+            if exc is not None:
+                self._post(lambda: waiter.set_exception(exc))
+            else:
+                result = task.result()
+                self._post(lambda: waiter.set(result))
+
+        def start() -> None:
+            loop.create_task(coro).add_done_callback(finished)
+
+        loop.call_soon_threadsafe(start)
+        return waiter.get(timeout=timeout)  # type: ignore[no-any-return]
+
+    def call(self, fn: Callable[..., T], *args: Any, timeout: float | None = None) -> T:
+        """Run a plain function on the loop thread (to read loop-owned state without races)."""
+
+        async def wrapper() -> T:
+            return fn(*args)
+
+        return self.run(wrapper(), timeout=timeout)
+
+    def spawn(self, coro: Coroutine[Any, Any, Any]) -> None:
+        """Fire and forget: start ``coro`` on the loop without waiting for it."""
+        loop = self.loop
+        loop.call_soon_threadsafe(lambda: loop.create_task(coro) and None)
+
+    def stop(self) -> None:
+        if self._loop is not None and self._pid == os.getpid():
+            self._loop.call_soon_threadsafe(self._loop.stop)
+        self._loop = None
+
+
+_BRIDGE = Bridge()
+
+
+def get_bridge() -> Bridge:
+    return _BRIDGE

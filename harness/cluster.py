@@ -1,0 +1,87 @@
+"""Worker -> master: interval and final reports over Locust's runner messages, merged exactly.
+
+Each generator process (the only process, or every worker) sends an interval report every second and
+a final report when the master asks it to finish. Histograms travel encoded and are merged by adding
+counts, so the master's percentiles are those of the union of all samples (DESIGN rule 3).
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Any
+
+from harness import gates as gates_mod
+from harness import hist
+from harness.report import summary as summary_mod
+from harness.report.files import RunFolder
+
+MSG_INTERVAL = "rtbench_interval"
+MSG_FINAL = "rtbench_final"
+MSG_FINISH = "rtbench_finish"
+
+
+class Collector:
+    """On the master (or the only process): merges what generators report, writes the run folder."""
+
+    def __init__(self, provider: str, target: str, gates: list[gates_mod.Gate]) -> None:
+        self.provider, self.target, self.gates = provider, target, gates
+        self.run_id = ""
+        self.folder: RunFolder | None = None
+        self._pending: list[dict[str, Any]] = []
+        self._connections: dict[str, int] = {}
+        self.finals: dict[str, dict[str, Any]] = {}
+        self.started_monotonic = 0.0
+        self.started_at = ""
+        self.last_summary: dict[str, Any] | None = None
+
+    def begin(self, run_id: str, folder: Path) -> None:
+        self.run_id = run_id
+        self.started_monotonic = time.monotonic()
+        self.started_at = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+        self.folder = RunFolder(folder, int(time.time() * 1000))
+        self._pending, self._connections, self.finals = [], {}, {}
+
+    @property
+    def active(self) -> bool:
+        return self.folder is not None
+
+    def add_interval(self, node: str, report: dict[str, Any]) -> None:
+        self._pending.append(report)
+        self._connections[node] = int(report["connections"])
+
+    def add_final(self, node: str, final: dict[str, Any]) -> None:
+        self.finals[node] = final
+
+    def flush(self) -> None:
+        """Merge the interval reports received since the last flush into one hlog line and csv row."""
+        if self.folder is None or not self._pending:
+            return
+        pending, self._pending = self._pending, []
+        merged = hist.merge([r["latency"] for r in pending])
+        row = {"connections": sum(self._connections.values()),
+               "published": sum(r["counts"]["published"] for r in pending),
+               "delivered": sum(r["delivered"] for r in pending),
+               "errors": sum(r["counts"]["errors"] for r in pending),
+               "dropped": sum(r["counts"]["dropped"] for r in pending)}
+        start = min(r["start_ms"] for r in pending)
+        end = max(r["end_ms"] for r in pending)
+        self.folder.write_interval(start, end, merged, row)
+
+    def finalize(self, load: dict[str, Any]) -> dict[str, Any]:
+        """Write summary.json (and per-generator histograms when there are several); close the folder."""
+        assert self.folder is not None
+        self.flush()
+        finals = [self.finals[node] for node in sorted(self.finals)]
+        load = {**load, "duration_s": round(time.monotonic() - self.started_monotonic, 3),
+                "processes": len(finals)}
+        summary = summary_mod.build(provider=self.provider, target=self.target, load=load, finals=finals,
+                                    gates=self.gates, run_id=self.run_id, started_at=self.started_at)
+        self.folder.write_json("summary.json", summary)
+        if len(finals) > 1:
+            self.folder.write_json("generators.json", [
+                {"node": node, "latency": f["latency"], "delivered": f["delivered"], "counts": f["counts"]}
+                for node, f in sorted(self.finals.items())])
+        self.folder.close()
+        self.last_summary = summary
+        return summary

@@ -1,0 +1,157 @@
+"""A load generator process, event-loop side: the provider, the recorder, the open-model publishers.
+
+Every coroutine here runs on the bridge's loop; Locust's greenlets reach it only through the bridge.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import time
+import uuid
+from typing import Any
+
+from harness import probe
+from harness.accounting import SubscriberRecord
+from harness.options import channel_name
+from harness.providers.base import Provider, PublisherHandle, SubscriberHandle, SubscriberHooks
+from harness.providers.http import close_shared_session
+from harness.recorder import Recorder
+
+CONNECT_TIMEOUT_S = 30.0
+DRAIN_QUIET_S = 0.25
+
+
+class Generator:
+    def __init__(self, provider_cls: type[Provider], host: str, options: argparse.Namespace) -> None:
+        self.provider_cls = provider_cls
+        self.host = host
+        self.options = options
+        self.recorder = Recorder()
+        self._provider: Provider | None = None
+        self._publishers: list[asyncio.Task[None]] = []
+        self._stop_publishing = asyncio.Event()
+        self._channel_counter = 0
+        self.ui_publish_ms: list[float] = []
+
+    @property
+    def provider(self) -> Provider:
+        if self._provider is None:
+            self._provider = self.provider_cls(self.host, self.options)
+        return self._provider
+
+    def begin(self, run_id: str) -> None:
+        """A new run: fresh measurements under a new run id (the web UI can start many runs)."""
+        self.recorder = Recorder(run_id)
+        self.recorder.health.start()
+        self._stop_publishing = asyncio.Event()
+        self._publishers = []
+
+    def next_channel(self) -> str:
+        index = self._channel_counter % int(self.options.channels)
+        self._channel_counter += 1
+        return channel_name(index)
+
+    # -- subscribers ------------------------------------------------------------------------------
+    async def open_subscriber(self, channel: str) -> tuple[SubscriberRecord, SubscriberHandle]:
+        recorder = self.recorder
+        record = recorder.new_subscriber(channel)
+        hooks = SubscriberHooks(
+            on_data=lambda data: recorder.delivered_to(record, data, time.time_ns()),
+            on_drop=lambda: recorder.dropped(record),
+            on_resubscribed=lambda: recorder.resubscribed(record),
+        )
+        started = time.perf_counter_ns()
+        try:
+            handle = await asyncio.wait_for(self.provider.open_subscriber(channel, hooks), CONNECT_TIMEOUT_S)
+        except BaseException as exc:
+            recorder.subscribers.remove(record)
+            recorder.connect_failed(_reason(exc))
+            raise
+        recorder.connected(time.perf_counter_ns() - started)
+        record.open_window(time.time_ns())
+        return record, handle
+
+    async def close_subscriber(self, record: SubscriberRecord, handle: SubscriberHandle) -> None:
+        record.close_window(time.time_ns())
+        with contextlib.suppress(Exception):
+            await handle.close()
+
+    # -- publishers -------------------------------------------------------------------------------
+    async def start_publisher(self, rate: float) -> None:
+        """Connect a publisher, then publish in the background until ``finish``."""
+        handle = await asyncio.wait_for(self.provider.open_publisher(), CONNECT_TIMEOUT_S)
+        task = asyncio.ensure_future(self._publish_loop(handle, rate, uuid.uuid4().hex[:8]))
+        self._publishers.append(task)
+
+    async def _publish_loop(self, handle: PublisherHandle, rate: float, publisher_id: str) -> None:
+        """Open model (DESIGN rule 1): message k is due at t0 + k/rate and carries that due time."""
+        recorder, opts = self.recorder, self.options
+        ledgers = [recorder.ledger(f"{publisher_id}.{c}", channel_name(c)) for c in range(opts.channels)]
+        interval_ns = int(1e9 / rate)
+        t0 = time.time_ns()
+        stop = self._stop_publishing
+        k = 0
+        try:
+            while not stop.is_set():
+                due = t0 + k * interval_ns
+                wait_s = (due - time.time_ns()) / 1e9
+                if wait_s > 0:
+                    with contextlib.suppress(TimeoutError):
+                        await asyncio.wait_for(stop.wait(), wait_s)
+                    if stop.is_set():
+                        break
+                ledger = ledgers[k % len(ledgers)]
+                seq = len(ledger.sent_ns)
+                text = probe.encode(recorder.run_id, ledger.stream_id, seq, due, opts.payload_bytes)
+                recorder.published(ledger, time.time_ns())
+                began = time.perf_counter_ns()
+                try:
+                    await handle.publish(ledger.channel, text)
+                except Exception as exc:
+                    recorder.publish_failed(ledger, seq, _reason(exc))
+                self.ui_publish_ms.append((time.perf_counter_ns() - began) / 1e6)
+                k += 1
+        finally:
+            with contextlib.suppress(Exception):
+                await handle.close()
+
+    # -- end of a run -----------------------------------------------------------------------------
+    async def finish(self, drain_timeout_s: float) -> tuple[dict[str, Any], dict[str, Any]]:
+        """Stop publishing, let in-flight deliveries land, and return (last interval, final report).
+
+        Subscription windows end when publishing stops, so messages that were in flight then are
+        still expected; the drain waits for them until deliveries go quiet or the timeout passes.
+        """
+        self._stop_publishing.set()
+        if self._publishers:
+            await asyncio.wait(self._publishers, timeout=10)
+        end_ns = time.time_ns()
+        recorder = self.recorder
+        max_latency_s = recorder.max_latency_us() / 1e6
+        min_wait = min(drain_timeout_s, max(DRAIN_QUIET_S, 2 * max_latency_s))
+        deadline = time.monotonic() + drain_timeout_s
+        started = time.monotonic()
+        while time.monotonic() < deadline:
+            before = recorder.delivered
+            await asyncio.sleep(DRAIN_QUIET_S)
+            if recorder.delivered == before and time.monotonic() - started >= min_wait:
+                break
+        recorder.health.stop()
+        last = recorder.interval_report()
+        return last, recorder.final_report(end_ns)
+
+    async def aclose(self) -> None:
+        if self._provider is not None:
+            await self._provider.aclose()
+        await close_shared_session()
+
+    def take_ui_publish(self) -> list[float]:
+        samples, self.ui_publish_ms = self.ui_publish_ms, []
+        return samples
+
+
+def _reason(exc: BaseException) -> str:
+    text = str(exc).splitlines()[0] if str(exc) else ""
+    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__

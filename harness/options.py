@@ -1,0 +1,66 @@
+"""The options every scenario shares (DESIGN: custom Locust options), and their validation.
+
+Registered through Locust's ``init_command_line_parser`` so they show in ``--help`` and the web UI.
+Validation happens once, on the master (or the only process), and reports one line with exit code 2.
+"""
+
+from __future__ import annotations
+
+import argparse
+from typing import Any
+
+from harness import gates
+
+DEFAULT_PUBLISH_RATE = 10.0
+MAX_PAYLOAD_BYTES = 1024 * 1024
+
+
+class OptionError(ValueError):
+    """A bad option; the message is the one line the user sees."""
+
+
+def add_arguments(parser: Any) -> Any:
+    group = parser  # Locust's own parser: its add_argument knows include_in_web_ui; groups do not
+    group.add_argument("--publish-rate", type=str, default=str(DEFAULT_PUBLISH_RATE),
+                       help="messages per second published in total, on a fixed open-model schedule")
+    group.add_argument("--channels", type=str, default="1",
+                       help="channels (rooms); subscribers are spread over them round robin")
+    group.add_argument("--payload-bytes", type=str, default="256", help="size of each published payload")
+    group.add_argument("--gate", action="append", default=None, include_in_web_ui=False,
+                       help="pass/fail gate, repeatable, e.g. 'p99<50ms' 'loss==0' (default: p99<50ms)")
+    group.add_argument("--report-dir", default="",
+                       help="folder for summary.json and latency.hlog (default reports/<provider>-<UTC time>)")
+    group.add_argument("--drain-timeout", type=str, default="5",
+                       help="seconds to wait for in-flight deliveries after publishing stops")
+    return group
+
+
+def _number(options: argparse.Namespace, name: str, kind: type, low: float, high: float | None = None) -> Any:
+    flag = "--" + name.replace("_", "-")
+    raw = getattr(options, name)
+    try:
+        value = kind(raw)
+    except (TypeError, ValueError):
+        raise OptionError(f"{flag} must be a number, got {raw!r}") from None
+    if value < low or (high is not None and value > high):
+        bound = f"between {low:g} and {high:g}" if high is not None else f"at least {low:g}"
+        raise OptionError(f"{flag} must be {bound}, got {raw}")
+    return value
+
+
+def validate(options: argparse.Namespace) -> list[gates.Gate]:
+    """Normalise the shared options in place; returns the parsed gates. Raises OptionError."""
+    options.publish_rate = _number(options, "publish_rate", float, 0.001, 1_000_000)
+    options.channels = _number(options, "channels", int, 1, 100_000)
+    options.payload_bytes = _number(options, "payload_bytes", int, 0, MAX_PAYLOAD_BYTES)
+    options.drain_timeout = _number(options, "drain_timeout", float, 0, 3600)
+    try:
+        parsed = gates.parse_all(options.gate)
+    except gates.GateError as exc:
+        raise OptionError(str(exc)) from None
+    options.gate = [g.expr for g in parsed]
+    return parsed
+
+
+def channel_name(index: int) -> str:
+    return f"rtbench-{index}"

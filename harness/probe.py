@@ -1,0 +1,56 @@
+"""The probe envelope: what every published message carries so a subscriber can time and account it.
+
+Text, not JSON, so it survives any provider that forwards a string untouched, and so decoding on the
+hot path is one ``split``. Layout: ``rtb1|<run>|<publisher>|<seq>|<due_ns>|<padding>``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+MAGIC = "rtb1"
+_SEP = "|"
+_MIN_LEN = len(MAGIC) + 5
+
+
+class ProbeError(ValueError):
+    """Raised for data that is not a probe envelope (counted as an error by the recorder)."""
+
+
+@dataclass(frozen=True, slots=True)
+class Probe:
+    run_id: str
+    publisher_id: str
+    seq: int
+    due_ns: int
+
+
+def encode(run_id: str, publisher_id: str, seq: int, due_ns: int, size: int = 0) -> str:
+    """Envelope padded with ``x`` to ``size`` characters (ASCII, so characters == bytes)."""
+    head = f"{MAGIC}|{run_id}|{publisher_id}|{seq}|{due_ns}|"
+    pad = size - len(head)
+    return head + "x" * pad if pad > 0 else head
+
+
+def decode(data: object) -> Probe:
+    """Parse an envelope; anything else raises ProbeError with a short reason."""
+    if isinstance(data, bytes | bytearray):
+        try:
+            data = data.decode("ascii")
+        except UnicodeDecodeError as exc:
+            raise ProbeError("payload is not ASCII") from exc
+    if not isinstance(data, str):
+        raise ProbeError(f"payload is {type(data).__name__}, not a probe string")
+    if len(data) < _MIN_LEN or not data.startswith(MAGIC + _SEP):
+        raise ProbeError("payload is not a probe envelope")
+    parts = data.split(_SEP, 5)
+    if len(parts) != 6:
+        raise ProbeError("probe envelope is truncated")
+    try:
+        seq = int(parts[3])
+        due_ns = int(parts[4])
+    except ValueError as exc:
+        raise ProbeError("probe envelope has a non-numeric field") from exc
+    if seq < 0 or due_ns <= 0:
+        raise ProbeError("probe envelope has an out-of-range field")
+    return Probe(parts[1], parts[2], seq, due_ns)

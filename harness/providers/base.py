@@ -1,0 +1,81 @@
+"""The provider seam: an async adapter over one real client library.
+
+A provider knows how to open a subscriber on a channel and how to publish a text payload; it knows
+nothing of probes, histograms or Locust. Everything it receives goes to ``on_data`` on the event-loop
+thread, untouched, and the harness decides what it means.
+"""
+
+from __future__ import annotations
+
+import argparse
+from abc import ABC, abstractmethod
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any, ClassVar
+
+OnData = Callable[[object], None]
+OnEvent = Callable[[], None]
+
+
+@dataclass
+class SubscriberHooks:
+    """What a provider calls back: arrivals, an unrequested disconnect, a completed re-subscribe."""
+
+    on_data: OnData
+    on_drop: OnEvent = field(default=lambda: None)
+    on_resubscribed: OnEvent = field(default=lambda: None)
+
+
+class SubscriberHandle(ABC):
+    @abstractmethod
+    async def close(self) -> None: ...
+
+
+class PublisherHandle(ABC):
+    @abstractmethod
+    async def publish(self, channel: str, text: str) -> None:
+        """Hand one payload to the provider; return once the provider has accepted it."""
+
+    @abstractmethod
+    async def close(self) -> None: ...
+
+
+class ProviderConfigError(ValueError):
+    """Bad provider options; the message is a one-line reason (exit code 2)."""
+
+
+class Provider(ABC):
+    """One per process, created on the bridge's loop; owns shared resources such as an HTTP session."""
+
+    name: ClassVar[str]
+    #: module of the reference target started when no --host is given (``python -m <module>``)
+    target_module: ClassVar[str | None] = None
+    #: URL schemes accepted for --host
+    schemes: ClassVar[tuple[str, ...]] = ("http", "https")
+
+    def __init__(self, host: str, options: argparse.Namespace) -> None:
+        self.host = host.rstrip("/")
+        self.options = options
+
+    @classmethod
+    def add_arguments(cls, group: Any) -> None:
+        """Register provider-specific Locust options (``group.add_argument``)."""
+
+    @classmethod
+    def validate(cls, options: argparse.Namespace) -> None:
+        """Raise ProviderConfigError for options this provider cannot work with."""
+
+    @classmethod
+    def describe_target(cls, host: str | None, options: argparse.Namespace) -> str:
+        """``embedded``, ``external`` or ``cloud`` for summary.json."""
+        return "external" if host else "embedded"
+
+    @abstractmethod
+    async def open_subscriber(self, channel: str, hooks: SubscriberHooks) -> SubscriberHandle:
+        """Connect and subscribe; return only once deliveries on ``channel`` will reach ``hooks``."""
+
+    @abstractmethod
+    async def open_publisher(self) -> PublisherHandle: ...
+
+    async def aclose(self) -> None:
+        """Release shared resources."""

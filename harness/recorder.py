@@ -1,0 +1,151 @@
+"""One process's measurements: latency and connect histograms, counters, and the accounting state.
+
+Everything here is touched only on the bridge's event-loop thread (DESIGN rule 3), so the hot path
+(``delivered``) takes no lock. Other threads ask for ``interval_report`` / ``final_report`` through
+the bridge, which runs them on that same thread.
+"""
+
+from __future__ import annotations
+
+import time
+from collections import Counter
+from typing import Any
+
+from harness import hist, probe
+from harness.accounting import Ledger, StreamTracker, SubscriberRecord
+from harness.monitor import HealthMonitor
+
+MAX_UI_SAMPLES = 200_000  # the live-UI feed is drained every second; cap it if nobody drains it
+COUNTER_NAMES = ("published", "errors", "opened", "failed", "dropped", "reconnected", "foreign",
+                 "unrecordable")
+
+
+class Recorder:
+    def __init__(self, run_id: str = "") -> None:
+        self.run_id = run_id
+        self.latency = hist.new()  # cumulative, folded in from ``_interval`` at each interval
+        self.connect = hist.new()
+        self._interval = hist.new()
+        self._interval_connect = hist.new()
+        self.counts: Counter[str] = Counter({name: 0 for name in COUNTER_NAMES})
+        self.delivered = 0
+        self.error_reasons: Counter[str] = Counter()
+        self.subscribers: list[SubscriberRecord] = []
+        self.ledgers: dict[str, Ledger] = {}
+        self.health = HealthMonitor()
+        self.ui_samples: list[float] = []  # latency ms, swapped out by the gevent side for Locust's UI
+        self._interval_start_ms = int(time.time() * 1000)
+        self._last_counts: Counter[str] = Counter()
+        self._last_delivered = 0
+
+    # -- hot path ---------------------------------------------------------------------------------
+    def delivered_to(self, subscriber: SubscriberRecord, data: object, recv_ns: int) -> None:
+        """One arrival at a subscriber: decode, account, time. Called from provider callbacks."""
+        try:
+            message = probe.decode(data)
+        except probe.ProbeError as exc:
+            self.error(str(exc))
+            return
+        if message.run_id != self.run_id:
+            self.counts["foreign"] += 1
+            return
+        tracker = subscriber.streams.get(message.publisher_id)
+        if tracker is None:
+            tracker = subscriber.streams[message.publisher_id] = StreamTracker()
+        if not tracker.receive(message.seq):
+            return
+        self.delivered += 1
+        latency_us = (recv_ns - message.due_ns) // 1000
+        if not self._interval.record_value(latency_us if latency_us > 0 else 1):
+            self.counts["unrecordable"] += 1
+            self.error("latency outside the histogram's 1 us .. 1 h range")
+        if len(self.ui_samples) < MAX_UI_SAMPLES:
+            self.ui_samples.append(latency_us / 1000.0)
+
+    # -- connections --------------------------------------------------------------------------
+    def new_subscriber(self, channel: str) -> SubscriberRecord:
+        record = SubscriberRecord(channel)
+        self.subscribers.append(record)
+        return record
+
+    def connected(self, connect_ns: int) -> None:
+        self.counts["opened"] += 1
+        us = max(1, connect_ns // 1000)
+        if not self._interval_connect.record_value(us):
+            self.counts["unrecordable"] += 1
+
+    def connect_failed(self, reason: str) -> None:
+        self.counts["failed"] += 1
+        self.error(f"connect failed: {reason}")
+
+    def dropped(self, subscriber: SubscriberRecord) -> None:
+        """The provider lost a subscriber's connection without us asking."""
+        if subscriber.subscribed:
+            subscriber.close_window(time.time_ns())
+            self.counts["dropped"] += 1
+
+    def resubscribed(self, subscriber: SubscriberRecord) -> None:
+        subscriber.open_window(time.time_ns())
+        self.counts["reconnected"] += 1
+
+    def error(self, reason: str) -> None:
+        self.counts["errors"] += 1
+        self.error_reasons[reason[:200]] += 1
+
+    # -- publishing ---------------------------------------------------------------------------
+    def ledger(self, stream_id: str, channel: str) -> Ledger:
+        ledger = self.ledgers.get(stream_id)
+        if ledger is None:
+            ledger = self.ledgers[stream_id] = Ledger(stream_id, channel)
+        return ledger
+
+    def published(self, ledger: Ledger, sent_ns: int) -> int:
+        """Note a send about to happen; returns its sequence number."""
+        ledger.sent_ns.append(sent_ns)
+        self.counts["published"] += 1
+        return len(ledger.sent_ns) - 1
+
+    def publish_failed(self, ledger: Ledger, seq: int, reason: str) -> None:
+        ledger.failed.add(seq)
+        self.counts["published"] -= 1
+        self.error(f"publish failed: {reason}")
+
+    # -- reports ------------------------------------------------------------------------------
+    def open_subscriptions(self) -> int:
+        return sum(1 for s in self.subscribers if s.subscribed)
+
+    def interval_report(self) -> dict[str, Any]:
+        """Close the current interval: its histograms and counter deltas, for hlog and timeseries."""
+        now_ms = int(time.time() * 1000)
+        self.latency.add(self._interval)
+        self.connect.add(self._interval_connect)
+        deltas = {k: self.counts[k] - self._last_counts[k] for k in COUNTER_NAMES}
+        report = {
+            "start_ms": self._interval_start_ms, "end_ms": now_ms,
+            "latency": hist.encode(self._interval), "connect": hist.encode(self._interval_connect),
+            "delivered": self.delivered - self._last_delivered, "counts": deltas,
+            "connections": self.open_subscriptions(),
+        }
+        self._interval, self._interval_connect = hist.new(), hist.new()  # cheaper than reset()
+        self._interval_start_ms = now_ms
+        self._last_counts = Counter(self.counts)
+        self._last_delivered = self.delivered
+        return report
+
+    def final_report(self, end_ns: int) -> dict[str, Any]:
+        """Everything the collector needs for summary.json; call after a last ``interval_report``."""
+        return {
+            "latency": hist.encode(self.latency), "connect": hist.encode(self.connect),
+            "delivered": self.delivered, "counts": dict(self.counts),
+            "error_reasons": dict(self.error_reasons.most_common(20)),
+            "ledgers": [ledger.to_wire() for ledger in self.ledgers.values()],
+            "subscribers": [s.to_wire(end_ns) for s in self.subscribers],
+            "health": self.health.to_wire(),
+        }
+
+    def max_latency_us(self) -> int:
+        return max(int(self.latency.get_max_value()), int(self._interval.get_max_value()))
+
+    def take_ui_samples(self) -> list[float]:
+        samples, self.ui_samples = self.ui_samples, []
+        return samples

@@ -1,0 +1,1 @@
+"""Run outputs: the run folder, summary.json, latency.hlog, timeseries.csv."""

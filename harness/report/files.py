@@ -1,0 +1,59 @@
+"""The run folder's files, written as the run goes so memory stays flat on long runs."""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+import time
+from pathlib import Path
+from typing import IO, Any
+
+from harness import hist
+
+TIMESERIES_COLUMNS = ("elapsed_s", "connections", "published", "delivered", "errors", "dropped",
+                      "p50_ms", "p95_ms", "p99_ms", "max_ms")
+
+
+def default_folder(provider: str) -> Path:
+    return Path("reports") / f"{provider}-{time.strftime('%Y%m%dT%H%M%SZ', time.gmtime())}"
+
+
+class RunFolder:
+    """latency.hlog and timeseries.csv grow one interval at a time; summary.json is written last."""
+
+    def __init__(self, folder: Path, start_ms: int) -> None:
+        folder.mkdir(parents=True, exist_ok=True)
+        self.folder = folder
+        self.start_ms = start_ms
+        self._hlog: IO[str] = open(folder / "latency.hlog", "w", encoding="ascii")  # noqa: SIM115
+        self._csv_file: IO[str] = open(folder / "timeseries.csv", "w", newline="", encoding="ascii")  # noqa: SIM115
+        self._csv = csv.writer(self._csv_file)
+        self._csv.writerow(TIMESERIES_COLUMNS)
+        self._hlog.write("#[Histogram log format version 1.2]\n")
+        self._hlog.write(f"#[StartTime: {start_ms / 1000:.3f} (seconds since epoch), "
+                         f"{time.strftime('%Y-%m-%d %H:%M:%S', time.gmtime(start_ms / 1000))} UTC]\n")
+        self._hlog.write(f"#[BaseTime: {start_ms / 1000:.3f} (seconds since epoch)]\n")
+        self._hlog.write("#rtbench delivery latency; values in microseconds, Interval_Max in milliseconds\n")
+        self._hlog.write('"StartTimestamp","Interval_Length","Interval_Max","Interval_Compressed_Histogram"\n')
+
+    def write_interval(self, start_ms: int, end_ms: int, histogram: Any, row: dict[str, Any]) -> None:
+        start_s = (start_ms - self.start_ms) / 1000.0
+        length_s = max(0.0, (end_ms - start_ms) / 1000.0)
+        self._hlog.write(f"{start_s:.3f},{length_s:.3f},{histogram.get_max_value() / 1000.0:.3f},"
+                         f"{hist.encode(histogram)}\n")
+        lat = hist.latency_summary(histogram)
+        self._csv.writerow([round((end_ms - self.start_ms) / 1000.0, 3), row["connections"], row["published"],
+                            row["delivered"], row["errors"], row["dropped"], lat["p50"], lat["p95"], lat["p99"],
+                            lat["max"]])
+        self._hlog.flush()
+        self._csv_file.flush()
+
+    def write_json(self, name: str, data: Any) -> None:
+        tmp = self.folder / (name + ".tmp")
+        tmp.write_text(json.dumps(data, indent=2) + "\n", encoding="utf-8")
+        os.replace(tmp, self.folder / name)
+
+    def close(self) -> None:
+        self._hlog.close()
+        self._csv_file.close()

@@ -1,0 +1,13 @@
+"""Socket.IO reference target.
+
+``python -m targets.socketio --host 127.0.0.1 --port 3001 [--delay-ms 20] [--drop-rate 0.01]``
+"""
+
+from __future__ import annotations
+
+from targets.socketio.server import SocketIOTarget, build_app
+
+NAME = "socketio"
+DEFAULT_PORT = 3001
+
+__all__ = ["DEFAULT_PORT", "NAME", "SocketIOTarget", "build_app"]

@@ -1,0 +1,11 @@
+"""``python -m targets.socketio``: see targets.socketio.server for the interface."""
+
+from __future__ import annotations
+
+from targets.base import main
+from targets.socketio import DEFAULT_PORT, NAME, build_app
+
+if __name__ == "__main__":
+    raise SystemExit(
+        main(build_app, NAME, DEFAULT_PORT, description="Socket.IO reference target for rtbench")
+    )

@@ -1,0 +1,417 @@
+"""The Socket.IO reference target, end to end: real subprocess, real clients, loopback, port 0.
+
+Synchronisation is by events only. Absence of a delivery is proven with ordering: Socket.IO keeps
+per-connection order, so once a later broadcast (a "fence") has arrived, anything that was going to
+arrive before it has.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import math
+import re
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import aiohttp
+import pytest
+import socketio
+
+from targets.base import CORRUPT_PAYLOAD
+from tests.helpers import NODE_DIR, REPO, TargetProcess, node_available, start_target
+
+pytestmark = pytest.mark.timeout(60)
+
+TARGET = "targets.socketio"
+needs_node = [
+    pytest.mark.node,
+    pytest.mark.skipif(
+        not node_available(), reason="tests/node/node_modules missing: run `npm ci` in tests/node"
+    ),
+]
+
+
+def run(coro: Any, timeout: float = 30.0) -> Any:
+    return asyncio.run(asyncio.wait_for(coro, timeout))
+
+
+class Client:
+    """python-socketio AsyncClient (websocket only, as the harness uses it) recording every event."""
+
+    def __init__(self) -> None:
+        self.sio = socketio.AsyncClient(reconnection=False)
+        self.events: list[tuple[str, Any]] = []
+        self.disconnected = asyncio.Event()
+        self._changed = asyncio.Event()
+        self.sio.on("*", self._on_any)
+        self.sio.on("disconnect", self._on_disconnect)
+
+    async def _on_any(self, event: str, *args: Any) -> None:
+        self.events.append((event, args[0] if args else None))
+        self._changed.set()
+
+    async def _on_disconnect(self, *_: Any) -> None:
+        self.disconnected.set()
+
+    async def connect(self, url: str) -> Client:
+        await self.sio.connect(url, transports=["websocket"], wait_timeout=10)
+        return self
+
+    def got(self, event: str = "message") -> list[Any]:
+        return [data for name, data in self.events if name == event]
+
+    async def wait_until(self, predicate: Callable[[], bool], timeout: float = 5.0) -> None:
+        async with asyncio.timeout(timeout):
+            while not predicate():
+                self._changed.clear()
+                await self._changed.wait()
+
+    async def close(self) -> None:
+        if self.sio.connected:
+            await self.sio.disconnect()
+
+
+async def connect_all(url: str, n: int) -> list[Client]:
+    return list(await asyncio.gather(*(Client().connect(url) for _ in range(n))))
+
+
+async def close_all(clients: list[Client]) -> None:
+    await asyncio.gather(*(c.close() for c in clients))
+
+
+async def http_json(method: str, url: str, **kwargs: Any) -> tuple[int, Any]:
+    async with aiohttp.ClientSession() as session, session.request(method, url, **kwargs) as resp:
+        return resp.status, await resp.json(content_type=None)
+
+
+async def fence(url: str, clients: list[Client], tag: str) -> None:
+    """Broadcast a marker to everyone over HTTP and wait until every client has it."""
+    status, body = await http_json("POST", f"{url}/api/publish", json={"event": "fence", "data": tag})
+    assert (status, body) == (200, {"recipients": len(clients)})
+    await asyncio.gather(*(c.wait_until(lambda c=c: tag in c.got("fence")) for c in clients))
+
+
+@pytest.fixture(scope="module")
+def target() -> Iterator[str]:
+    url, proc = start_target(TARGET, "--port", "0")
+    yield url
+    assert proc.stop() == 0, proc.stderr_text()
+
+
+# -- startup, /healthz ----------------------------------------------------------------------------
+
+
+def test_ready_line_and_healthz(target: str) -> None:
+    assert re.fullmatch(r"http://127\.0\.0\.1:\d+", target)
+
+    async def scenario() -> None:
+        assert await http_json("GET", f"{target}/healthz") == (
+            200,
+            {"ok": True, "target": "socketio", "connections": 0},
+        )
+        clients = await connect_all(target, 3)
+        status, body = await http_json("GET", f"{target}/healthz")
+        assert (status, body["connections"]) == (200, 3)
+        await close_all(clients)
+
+    run(scenario())
+
+
+def test_ipv6_ready_line() -> None:
+    try:
+        with socket.socket(socket.AF_INET6) as s:
+            s.bind(("::1", 0))
+    except OSError:
+        pytest.skip("no IPv6 loopback")
+    url, proc = start_target(TARGET, "--host", "::1", "--port", "0")
+    try:
+        assert re.fullmatch(r"http://\[::1\]:\d+", url)
+        assert run(http_json("GET", f"{url}/healthz"))[1]["ok"] is True
+    finally:
+        assert proc.stop() == 0
+
+
+# -- the event interface --------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("server", ["python", pytest.param("node", marks=needs_node)])
+def test_message_broadcast_reaches_every_client_including_sender(server: str, target: str) -> None:
+    """Same behaviour as the plain Node server `socket.on('message', d => io.emit('message', d))`."""
+    proc: TargetProcess | None = None
+    url = target
+    if server == "node":
+        url, proc = start_target("socketio_broadcast_server.js", "0")
+
+    async def scenario() -> None:
+        clients = await connect_all(url, 3)
+        payload = {"seq": 1, "text": "héllo", "nested": [1, None, True]}
+        await clients[0].sio.emit("message", payload)
+        await asyncio.gather(*(c.wait_until(lambda c=c: len(c.got()) >= 1) for c in clients))
+        assert [c.got() for c in clients] == [[payload]] * 3
+        await close_all(clients)
+
+    try:
+        run(scenario())
+    finally:
+        if proc is not None:
+            assert proc.stop() == 0
+
+
+def test_rooms_socket_publish_and_http_publish(target: str) -> None:
+    async def scenario() -> None:
+        a, b, c = await connect_all(target, 3)
+        assert await a.sio.call("subscribe", "todos", timeout=5) is True
+        assert await b.sio.call("subscribe", "other", timeout=5) is True
+        assert await a.sio.call("subscribe", 42, timeout=5) is False
+
+        # socket publish to a room: ack = recipients; only the member gets it, under the chosen event
+        ack = await c.sio.call(
+            "publish", {"channel": "todos", "event": "todo:created", "data": {"id": 1}}, timeout=5
+        )
+        assert ack == 1
+        # HTTP publish (the "emit after a REST mutation" path), default event "message"
+        status, body = await http_json(
+            "POST", f"{target}/api/publish", json={"channel": "todos", "data": {"id": 2}}
+        )
+        assert (status, body) == (200, {"recipients": 1})
+        await fence(target, [a, b, c], "f1")
+        assert a.got("todo:created") == [{"id": 1}]
+        assert a.got("message") == [{"id": 2}]
+        for other in (b, c):
+            assert [e for e, _ in other.events] == ["fence"]
+
+        # no channel = everyone; unsubscribe stops deliveries
+        assert await c.sio.call("publish", {"data": "all"}, timeout=5) == 3
+        assert await a.sio.call("unsubscribe", "todos", timeout=5) is True
+        assert await c.sio.call("publish", {"channel": "todos", "data": "gone"}, timeout=5) == 0
+        await fence(target, [a, b, c], "f2")
+        assert a.got("message") == [{"id": 2}, "all"]
+        assert b.got("message") == c.got("message") == ["all"]
+
+        # bad publish requests
+        assert "error" in await c.sio.call("publish", {"channel": "todos"}, timeout=5)
+        assert "error" in await c.sio.call("publish", {"event": "disconnect", "data": 1}, timeout=5)
+        await close_all([a, b, c])
+
+    run(scenario())
+
+
+def test_http_publish_errors(target: str) -> None:
+    url = f"{target}/api/publish"
+
+    async def scenario() -> None:
+        cases: list[tuple[dict[str, Any], int]] = [
+            ({"data": b"{not json"}, 400),
+            ({"json": ["a", "list"]}, 400),
+            ({"json": {"channel": "x"}}, 400),  # missing data
+            ({"json": {"channel": 5, "data": 1}}, 400),
+            ({"json": {"event": "", "data": 1}}, 400),
+            ({"json": {"event": "connect", "data": 1}}, 400),
+            ({"data": b'{"data": "' + b"x" * (1024 * 1024) + b'"}'}, 413),
+            ({"json": {"data": None}}, 200),
+        ]
+        for kwargs, expected in cases:
+            status, body = await http_json("POST", url, **kwargs)
+            assert status == expected, (kwargs.get("json"), body)
+            assert ("error" in body) == (expected != 200)
+
+    run(scenario())
+
+
+# -- faults ---------------------------------------------------------------------------------------
+
+
+def test_drop_rate_calibration() -> None:
+    """--drop-rate 0.1: delivered count within 5 sigma of the binomial mean, never more than sent,
+    no duplicates, order kept."""
+    n_clients, n_messages, p_drop = 20, 200, 0.1
+    url, proc = start_target(TARGET, "--port", "0", "--drop-rate", str(p_drop), "--seed", "1")
+
+    async def scenario() -> None:
+        clients = await connect_all(url, n_clients)
+        acks = await asyncio.gather(*(c.sio.call("subscribe", "calib", timeout=5) for c in clients))
+        assert acks == [True] * n_clients
+        publisher = clients[0]
+        for seq in range(n_messages):
+            ack = await publisher.sio.call("publish", {"channel": "calib", "data": {"seq": seq}}, timeout=5)
+            assert ack == n_clients  # recipients at publish time; drops are not subtracted
+        # Sentinels are subject to drops too: keep sending until every client has one. Order per
+        # connection then guarantees every earlier delivery has arrived (or was dropped).
+        for k in range(50):
+            await publisher.sio.call("publish", {"channel": "calib", "data": {"sentinel": k}}, timeout=5)
+            try:
+                await asyncio.gather(
+                    *(c.wait_until(lambda c=c: any("sentinel" in d for d in c.got()), 0.5) for c in clients)
+                )
+                break
+            except TimeoutError:
+                continue
+        else:
+            pytest.fail("sentinels never reached every client")
+
+        total = 0
+        for c in clients:
+            seqs = [d["seq"] for d in c.got() if "seq" in d]
+            assert seqs == sorted(set(seqs)), "duplicates or reordering"
+            assert len(seqs) <= n_messages
+            total += len(seqs)
+        sent = n_clients * n_messages
+        mean = sent * (1 - p_drop)
+        sigma = math.sqrt(sent * p_drop * (1 - p_drop))
+        assert mean - 5 * sigma <= total <= mean + 5 * sigma, (total, mean, sigma)
+        assert total < sent
+        await close_all(clients)
+
+    try:
+        run(scenario())
+    finally:
+        assert proc.stop() == 0
+
+
+def test_delay_is_a_floor() -> None:
+    url, proc = start_target(TARGET, "--port", "0", "--delay-ms", "50")
+
+    async def scenario() -> None:
+        (client,) = await connect_all(url, 1)
+        round_trips = []
+        for seq in range(5):
+            start = time.perf_counter()
+            await client.sio.emit("message", {"seq": seq})
+            await client.wait_until(lambda seq=seq: {"seq": seq} in client.got())
+            round_trips.append(time.perf_counter() - start)
+        assert client.got() == [{"seq": i} for i in range(5)]
+        assert min(round_trips) >= 0.050, round_trips
+        assert max(round_trips) < 2.0, round_trips
+        await client.close()
+
+    try:
+        run(scenario())
+    finally:
+        assert proc.stop() == 0
+
+
+def test_corrupt_rate_one_replaces_every_delivery() -> None:
+    url, proc = start_target(TARGET, "--port", "0", "--corrupt-rate", "1")
+
+    async def scenario() -> None:
+        a, b = await connect_all(url, 2)
+        assert await a.sio.call("subscribe", "c", timeout=5) is True
+        assert await b.sio.call("subscribe", "c", timeout=5) is True
+        status, body = await http_json(
+            "POST", f"{url}/api/publish", json={"channel": "c", "data": {"seq": 1}}
+        )
+        assert (status, body) == (200, {"recipients": 2})
+        await a.sio.emit("message", {"seq": 2})
+        for c in (a, b):
+            await c.wait_until(lambda c=c: len(c.got()) == 2)
+            assert c.got() == [CORRUPT_PAYLOAD, CORRUPT_PAYLOAD]
+        await close_all([a, b])
+
+    try:
+        run(scenario())
+    finally:
+        assert proc.stop() == 0
+
+
+# -- the official Node client ---------------------------------------------------------------------
+
+
+@pytest.mark.node
+@pytest.mark.skipif(
+    not node_available(), reason="tests/node/node_modules missing: run `npm ci` in tests/node"
+)
+def test_official_node_client_receives_http_publish(target: str) -> None:
+    async def scenario() -> None:
+        probe = await asyncio.create_subprocess_exec(
+            "node",
+            str(NODE_DIR / "socketio_client_probe.js"),
+            target,
+            "todos",
+            "2",
+            "10000",
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.PIPE,
+        )
+        try:
+            assert probe.stderr is not None
+            line = await asyncio.wait_for(probe.stderr.readline(), 10)
+            assert line.decode().strip() == "subscribed true"
+            for body in (
+                {"channel": "todos", "data": {"id": 1, "title": "first"}},
+                {"channel": "elsewhere", "data": "not for the probe"},
+                {"channel": "todos", "data": [2, "second"]},
+            ):
+                status, _ = await http_json("POST", f"{target}/api/publish", json=body)
+                assert status == 200
+            stdout, stderr = await asyncio.wait_for(probe.communicate(), 10)
+        finally:
+            if probe.returncode is None:
+                probe.kill()
+                await probe.wait()
+        assert probe.returncode == 0, stderr.decode()
+        assert [json.loads(x) for x in stdout.decode().splitlines()] == [
+            {"id": 1, "title": "first"},
+            [2, "second"],
+        ]
+
+    run(scenario())
+
+
+# -- shutdown and usage errors --------------------------------------------------------------------
+
+
+def test_sigterm_with_50_clients_exits_0_promptly() -> None:
+    url, proc = start_target(TARGET, "--port", "0")
+
+    async def scenario() -> None:
+        clients = await connect_all(url, 50)
+        assert (await http_json("GET", f"{url}/healthz"))[1]["connections"] == 50
+        start = time.monotonic()
+        proc.send_signal(signal.SIGTERM)
+        status = await asyncio.to_thread(proc.wait, 10)
+        elapsed = time.monotonic() - start
+        assert status == 0, proc.stderr_text()
+        assert elapsed < 3.0, elapsed
+        # the server closed the websockets: every client notices without waiting for a ping timeout
+        await asyncio.wait_for(asyncio.gather(*(c.disconnected.wait() for c in clients)), 5)
+        await close_all(clients)
+
+    try:
+        run(scenario())
+    finally:
+        proc.stop()
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--drop-rate", "1.5"], "--drop-rate must be between 0 and 1"),
+        (["--corrupt-rate", "-0.1"], "--corrupt-rate must be between 0 and 1"),
+        (["--delay-ms", "-1"], "--delay-ms must be a finite number >= 0"),
+        (["--port", "busy"], "address already in use"),
+    ],
+)
+def test_bad_arguments_exit_2_with_one_line(args: list[str], message: str) -> None:
+    with socket.socket() as busy:  # a live listener: the target must refuse to share its port
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        args = [str(busy.getsockname()[1]) if a == "busy" else a for a in args]
+        done = subprocess.run(
+            [sys.executable, "-m", TARGET, "--port", "0", *args],
+            cwd=REPO,
+            capture_output=True,
+            text=True,
+            timeout=20,
+        )
+    assert done.returncode == 2
+    assert done.stdout == ""
+    lines = done.stderr.splitlines()
+    assert len(lines) == 1, done.stderr
+    assert lines[0].startswith("targets.socketio: error: ")
+    assert message in lines[0]
