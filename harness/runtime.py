@@ -8,6 +8,7 @@ loop with the provider and recorder, and reports every second and once more at t
 from __future__ import annotations
 
 import argparse
+import contextlib
 import logging
 import sys
 import time
@@ -16,11 +17,13 @@ from pathlib import Path
 from typing import Any
 
 import gevent
+import psutil
 from locust import events
 from locust.env import Environment
-from locust.runners import LocalRunner, MasterRunner, WorkerRunner
+from locust.runners import MasterRunner, WorkerRunner
 
-from harness import embedded, options as options_mod, providers
+from harness import embedded, providers
+from harness import options as options_mod
 from harness.bridge import get_bridge
 from harness.cluster import MSG_FINAL, MSG_FINISH, MSG_INTERVAL, Collector
 from harness.gates import Gate
@@ -37,9 +40,16 @@ EXIT_BAD_USAGE = 2
 
 
 def fail_usage(message: str) -> None:
-    """One line, exit code 2, no traceback (the contract for bad input)."""
+    """One line, exit code 2, no traceback (the contract for bad input).
+
+    With ``--processes`` the workers were forked before options could be checked; they would wait a
+    minute for a master that is gone, so they are ended here.
+    """
     sys.stderr.write(f"rtbench: error: {message}\n")
     sys.stderr.flush()
+    for child in psutil.Process().children():
+        with contextlib.suppress(psutil.Error):
+            child.kill()
     raise SystemExit(EXIT_BAD_USAGE)
 
 
@@ -55,11 +65,10 @@ class Runtime:
         self.run_id = ""
         self._greenlets: list[gevent.Greenlet] = []
         self._finished = True
-        events.init_command_line_parser.add_listener(self._add_arguments)
-        events.init.add_listener(self._on_init)
-        events.test_start.add_listener(self._on_test_start)
-        events.test_stopping.add_listener(self._on_test_stopping)
-        events.quitting.add_listener(self._on_quitting)
+        for hook, listener in ((events.init_command_line_parser, self._add_arguments), (events.init, self._on_init),
+                               (events.test_start, self._on_test_start),
+                               (events.test_stopping, self._on_test_stopping), (events.quitting, self._on_quitting)):
+            hook.add_listener(listener)  # type: ignore[no-untyped-call]
 
     # -- setup --------------------------------------------------------------------------------
     def _add_arguments(self, parser: Any) -> None:
@@ -69,7 +78,8 @@ class Runtime:
     @property
     def options(self) -> argparse.Namespace:
         assert self.env is not None and self.env.parsed_options is not None
-        return self.env.parsed_options
+        parsed: argparse.Namespace = self.env.parsed_options
+        return parsed
 
     @property
     def is_master(self) -> bool:
@@ -113,6 +123,8 @@ class Runtime:
     # -- a run begins -------------------------------------------------------------------------
     def _on_test_start(self, environment: Environment, **_kw: Any) -> None:
         if self.collector is not None:  # master or local: a new run id travels to workers with spawn
+            if not environment.host and self.target is not None:  # the web UI's host field was cleared
+                environment.host = self.target.url
             self.run_id = uuid.uuid4().hex[:12]
             self.options.rtbench_run_id = self.run_id
             folder = Path(self.options.report_dir) if self.options.report_dir else files.default_folder(
@@ -235,9 +247,9 @@ class Runtime:
             return
         self.finish()
         self._shutdown_generator()
-        if self.collector is not None and self.collector.last_summary is not None:
-            if not self.collector.last_summary["passed"]:
-                environment.process_exit_code = 1
+        summary = self.collector.last_summary if self.collector is not None else None
+        if summary is not None and not summary["passed"]:
+            environment.process_exit_code = 1
         if self.target is not None:
             self.target.stop()
 
@@ -245,7 +257,7 @@ class Runtime:
         if self.generator is not None:
             try:
                 get_bridge().run(self.generator.aclose(), timeout=5)
-            except Exception:  # noqa: BLE001 - best effort at exit
+            except Exception:
                 log.debug("rtbench: closing the provider failed", exc_info=True)
 
 

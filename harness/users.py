@@ -34,7 +34,7 @@ class SubscriberUser(User):
         exception: BaseException | None = None
         try:
             self._subscription = get_bridge().run(generator.open_subscriber(channel))
-        except Exception as exc:  # noqa: BLE001 - reported to Locust, the user then idles
+        except Exception as exc:
             exception = exc
         self.environment.events.request.fire(
             request_type="WS", name="connect", response_time=(time.perf_counter() - started) * 1000,
@@ -67,7 +67,7 @@ class PublisherUser(User):
         exception: BaseException | None = None
         try:
             get_bridge().run(generator.start_publisher(rate))
-        except Exception as exc:  # noqa: BLE001 - reported to Locust
+        except Exception as exc:
             exception = exc
             get_bridge().call(generator.recorder.error, f"publisher connect failed: {exc}")
         self.environment.events.request.fire(

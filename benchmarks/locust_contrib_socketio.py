@@ -1,0 +1,58 @@
+"""Baseline for BENCHMARKS.md: Locust's own ``locust.contrib.socketio.SocketIOUser`` (gevent, sync client).
+
+Its ``on_message`` computes latency from the same rtbench envelope (intended send time) and records it
+in an HdrHistogram of the same shape, so the two harnesses are compared on equal terms. It writes
+``$BASELINE_OUT`` (JSON) when Locust quits. Publishing comes from a separate rtbench run with ``-u 1``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+
+from locust import constant, events, task
+from locust.contrib.socketio import SocketIOUser
+
+from harness import hist, probe
+
+LATENCY = hist.new()
+COUNTS = {"delivered": 0, "errors": 0, "connected": 0}
+
+
+class ContribSubscriber(SocketIOUser):
+    wait_time = constant(1)
+    options = {"reconnection": False}
+
+    def on_start(self) -> None:
+        self.sio.on("message", self.on_probe)
+        self.sio.connect(self.host, transports=["websocket"], wait_timeout=30)
+        COUNTS["connected"] += 1
+
+    def on_probe(self, data: object) -> None:
+        now = time.time_ns()
+        try:
+            message = probe.decode(data)
+        except probe.ProbeError:
+            COUNTS["errors"] += 1
+            return
+        LATENCY.record_value(max(1, (now - message.due_ns) // 1000))
+        COUNTS["delivered"] += 1
+        self.environment.events.request.fire(request_type="WSR", name="message",
+                                             response_time=(now - message.due_ns) / 1e6,
+                                             response_length=len(str(data)), exception=None, context={})
+
+    @task
+    def hold(self) -> None:
+        pass
+
+    def on_stop(self) -> None:
+        self.sio.disconnect()
+
+
+@events.quitting.add_listener
+def _write(environment: object, **_kw: object) -> None:
+    out = os.environ.get("BASELINE_OUT")
+    if out:
+        with open(out, "w", encoding="utf-8") as fh:
+            json.dump({"latency_ms": hist.latency_summary(LATENCY), **COUNTS}, fh)

@@ -1,0 +1,179 @@
+"""Socket.IO end to end: real target, real python-socketio clients, real Locust runs on loopback."""
+
+from __future__ import annotations
+
+import json
+import math
+import subprocess
+import time
+from pathlib import Path
+
+import pytest
+
+from harness import hist
+from tests.helpers import NODE_DIR, node_available, running_target
+from tests.runs import LOCUST, REPO, assert_accounted, run_scenario
+
+
+def test_embedded_target_run_writes_the_documented_summary(tmp_path: Path) -> None:
+    run = run_scenario("socketio", "-u", "11", "-r", "11", "-t", "4s", "--publish-rate", "20",
+                       folder=tmp_path)
+    assert run.returncode in (0, 1), run.stderr
+    s = run.summary
+    for key in ("schema", "provider", "target", "load", "latency_ms", "connect_ms", "messages", "connections",
+                "gates", "harness", "passed"):
+        assert key in s
+    assert s["provider"] == "socketio" and s["target"] == "embedded"
+    assert s["connections"]["opened"] == 10 and s["connections"]["failed"] == 0
+    assert s["messages"]["lost"] == 0 and s["messages"]["delivered"] > 0
+    assert_accounted(s)
+    assert set(s["harness"]) >= {"trustworthy", "reasons", "loop_lag_ms", "cpu_peak_pct"}
+    assert run.returncode == (0 if s["passed"] else 1)
+    assert "delivery latency ms" in run.stdout
+    # latency.hlog is a standard interval log: its intervals add up to the summary's count
+    lines = [ln for ln in (tmp_path / "latency.hlog").read_text().splitlines()
+             if ln and not ln.startswith(("#", '"'))]
+    total = hist.merge([ln.split(",")[3] for ln in lines])
+    assert total.get_total_count() == s["latency_ms"]["count"]
+    rows = (tmp_path / "timeseries.csv").read_text().splitlines()
+    assert rows[0].startswith("elapsed_s,connections") and len(rows) >= 3
+
+
+def test_delay_calibration_reports_the_injected_delay(tmp_path: Path) -> None:
+    with running_target("targets.socketio", "--port", "0", "--delay-ms", "25") as url:
+        run = run_scenario("socketio", "--host", url, "-u", "21", "-r", "21", "-t", "6s", "--publish-rate", "20",
+                           folder=tmp_path)
+    s = run.summary
+    assert 25.0 <= s["latency_ms"]["p50"] <= 30.0, s["latency_ms"]
+    assert s["latency_ms"]["min"] >= 25.0
+    assert s["messages"]["lost"] == 0
+    assert s["target"] == "external"
+    assert_accounted(s)
+
+
+def test_drop_calibration_reports_the_injected_loss(tmp_path: Path) -> None:
+    with running_target("targets.socketio", "--port", "0", "--drop-rate", "0.1", "--seed", "3") as url:
+        run = run_scenario("socketio", "--host", url, "-u", "31", "-r", "31", "-t", "6s", "--publish-rate", "30",
+                           "--gate", "loss==0", folder=tmp_path)
+    s = run.summary
+    msg = s["messages"]
+    assert_accounted(s)
+    n, p = msg["expected"], 0.1
+    sigma = math.sqrt(n * p * (1 - p))
+    assert n > 2000
+    assert abs(msg["lost"] - n * p) <= 5 * sigma, msg
+    assert run.returncode == 1  # loss==0 failed
+    assert s["gates"][0] == {"expr": "loss==0", "value": float(msg["lost"]), "passed": False}
+
+
+def test_malformed_payloads_are_counted_as_errors_and_the_run_completes(tmp_path: Path) -> None:
+    with running_target("targets.socketio", "--port", "0", "--corrupt-rate", "0.2", "--seed", "5") as url:
+        run = run_scenario("socketio", "--host", url, "-u", "6", "-r", "6", "-t", "4s", "--publish-rate", "20",
+                           folder=tmp_path)
+    s = run.summary
+    assert s["messages"]["errors"] > 0
+    assert s["messages"]["lost"] > 0  # a corrupted delivery replaced a real one
+    assert any("probe" in reason for reason in s["errors_by_reason"])
+    assert_accounted(s)
+
+
+@pytest.mark.load
+def test_a_thousand_subscribers_receive_everything(tmp_path: Path) -> None:
+    run = run_scenario("socketio", "-u", "1001", "-r", "500", "-t", "12s", "--publish-rate", "5",
+                       "--drain-timeout", "30", folder=tmp_path, timeout=240)
+    s = run.summary
+    assert s["connections"]["opened"] == 1000 and s["connections"]["failed"] == 0
+    assert s["connections"]["dropped"] == 0
+    assert s["messages"]["lost"] == 0 and s["messages"]["duplicated"] == 0
+    assert s["messages"]["delivered"] >= 1000 * 20  # every subscriber got many messages
+    assert_accounted(s)
+
+
+def _check_merged(folder: Path) -> None:
+    s = json.loads((folder / "summary.json").read_text())
+    generators = json.loads((folder / "generators.json").read_text())
+    assert len(generators) == 2 and s["load"]["processes"] == 2
+    assert sum(g["delivered"] for g in generators) == s["messages"]["delivered"]
+    assert sum(g["counts"]["opened"] for g in generators) == s["connections"]["opened"]
+    assert all(g["counts"]["opened"] > 0 for g in generators)  # both workers held subscribers
+    union = hist.merge([g["latency"] for g in generators])
+    assert hist.latency_summary(union) == s["latency_ms"]
+    assert s["messages"]["lost"] == 0
+    assert_accounted(s)
+
+
+def test_processes_merge_exactly(tmp_path: Path) -> None:
+    run = run_scenario("socketio", "--processes", "2", "-u", "21", "-r", "21", "-t", "5s", "--publish-rate", "20",
+                       folder=tmp_path)
+    assert run.returncode in (0, 1), run.stderr
+    _check_merged(tmp_path)
+
+
+def test_master_and_worker_as_separate_commands(tmp_path: Path) -> None:
+    scenario = str(REPO / "scenarios" / "socketio.py")
+    with running_target("targets.socketio", "--port", "0") as url:
+        port = _free_port()
+        master = subprocess.Popen(
+            [*LOCUST, "-f", scenario, "--master", "--master-bind-host", "127.0.0.1", "--master-bind-port",
+             str(port), "--headless", "--expect-workers", "2", "-u", "21", "-r", "21", "-t", "5s", "--host", url,
+             "--publish-rate", "20", "--report-dir", str(tmp_path), "--only-summary"],
+            cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+        workers = [subprocess.Popen(
+            [*LOCUST, "-f", scenario, "--worker", "--master-host", "127.0.0.1", "--master-port", str(port)],
+            cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL) for _ in range(2)]
+        try:
+            out, _ = master.communicate(timeout=120)
+        finally:
+            for w in workers:
+                w.wait(timeout=30)
+    assert master.returncode in (0, 1), out
+    _check_merged(tmp_path)
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@pytest.mark.parametrize(
+    ("args", "fragment"),
+    [
+        (["--host", "http://127.0.0.1:9"], "cannot reach"),
+        (["--host", "ftp://127.0.0.1:9"], "scheme must be"),
+        (["--gate", "p99<fast"], "p99<fast"),
+        (["--publish-rate", "-1"], "--publish-rate"),
+        (["--payload-bytes", "lots"], "--payload-bytes"),
+    ],
+)
+def test_bad_input_is_one_line_and_exit_code_2(tmp_path: Path, args: list[str], fragment: str) -> None:
+    started = time.monotonic()
+    run = run_scenario("socketio", "-u", "2", "-t", "3s", *args, folder=tmp_path, timeout=30)
+    assert run.returncode == 2
+    assert time.monotonic() - started < 15
+    ours = [ln for ln in run.stderr.splitlines() if not ln.startswith("[")]
+    assert len(ours) == 1 and ours[0].startswith("rtbench: error:") and fragment in ours[0], run.stderr
+    assert "Traceback" not in run.stderr
+    assert not (tmp_path / "summary.json").exists()
+
+
+def test_bad_input_with_processes_still_exits_2(tmp_path: Path) -> None:
+    run = run_scenario("socketio", "--processes", "2", "-u", "2", "-t", "3s", "--gate", "p99<fast",
+                       folder=tmp_path, timeout=30)
+    assert run.returncode == 2, run.stderr
+
+
+@pytest.mark.node
+@pytest.mark.skipif(not node_available(), reason="tests/node/node_modules missing: run `npm ci` in tests/node")
+def test_plain_node_socketio_server_with_the_classic_broadcast(tmp_path: Path) -> None:
+    assert (NODE_DIR / "socketio_broadcast_server.js").exists()
+    with running_target("socketio_broadcast_server.js", "0") as url:
+        run = run_scenario("socketio", "--host", url, "-u", "21", "-r", "21", "-t", "5s", "--publish-rate", "20",
+                           folder=tmp_path)
+    s = run.summary
+    assert s["connections"]["opened"] == 20
+    assert s["messages"]["lost"] == 0 and s["messages"]["errors"] == 0
+    assert s["messages"]["delivered"] >= 20 * 40
+    assert_accounted(s)

@@ -1,0 +1,62 @@
+from __future__ import annotations
+
+from harness.accounting import Ledger, StreamTracker, SubscriberRecord, account
+
+
+def test_tracker_counts_gaps_late_arrivals_and_duplicates() -> None:
+    t = StreamTracker()
+    firsts = [t.receive(s) for s in (5, 6, 9, 7, 7, 3, 3, 10)]
+    assert firsts == [True, True, True, True, False, True, False, True]
+    assert t.received == 6  # 3, 5, 6, 7, 9, 10
+    assert t.dup == 2 and t.ooo == 2
+    assert t.missing == {8}
+    assert t.received_between(0, 8) == 4 and t.received_between(8, 11) == 2
+    assert t.has(3) and not t.has(8) and not t.has(4)
+    assert StreamTracker.from_wire(t.to_wire()).to_wire() == t.to_wire()
+
+
+def _ledger(n: int, channel: str = "c", step: int = 10, failed: set[int] | None = None) -> dict:
+    return Ledger("pub.0", channel, [1000 + i * step for i in range(n)], failed or set()).to_wire()
+
+
+def _subscriber(channel: str, windows: list[list[int]], seqs: list[int]) -> dict:
+    record = SubscriberRecord(channel, windows=windows)
+    tracker = StreamTracker()
+    for s in seqs:
+        tracker.receive(s)
+    if seqs:
+        record.streams["pub.0"] = tracker
+    return record.to_wire(end_ns=10**9)
+
+
+def test_expected_counts_only_messages_sent_while_subscribed() -> None:
+    # 10 messages at t=1000..1090; subscribed from 1025 to 1065 -> seqs 3, 4, 5, 6 expected
+    totals = account([_ledger(10)], [_subscriber("c", [[1025, 1065]], [3, 4, 6])])
+    assert (totals.expected, totals.delivered, totals.lost) == (4, 3, 1)
+
+
+def test_arrivals_outside_the_window_are_expected_too() -> None:
+    totals = account([_ledger(10)], [_subscriber("c", [[1025, 1065]], [2, 3, 4, 5, 6])])
+    assert (totals.expected, totals.delivered, totals.lost, totals.unexpected) == (5, 5, 0, 1)
+
+
+def test_reconnect_windows_and_other_channels() -> None:
+    subs = [
+        _subscriber("c", [[1000, 1030], [1060, 1100]], [0, 1, 2, 6, 8, 9]),  # 7 lost, 3-5 not expected
+        _subscriber("other", [[1000, 1100]], []),  # no ledger on its channel: nothing expected
+    ]
+    totals = account([_ledger(10)], subs)
+    assert (totals.expected, totals.delivered, totals.lost) == (7, 6, 1)
+
+
+def test_failed_publishes_are_not_expected_unless_they_arrived() -> None:
+    ledger = _ledger(5, failed={1, 2})
+    totals = account([ledger], [_subscriber("c", [[0, 10**6]], [0, 2, 3, 4])])
+    assert (totals.expected, totals.delivered, totals.lost) == (4, 4, 0)
+
+
+def test_invariant_delivered_plus_lost_equals_expected() -> None:
+    subs = [_subscriber("c", [[1000 + k, 1100 - k]], list(range(k % 3, 10, 2))) for k in range(30)]
+    totals = account([_ledger(10)], subs)
+    assert totals.delivered + totals.lost == totals.expected
+    assert totals.lost >= 0

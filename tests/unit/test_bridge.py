@@ -1,0 +1,42 @@
+"""The bridge runs coroutines on a native-thread loop and hands results back to greenlets."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import textwrap
+
+
+def test_greenlets_wait_cooperatively_for_loop_results() -> None:
+    # gevent must patch before anything else imports threading, as under Locust: a fresh interpreter.
+    code = textwrap.dedent("""
+        from gevent import monkey; monkey.patch_all()
+        import asyncio, threading, gevent
+        from harness.bridge import get_bridge
+        bridge = get_bridge()
+        loop_threads = set()
+        async def double(x):
+            loop_threads.add(threading.get_ident())
+            await asyncio.sleep(0.05)
+            return 2 * x
+        async def boom():
+            raise ValueError("boom")
+        ticks = []
+        ticker = gevent.spawn(lambda: [ticks.append(gevent.sleep(0.005)) for _ in range(5)])
+        jobs = [gevent.spawn(bridge.run, double(i)) for i in range(50)]
+        gevent.joinall(jobs, timeout=10)
+        assert [j.value for j in jobs] == [2 * i for i in range(50)], [j.exception for j in jobs]
+        ticker.join(5)
+        assert len(ticks) == 5  # other greenlets ran while results were pending
+        try:
+            bridge.run(boom(), timeout=5)
+        except ValueError as exc:
+            assert str(exc) == "boom"
+        else:
+            raise AssertionError("exception was not propagated")
+        assert bridge.call(len, [1, 2, 3]) == 3
+        print("ok")
+    """)
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == "ok"
