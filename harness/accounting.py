@@ -168,11 +168,14 @@ def account(ledgers: list[dict[str, Any]], subscribers: list[dict[str, Any]]) ->
                 if tracker is not None:
                     got = tracker.received_between(lo, hi)
                     in_window += got - sum(1 for s in failed_in if tracker.has(s))
+        ledgered = {ledger.stream_id for ledger in by_channel.get(str(sub["channel"]), [])}
         received = 0
-        for tracker in trackers.values():
+        for stream_id, tracker in trackers.items():
             received += tracker.received
             totals.duplicated += tracker.dup
             totals.out_of_order += tracker.ooo
+            if stream_id not in ledgered:
+                totals.expected += len(tracker.missing)  # no ledger (server-stamped ids): each gap is a loss
         totals.delivered += received
         outside = received - in_window  # streams with no ledger here fall wholly outside
         totals.unexpected += outside

@@ -19,12 +19,16 @@ _LATENCY_KEYS = {
     "p999": "p999", "p99.9": "p999", "max": "max", "mean": "mean",
 }
 _CONNECT_KEYS = {"connect_p50": "p50", "connect_p95": "p95", "connect_p99": "p99", "connect_max": "max"}
+_RECONNECT_KEYS = {"reconnect_p50": "p50", "reconnect_p95": "p95", "reconnect_p99": "p99", "reconnect_max": "max"}
 _COUNT_KEYS = {"loss": "lost", "dup": "duplicated", "reorder": "out_of_order", "errors": "errors",
                "delivered": "delivered", "published": "published"}
 _RATIO_KEYS = ("loss_rate",)
 _RATE_KEYS = ("deliveries_per_s",)
 
-METRICS = tuple([*_LATENCY_KEYS, *_CONNECT_KEYS, *_COUNT_KEYS, *_RATIO_KEYS, *_RATE_KEYS])
+METRICS = tuple([*_LATENCY_KEYS, *_CONNECT_KEYS, *_RECONNECT_KEYS, *_COUNT_KEYS, *_RATIO_KEYS, *_RATE_KEYS])
+_DURATION_BLOCKS = {**{k: ("latency_ms", v) for k, v in _LATENCY_KEYS.items()},
+                    **{k: ("connect_ms", v) for k, v in _CONNECT_KEYS.items()},
+                    **{k: ("reconnect_ms", v) for k, v in _RECONNECT_KEYS.items()}}
 
 _OPS: dict[str, Callable[[float, float], bool]] = {
     "<=": operator.le, ">=": operator.ge, "==": operator.eq, "<": operator.lt, ">": operator.gt,
@@ -52,10 +56,9 @@ class Gate:
 
     def value(self, summary: Mapping[str, Any]) -> float:
         """The metric's value in the threshold's unit, read from a summary dict."""
-        if self.metric in _LATENCY_KEYS:
-            return float(summary["latency_ms"][_LATENCY_KEYS[self.metric]])
-        if self.metric in _CONNECT_KEYS:
-            return float(summary["connect_ms"][_CONNECT_KEYS[self.metric]])
+        if self.metric in _DURATION_BLOCKS:
+            block, key = _DURATION_BLOCKS[self.metric]
+            return float(summary.get(block, {}).get(key, 0.0))
         messages = summary["messages"]
         if self.metric in _COUNT_KEYS:
             return float(messages[_COUNT_KEYS[self.metric]])
@@ -68,8 +71,8 @@ class Gate:
     def evaluate(self, summary: Mapping[str, Any]) -> dict[str, Any]:
         value = self.value(summary)
         passed = _OPS[self.op](value, self.threshold)
-        if self.is_latency or self.metric in _CONNECT_KEYS:
-            passed = passed and int(summary["latency_ms" if self.is_latency else "connect_ms"]["count"]) > 0
+        if self.metric in _DURATION_BLOCKS and self.metric not in _RECONNECT_KEYS:
+            passed = passed and int(summary[_DURATION_BLOCKS[self.metric][0]]["count"]) > 0  # no data, no pass
         return {"expr": self.expr, "value": round(value, 6), "passed": bool(passed)}
 
 
@@ -81,7 +84,7 @@ def parse(expr: str) -> Gate:
     metric, op, number, unit = match["metric"], match["op"], float(match["num"]), match["unit"]
     if metric not in METRICS:
         raise GateError(f"gate {expr!r}: unknown metric {metric!r} (known: {', '.join(METRICS)})")
-    is_duration = metric in _LATENCY_KEYS or metric in _CONNECT_KEYS
+    is_duration = metric in _DURATION_BLOCKS
     if is_duration:
         if unit not in _UNITS_TO_MS:
             raise GateError(f"gate {expr!r}: {metric} needs a time unit (us, ms or s)")

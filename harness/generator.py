@@ -61,6 +61,8 @@ class Generator:
             on_data=lambda data: recorder.delivered_to(record, data, time.time_ns()),
             on_drop=lambda: recorder.dropped(record),
             on_resubscribed=lambda: recorder.resubscribed(record),
+            on_error=recorder.error,
+            on_reconnect_ns=recorder.reconnect_time,
         )
         started = time.perf_counter_ns()
         try:
@@ -74,7 +76,7 @@ class Generator:
         return record, handle
 
     async def close_subscriber(self, record: SubscriberRecord, handle: SubscriberHandle) -> None:
-        record.close_window(time.time_ns())
+        self.recorder.closed(record)
         with contextlib.suppress(Exception):
             await handle.close()
 
@@ -136,7 +138,8 @@ class Generator:
         while time.monotonic() < deadline:
             before = recorder.delivered
             await asyncio.sleep(DRAIN_QUIET_S)
-            if recorder.delivered == before and time.monotonic() - started >= min_wait:
+            quiet = recorder.delivered == before and recorder.reconnecting == 0
+            if quiet and time.monotonic() - started >= min_wait:
                 break
         recorder.health.stop()
         last = recorder.interval_report()

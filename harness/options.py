@@ -9,7 +9,7 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-from harness import gates
+from harness import gates, timestamps
 
 DEFAULT_PUBLISH_RATE = 10.0
 MAX_PAYLOAD_BYTES = 1024 * 1024
@@ -32,6 +32,9 @@ def add_arguments(parser: Any) -> Any:
                        help="folder for summary.json and latency.hlog (default reports/<provider>-<UTC time>)")
     group.add_argument("--drain-timeout", type=str, default="5",
                        help="seconds to wait for in-flight deliveries after publishing stops")
+    group.add_argument("--timestamp-field", default="",
+                       help="measure from a timestamp the server puts in its events (no publisher): PATH[:UNIT], "
+                            "UNIT s|ms|us|ns|iso (default ms), e.g. timestamp or meta.sent_at:us")
     return group
 
 
@@ -54,6 +57,11 @@ def validate(options: argparse.Namespace) -> list[gates.Gate]:
     options.channels = _number(options, "channels", int, 1, 100_000)
     options.payload_bytes = _number(options, "payload_bytes", int, 0, MAX_PAYLOAD_BYTES)
     options.drain_timeout = _number(options, "drain_timeout", float, 0, 3600)
+    if options.timestamp_field:
+        try:
+            timestamps.parse_spec(options.timestamp_field)
+        except ValueError as exc:
+            raise OptionError(str(exc)) from None
     try:
         parsed = gates.parse_all(options.gate)
     except gates.GateError as exc:

@@ -14,10 +14,11 @@ from typing import Any
 from harness import hist, probe
 from harness.accounting import Ledger, StreamTracker, SubscriberRecord
 from harness.monitor import HealthMonitor
+from harness.timestamps import Stamped
 
 MAX_UI_SAMPLES = 200_000  # the live-UI feed is drained every second; cap it if nobody drains it
 COUNTER_NAMES = ("published", "errors", "opened", "failed", "dropped", "reconnected", "foreign",
-                 "unrecordable")
+                 "unrecordable", "server_clock", "clock_skew")
 
 
 class Recorder:
@@ -25,6 +26,8 @@ class Recorder:
         self.run_id = run_id
         self.latency = hist.new()  # cumulative, folded in from ``_interval`` at each interval
         self.connect = hist.new()
+        self.reconnect = hist.new()
+        self.reconnecting = 0  # subscribers dropped and not yet back (the final drain waits for them)
         self._interval = hist.new()
         self._interval_connect = hist.new()
         self.counts: Counter[str] = Counter({name: 0 for name in COUNTER_NAMES})
@@ -44,7 +47,10 @@ class Recorder:
         try:
             message = probe.decode(data)
         except probe.ProbeError as exc:
-            self.error(str(exc))
+            if isinstance(data, Stamped):
+                self._server_stamped(subscriber, data, recv_ns)
+            else:
+                self.error(str(exc))
             return
         if message.run_id != self.run_id:
             self.counts["foreign"] += 1
@@ -52,10 +58,25 @@ class Recorder:
         tracker = subscriber.streams.get(message.publisher_id)
         if tracker is None:
             tracker = subscriber.streams[message.publisher_id] = StreamTracker()
-        if not tracker.receive(message.seq):
-            return
+        if tracker.receive(message.seq):
+            self._time((recv_ns - message.due_ns) // 1000)
+
+    def _server_stamped(self, subscriber: SubscriberRecord, data: Stamped, recv_ns: int) -> None:
+        """``--timestamp-field``: timed against the server's clock; gaps in sequential ids are losses."""
+        self.counts["server_clock"] += 1
+        if data.seq is not None:
+            tracker = subscriber.streams.get(data.stream)
+            if tracker is None:
+                tracker = subscriber.streams[data.stream] = StreamTracker()
+            if not tracker.receive(data.seq):
+                return
+        latency_us = (recv_ns - data.sent_ns) // 1000
+        if latency_us <= 0:
+            self.counts["clock_skew"] += 1  # the server's clock is ahead of ours
+        self._time(latency_us)
+
+    def _time(self, latency_us: int) -> None:
         self.delivered += 1
-        latency_us = (recv_ns - message.due_ns) // 1000
         if not self._interval.record_value(latency_us if latency_us > 0 else 1):
             self.counts["unrecordable"] += 1
             self.error("latency outside the histogram's 1 us .. 1 h range")
@@ -83,10 +104,24 @@ class Recorder:
         if subscriber.subscribed:
             subscriber.close_window(time.time_ns())
             self.counts["dropped"] += 1
+            self.reconnecting += 1
 
     def resubscribed(self, subscriber: SubscriberRecord) -> None:
+        if not subscriber.subscribed:
+            self.reconnecting = max(0, self.reconnecting - 1)
         subscriber.open_window(time.time_ns())
         self.counts["reconnected"] += 1
+
+    def closed(self, subscriber: SubscriberRecord) -> None:
+        """We closed this subscriber (end of run or user stop)."""
+        if subscriber.windows and not subscriber.subscribed:
+            self.reconnecting = max(0, self.reconnecting - 1)  # it was down, waiting to come back
+        subscriber.close_window(time.time_ns())
+
+    def reconnect_time(self, ns: int) -> None:
+        """From losing a subscription to having it back, as the provider measured it."""
+        if not self.reconnect.record_value(max(1, ns // 1000)):
+            self.counts["unrecordable"] += 1
 
     def error(self, reason: str) -> None:
         self.counts["errors"] += 1
@@ -136,7 +171,7 @@ class Recorder:
         """Everything the collector needs for summary.json; call after a last ``interval_report``."""
         return {
             "latency": hist.encode(self.latency), "connect": hist.encode(self.connect),
-            "delivered": self.delivered, "counts": dict(self.counts),
+            "reconnect": hist.encode(self.reconnect), "delivered": self.delivered, "counts": dict(self.counts),
             "error_reasons": dict(self.error_reasons.most_common(20)),
             "ledgers": [ledger.to_wire() for ledger in self.ledgers.values()],
             "subscribers": [s.to_wire(end_ns) for s in self.subscribers],

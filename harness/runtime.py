@@ -93,6 +93,10 @@ class Runtime:
         self.env = environment
         if environment.parsed_options is None:  # used as a library without a command line
             return
+        if self.options.timestamp_field:  # the server sends its own stamped events: no publisher user
+            from harness.users import PublisherUser
+
+            environment.user_classes[:] = [c for c in environment.user_classes if not issubclass(c, PublisherUser)]
         runner = environment.runner
         if isinstance(runner, WorkerRunner):
             runner.register_message(MSG_FINISH, self._on_finish_message)

@@ -101,9 +101,7 @@ class Faults:
 
     @classmethod
     def from_args(cls, args: argparse.Namespace) -> Faults:
-        return cls(
-            delay_ms=args.delay_ms, drop_rate=args.drop_rate, corrupt_rate=args.corrupt_rate, seed=args.seed
-        )
+        return cls(delay_ms=args.delay_ms, drop_rate=args.drop_rate, corrupt_rate=args.corrupt_rate, seed=args.seed)
 
     @property
     def active(self) -> bool:
@@ -178,9 +176,7 @@ def add_common_args(parser: argparse.ArgumentParser, default_port: int) -> None:
         default=default_port,
         help="port to bind, 0 = any free port (default: %(default)s)",
     )
-    parser.add_argument(
-        "--delay-ms", type=float, default=0.0, metavar="MS", help="extra delay added to every delivery"
-    )
+    parser.add_argument("--delay-ms", type=float, default=0.0, metavar="MS", help="extra delay added to every delivery")
     parser.add_argument(
         "--drop-rate",
         type=float,
@@ -278,6 +274,24 @@ async def serve(app: web.Application, args: argparse.Namespace, name: str) -> No
             loop.remove_signal_handler(sig)
 
 
+def raise_fd_limit() -> int:
+    """Lift the soft open-files limit to the hard one: 1,024 (a common default) caps a target near 1,000
+    clients, far below the 5,000 a run may open. Returns the limit now in force."""
+    try:
+        import resource
+    except ImportError:  # pragma: no cover - not on Windows
+        return -1
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    wanted = hard if hard != resource.RLIM_INFINITY else 1 << 20
+    if soft == resource.RLIM_INFINITY or soft >= wanted:
+        return soft
+    try:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (wanted, hard))
+    except (ValueError, OSError):
+        return soft
+    return wanted
+
+
 def _bind_error(host: str, port: int, exc: OSError) -> str:
     if exc.errno == errno.EADDRINUSE:
         return f"cannot listen on {host}:{port}: address already in use"
@@ -321,6 +335,8 @@ def main(
         stream=sys.stderr,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
+
+    raise_fd_limit()
 
     async def run() -> None:
         # Built inside the loop: servers such as python-socketio bind to the running loop.

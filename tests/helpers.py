@@ -101,7 +101,8 @@ def start_target(
         bufsize=1,
     )
     proc.stdout_lines, proc.stderr_lines = [], []
-    ready, found = threading.Event(), []
+    ready = threading.Event()
+    found: list[str] = []
     threads = [
         threading.Thread(target=_drain, args=(stream, sink, event, found), daemon=True)
         for stream, sink, event in (

@@ -15,15 +15,20 @@ from typing import Any, ClassVar
 
 OnData = Callable[[object], None]
 OnEvent = Callable[[], None]
+OnError = Callable[[str], None]
+OnDuration = Callable[[int], None]
 
 
 @dataclass
 class SubscriberHooks:
-    """What a provider calls back: arrivals, an unrequested disconnect, a completed re-subscribe."""
+    """What a provider calls back: arrivals, an unrequested disconnect, a completed re-subscribe,
+    a protocol error on a live subscription (its reason), and how long a reconnection took (ns)."""
 
     on_data: OnData
     on_drop: OnEvent = field(default=lambda: None)
     on_resubscribed: OnEvent = field(default=lambda: None)
+    on_error: OnError = field(default=lambda _reason: None)
+    on_reconnect_ns: OnDuration = field(default=lambda _ns: None)
 
 
 class SubscriberHandle(ABC):

@@ -61,6 +61,7 @@ def build(*, provider: str, target: str, load: dict[str, Any], finals: list[dict
     """The whole summary from every generator's final report; histograms merge exactly."""
     latency = hist.merge([f["latency"] for f in finals])
     connect = hist.merge([f["connect"] for f in finals])
+    reconnect = hist.merge([f["reconnect"] for f in finals if "reconnect" in f])
     counts: dict[str, int] = {}
     reasons: dict[str, int] = {}
     ledgers: list[dict[str, Any]] = []
@@ -81,10 +82,17 @@ def build(*, provider: str, target: str, load: dict[str, Any], finals: list[dict
         "messages": messages,
         "connections": {"opened": counts.get("opened", 0), "failed": counts.get("failed", 0),
                         "dropped": counts.get("dropped", 0), "reconnected": counts.get("reconnected", 0)},
+        "reconnect_ms": hist.connect_summary(reconnect),
+        "clock": "server" if counts.get("server_clock", 0) else "harness",
         "errors_by_reason": dict(sorted(reasons.items(), key=lambda kv: -kv[1])[:20]),
         "foreign_messages": counts.get("foreign", 0),
         "harness": harness_health(finals, gates),
     }
+    if summary["clock"] == "server":  # DESIGN rule 2: clock-dependent numbers are flagged, never mixed
+        summary["harness"]["trustworthy"] = False
+        summary["harness"]["reasons"].append(
+            f"latency measured against the server's clock (--timestamp-field), so it includes the clock offset; "
+            f"{counts.get('clock_skew', 0)} deliveries arrived before their server timestamp")
     summary["gates"] = gates_mod.evaluate_all(gates, summary)
     summary["passed"] = all(g["passed"] for g in summary["gates"])
     return summary
@@ -106,6 +114,12 @@ def format_text(summary: dict[str, Any], folder: str) -> str:
         f"{msg['out_of_order']}  errors {msg['errors']}",
         f"  connections          opened {conn['opened']}  failed {conn['failed']}  dropped {conn['dropped']}  "
         f"reconnected {conn['reconnected']}",
+    ]
+    rec = summary.get("reconnect_ms", {})
+    if rec.get("count"):
+        lines.append(f"  reconnect ms         p50 {rec['p50']}  p95 {rec['p95']}  p99 {rec['p99']}  max {rec['max']}  "
+                     f"(n={rec['count']})")
+    lines += [
         f"  harness              {'trustworthy' if health['trustworthy'] else 'NOT trustworthy'}; loop lag "
         f"p99 {health['loop_lag_ms']['p99']} ms, max {health['loop_lag_ms']['max']} ms; CPU peak "
         f"{health['cpu_peak_pct']:g}%",

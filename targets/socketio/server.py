@@ -19,7 +19,9 @@ import argparse
 import asyncio
 import json
 import logging
-from collections import deque
+import struct
+from dataclasses import dataclass
+from functools import partial
 from typing import Any
 
 import socketio
@@ -41,8 +43,8 @@ RESERVED_EVENTS = frozenset(
 )
 """Event names Socket.IO clients reserve for themselves; emitting them would confuse every client."""
 
-_YIELD_EVERY = 256
-"""Per-recipient deliveries between two yields to the loop, so a big fan-out does not stall pings."""
+_Prepared = tuple[bytes | None, list[Any]]
+"""An event ready to send: its websocket frame (None if binary) and its engine.io packets."""
 
 
 def parse_publish(obj: Any) -> tuple[str | None, str, Any]:
@@ -64,10 +66,48 @@ def parse_publish(obj: Any) -> tuple[str | None, str, Any]:
     return channel, event, obj["data"]
 
 
+def ws_text_frame(payload: bytes) -> bytes:
+    """One unmasked, uncompressed RFC 6455 text frame: identical bytes for every recipient."""
+    n = len(payload)
+    if n < 126:
+        header = bytes((0x81, n))
+    elif n < 1 << 16:
+        header = struct.pack("!BBH", 0x81, 126, n)
+    else:
+        header = struct.pack("!BBQ", 0x81, 127, n)
+    return header + payload
+
+
+@dataclass(slots=True)
+class _Wire:
+    """A websocket engine.io client's raw transport, for writing pre-built frames straight to it."""
+
+    sock: Any  # engineio.async_socket.AsyncSocket
+    ws: web.WebSocketResponse
+    transport: asyncio.Transport
+
+    def idle(self) -> bool:
+        """True when a frame written now cannot overtake anything engine.io holds for this client: the
+        upgrade is done and its writer task is parked on an empty queue (so it holds no packets)."""
+        sock, queue = self.sock, self.sock.queue
+        return (
+            sock.upgraded
+            and not (sock.upgrading or sock.closing or sock.closed)
+            and queue.empty()
+            and bool(queue._getters)
+            and not self.ws.closed
+            and not self.transport.is_closing()
+        )
+
+
 class _WebSocket(eio_aiohttp.WebSocket):  # type: ignore[misc]
-    """engine.io's aiohttp websocket wrapper, plus: no permessage-deflate (compressing every frame per
-    client costs more CPU than the fan-out itself; Node's socket.io server also defaults it off),
-    and registration in app[WEBSOCKETS] so shutdown can close every socket with 1001."""
+    """engine.io's aiohttp websocket wrapper, plus: no permessage-deflate (per-client compression would
+    cost more than the fan-out; Node's socket.io server defaults it off too), registration in
+    app[WEBSOCKETS] so shutdown can close every socket with 1001, and in ``wires`` for the fast path."""
+
+    def __init__(self, handler: Any, server: Any, *, wires: dict[str, _Wire]) -> None:
+        super().__init__(handler, server)
+        self._wires = wires
 
     async def __call__(self, environ: dict[str, Any]) -> web.WebSocketResponse:
         request: web.Request = environ["aiohttp.request"]
@@ -76,13 +116,29 @@ class _WebSocket(eio_aiohttp.WebSocket):  # type: ignore[misc]
         sockets = request.app.get(WEBSOCKETS)
         if sockets is not None:
             sockets.add(ws)
+        sock = getattr(self.handler, "__self__", None)  # the engine.io socket this handler serves
+        sid = getattr(sock, "sid", None)
+        if sid is not None and request.transport is not None:
+            self._wires[sid] = _Wire(sock, ws, request.transport)
         self.environ = environ
-        await self.handler(self)
+        try:
+            await self.handler(self)
+        finally:
+            if sid is not None:
+                self._wires.pop(sid, None)
         return ws
 
 
 class SocketIOTarget:
-    """The Socket.IO server plus its fan-out: one encode-once emit normally, per recipient with faults."""
+    """The Socket.IO server plus its fan-out.
+
+    A broadcast is encoded once, down to the websocket frame, and written to each client's transport
+    (one syscall per recipient, no task, no per-client encode), as Node's socket.io does. Clients
+    engine.io is busy with (polling, mid-upgrade, packets queued) get the packet through its queue
+    instead, so per-client order always holds. A fan-out never awaits, so concurrent publishers cannot
+    interleave; with faults, recipients and decisions are fixed at publish time and delivered (after
+    the delay, in publish order) by the same fan-out.
+    """
 
     def __init__(self, faults: Faults) -> None:
         self.faults = faults
@@ -93,15 +149,19 @@ class SocketIOTarget:
             logger=False,
             engineio_logger=False,
         )
+        self._wires: dict[str, _Wire] = {}
+        self.sent_direct = 0
+        """Deliveries written straight to a websocket (the fast path)."""
+        self.sent_queued = 0
+        """Deliveries handed to engine.io's per-client queue (polling, busy or binary)."""
         drivers = getattr(self.sio.eio, "_async", None)
         if isinstance(drivers, dict) and "websocket" in drivers:
-            self.sio.eio._async = {**drivers, "websocket": _WebSocket}
-        else:  # pragma: no cover - engine.io internals moved; keep working, only less tidy
-            log.warning("engine.io internals changed: websockets are compressed and not closed on shutdown")
+            self.sio.eio._async = {**drivers, "websocket": partial(_WebSocket, wires=self._wires)}
+        else:  # pragma: no cover - engine.io internals moved: still correct, only slower
+            log.warning("engine.io internals changed: no direct writes, websockets not closed on shutdown")
         self._delay = DelayLine(faults.delay_s) if faults.delay_ms > 0 else None
-        self._outbox: deque[list[tuple[str, list[Any]]]] = deque()
-        self._wake = asyncio.Event()
-        self._sender: asyncio.Task[None] | None = None
+        self._on_eio_disconnect_next = self.sio.eio.handlers.get("disconnect")
+        self.sio.eio.on("disconnect", self._on_eio_disconnect)
         for event, handler in (
             ("message", self._on_message),
             ("subscribe", self._on_subscribe),
@@ -116,85 +176,79 @@ class SocketIOTarget:
         """Clients connected to the default namespace (the manager's room None holds them all)."""
         return len(self.sio.manager.rooms.get(NAMESPACE, {}).get(None, ()))
 
-    def recipients(self, channel: str | None) -> int:
-        return len(self.sio.manager.rooms.get(NAMESPACE, {}).get(channel, ()))
-
     # -- fan-out -------------------------------------------------------------------------------
 
-    async def broadcast(self, event: str, data: Any, channel: str | None) -> int:
+    def broadcast(self, event: str, data: Any, channel: str | None) -> int:
         """Emit ``event`` to ``channel`` (None: everyone). Returns the recipients at publish time."""
+        recipients = [eio_sid for _, eio_sid in self.sio.manager.get_participants(NAMESPACE, channel)]
+        if not recipients:
+            return 0
+        good = self._prepare(event, data)
         if not self.faults.active:
-            count = self.recipients(channel)
-            if count:
-                await self.sio.emit(event, data, to=channel, namespace=NAMESPACE)
-            return count
-        return self._broadcast_with_faults(event, data, channel)
-
-    def _encode(self, event: str, data: Any) -> list[Any]:
-        """engine.io packets for one event, built once and shared by recipients (as the manager does)."""
-        args = [] if data is None else [data]
-        pkt = self.sio.packet_class(sio_packet.EVENT, namespace=NAMESPACE, data=[event, *args])
-        encoded = pkt.encode()
-        if not isinstance(encoded, list):
-            encoded = [encoded]
-        return [eio_packet.Packet(eio_packet.MESSAGE, part) for part in encoded]
-
-    def _broadcast_with_faults(self, event: str, data: Any, channel: str | None) -> int:
-        # Recipients and fault decisions are fixed now, at publish time; only the sending waits.
-        participants = list(self.sio.manager.get_participants(NAMESPACE, channel))
-        good = self._encode(event, data)
-        bad: list[Any] | None = None
-        plan: list[tuple[str, list[Any]]] = []
-        for _sid, eio_sid in participants:
+            self._fan_out([(eio_sid, good) for eio_sid in recipients])
+            return len(recipients)
+        bad: _Prepared | None = None
+        plan: list[tuple[str, _Prepared]] = []
+        for eio_sid in recipients:
             if self.faults.drop():
                 continue
             if self.faults.corrupt():
-                if bad is None:
-                    bad = self._encode(event, CORRUPT_PAYLOAD)
+                bad = bad or self._prepare(event, CORRUPT_PAYLOAD)
                 plan.append((eio_sid, bad))
             else:
                 plan.append((eio_sid, good))
-        if plan:
-            if self._delay is not None:
-                self._delay.call(lambda: self._enqueue(plan))
-            else:
-                self._enqueue(plan)
-        return len(participants)
+        if self._delay is not None:
+            self._delay.call(lambda: self._fan_out(plan))
+        else:
+            self._fan_out(plan)
+        return len(recipients)
 
-    def _enqueue(self, plan: list[tuple[str, list[Any]]]) -> None:
-        self._outbox.append(plan)
-        self._wake.set()
-        if self._sender is None or self._sender.done():
-            self._sender = asyncio.get_running_loop().create_task(self._send_loop())
+    def _prepare(self, event: str, data: Any) -> _Prepared:
+        """engine.io packets for one event (as AsyncManager.emit builds them) and, when it is a single
+        text packet, the websocket frame carrying it."""
+        args = [] if data is None else [data]
+        encoded = self.sio.packet_class(sio_packet.EVENT, namespace=NAMESPACE, data=[event, *args]).encode()
+        parts = encoded if isinstance(encoded, list) else [encoded]
+        packets = [eio_packet.Packet(eio_packet.MESSAGE, part) for part in parts]
+        frame = None
+        if len(packets) == 1 and isinstance(parts[0], str):
+            frame = ws_text_frame(packets[0].encode().encode())
+        return frame, packets
 
-    async def _send_loop(self) -> None:
-        """The single sender: plans go out in the order they were released, so each client keeps order."""
-        send = self.sio.eio.send_packet
-        while True:
-            await self._wake.wait()
-            self._wake.clear()
-            while self._outbox:
-                plan = self._outbox.popleft()
-                for i, (eio_sid, packets) in enumerate(plan, 1):
-                    for pkt in packets:
-                        try:
-                            await send(eio_sid, pkt)
-                        except Exception:  # a client going away must not stop the others
-                            log.debug("send to %s failed", eio_sid, exc_info=True)
-                    if i % _YIELD_EVERY == 0:
-                        await asyncio.sleep(0)
+    def _fan_out(self, plan: list[tuple[str, _Prepared]]) -> None:
+        wires, sockets = self._wires, self.sio.eio.sockets
+        direct = 0
+        for eio_sid, (frame, packets) in plan:
+            wire = wires.get(eio_sid)
+            if frame is not None and wire is not None and wire.idle():
+                wire.transport.write(frame)
+                direct += 1
+                continue
+            sock = sockets.get(eio_sid)
+            if sock is not None and not sock.closed:
+                for pkt in packets:
+                    sock.queue.put_nowait(pkt)
+                self.sent_queued += 1
+        self.sent_direct += direct
 
     async def close(self) -> None:
         if self._delay is not None:
             self._delay.cancel()
-        if self._sender is not None:
-            self._sender.cancel()
         await self.sio.shutdown()
 
     # -- socket events -------------------------------------------------------------------------
 
+    async def _on_eio_disconnect(self, eio_sid: str, *args: Any) -> None:
+        """A polling client that says goodbye still has a long-poll GET open, which engine.io would hold
+        for up to a ping interval (25 s): answer it now with a NOOP, as Node's engine.io does."""
+        if self._on_eio_disconnect_next is not None:
+            await self._on_eio_disconnect_next(eio_sid, *args)
+        sock = self.sio.eio.sockets.get(eio_sid)
+        if sock is not None and not sock.upgraded:
+            sock.queue.put_nowait(eio_packet.Packet(eio_packet.NOOP))
+
     async def _on_message(self, sid: str, *args: Any) -> None:
-        await self.broadcast("message", args[0] if args else None, None)
+        self.broadcast("message", args[0] if args else None, None)
 
     async def _on_subscribe(self, sid: str, channel: Any = None, *_: Any) -> bool:
         if not isinstance(channel, str) or not channel:
@@ -213,7 +267,7 @@ class SocketIOTarget:
             channel, event, data = parse_publish(request)
         except ValueError as exc:
             return {"error": str(exc)}
-        return await self.broadcast(event, data, channel)
+        return self.broadcast(event, data, channel)
 
     # -- HTTP ----------------------------------------------------------------------------------
 
@@ -232,7 +286,7 @@ class SocketIOTarget:
             channel, event, data = parse_publish(obj)
         except ValueError as exc:
             return _error(400, str(exc))
-        return web.json_response({"recipients": await self.broadcast(event, data, channel)})
+        return web.json_response({"recipients": self.broadcast(event, data, channel)})
 
 
 TARGET: web.AppKey[SocketIOTarget] = web.AppKey("rtbench_socketio_target", SocketIOTarget)

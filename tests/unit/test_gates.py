@@ -34,6 +34,7 @@ def summary(**over: Any) -> dict[str, Any]:
         ("mean<=12ms", 12.0, True),
         ("connect_p95<1s", 900.0, True),
         ("connect_max<900ms", 999.0, False),
+        ("reconnect_p95<2s", 0.0, True),
         ("loss==0", 10.0, False),
         ("loss<=10", 10.0, True),
         ("loss_rate<1.5%", 0.01, True),

@@ -1,0 +1,13 @@
+"""Server-Sent Events reference target.
+
+``python -m targets.sse --host 127.0.0.1 --port 3002 [--delay-ms 20] [--drop-rate 0.01]``
+"""
+
+from __future__ import annotations
+
+from targets.sse.server import SSETarget, add_args, build_app
+
+NAME = "sse"
+DEFAULT_PORT = 3002
+
+__all__ = ["DEFAULT_PORT", "NAME", "SSETarget", "add_args", "build_app"]
