@@ -63,12 +63,15 @@ class Collector:
                "published": sum(r["counts"]["published"] for r in pending),
                "delivered": sum(r["delivered"] for r in pending),
                "errors": sum(r["counts"]["errors"] for r in pending),
-               "dropped": sum(r["counts"]["dropped"] for r in pending)}
+               "dropped": sum(r["counts"]["dropped"] for r in pending),
+               "lost": sum(int(r.get("lost", 0)) for r in pending),
+               "cpu_pct": max(float(r.get("cpu_pct", 0)) for r in pending),
+               "loop_lag_p99_ms": max(float(r.get("loop_lag_p99_ms", 0)) for r in pending)}
         start = min(r["start_ms"] for r in pending)
         end = max(r["end_ms"] for r in pending)
         self.folder.write_interval(start, end, merged, row)
 
-    def finalize(self, load: dict[str, Any]) -> dict[str, Any]:
+    def finalize(self, load: dict[str, Any], parameters: dict[str, Any] | None = None) -> dict[str, Any]:
         """Write summary.json (and per-generator histograms when there are several); close the folder."""
         assert self.folder is not None
         self.flush()
@@ -77,6 +80,8 @@ class Collector:
                 "processes": len(finals)}
         summary = summary_mod.build(provider=self.provider, target=self.target, load=load, finals=finals,
                                     gates=self.gates, run_id=self.run_id, started_at=self.started_at)
+        if parameters:
+            summary["parameters"] = parameters
         self.folder.write_json("summary.json", summary)
         if len(finals) > 1:
             self.folder.write_json("generators.json", [

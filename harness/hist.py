@@ -52,6 +52,10 @@ def _bucket_values() -> tuple[Any, Any]:
     return highest, median
 
 
+def warm_up() -> None:
+    _bucket_values()
+
+
 def percentiles(histogram: Any, points: list[float]) -> list[float]:
     """``get_value_at_percentile`` for many points in one vectorised pass (hdrh's own loops in Python,
     which costs tens of milliseconds per call and would stall the generator's event loop)."""

@@ -40,6 +40,7 @@ class Recorder:
         self._interval_start_ms = int(time.time() * 1000)
         self._last_counts: Counter[str] = Counter()
         self._last_delivered = 0
+        self._last_gaps = 0
 
     # -- hot path ---------------------------------------------------------------------------------
     def delivered_to(self, subscriber: SubscriberRecord, data: object, recv_ns: int) -> None:
@@ -160,12 +161,19 @@ class Recorder:
             "latency": hist.encode(self._interval), "connect": hist.encode(self._interval_connect),
             "delivered": self.delivered - self._last_delivered, "counts": deltas,
             "connections": self.open_subscriptions(),
+            "lost": self._gap_delta(),  # provisional: a gap may still fill; the summary has the final count
+            **self.health.interval(),
         }
         self._interval, self._interval_connect = hist.new(), hist.new()  # cheaper than reset()
         self._interval_start_ms = now_ms
         self._last_counts = Counter(self.counts)
         self._last_delivered = self.delivered
         return report
+
+    def _gap_delta(self) -> int:
+        gaps = sum(len(t.missing) for s in self.subscribers for t in s.streams.values())
+        delta, self._last_gaps = gaps - self._last_gaps, gaps
+        return delta
 
     def final_report(self, end_ns: int) -> dict[str, Any]:
         """Everything the collector needs for summary.json; call after a last ``interval_report``."""

@@ -22,7 +22,7 @@ from locust import events
 from locust.env import Environment
 from locust.runners import MasterRunner, WorkerRunner
 
-from harness import embedded, providers
+from harness import embedded, hist, providers
 from harness import options as options_mod
 from harness.bridge import get_bridge
 from harness.cluster import MSG_FINAL, MSG_FINISH, MSG_INTERVAL, Collector
@@ -65,6 +65,7 @@ class Runtime:
         self.run_id = ""
         self._greenlets: list[gevent.Greenlet] = []
         self._finished = True
+        self._provider_actions: list[Any] = []
         for hook, listener in ((events.init_command_line_parser, self._add_arguments), (events.init, self._on_init),
                                (events.test_start, self._on_test_start),
                                (events.test_stopping, self._on_test_stopping), (events.quitting, self._on_quitting)):
@@ -73,7 +74,9 @@ class Runtime:
     # -- setup --------------------------------------------------------------------------------
     def _add_arguments(self, parser: Any) -> None:
         group = options_mod.add_arguments(parser)
+        before = set(map(id, parser._actions))
         self.provider_cls.add_arguments(group)
+        self._provider_actions = [a for a in parser._actions if id(a) not in before]
 
     @property
     def options(self) -> argparse.Namespace:
@@ -91,6 +94,7 @@ class Runtime:
 
     def _on_init(self, environment: Environment, runner: Any = None, **_kw: Any) -> None:
         self.env = environment
+        hist.warm_up()  # build lookup tables now, not on the first report while deliveries are timed
         if environment.parsed_options is None:  # used as a library without a command line
             return
         if self.options.timestamp_field:  # the server sends its own stamped events: no publisher user
@@ -240,10 +244,27 @@ class Runtime:
         load = {"users": int(getattr(self.options, "num_users", 0) or 0),
                 "publish_rate": float(self.options.publish_rate), "channels": int(self.options.channels),
                 "payload_bytes": int(self.options.payload_bytes)}
-        summary = self.collector.finalize(load)
+        from harness.report.html import redact, write_report  # pandas/matplotlib: imported only when needed
+
+        summary = self.collector.finalize(load, redact(self._parameters()))
         assert self.collector.folder is not None
-        print(format_text(summary, str(self.collector.folder.folder)), flush=True)
+        folder = self.collector.folder.folder
+        try:
+            write_report(folder)
+        except Exception:  # the verdict and the data files matter more than the page
+            log.warning("rtbench: report.html could not be written", exc_info=True)
+        print(format_text(summary, str(folder)), flush=True)
         self.collector.folder = None
+
+    def _parameters(self) -> dict[str, Any]:
+        """The options that shaped this run, for the report (secrets are redacted by the caller)."""
+        shown = ("host", "num_users", "spawn_rate", "run_time", "processes", "expect_workers", "publish_rate",
+                 "channels", "payload_bytes", "gate", "drain_timeout", "timestamp_field")
+        provider_flags = {a.dest for a in self._provider_actions}
+        params = {k: v for k, v in sorted(vars(self.options).items())
+                  if (k in shown or k in provider_flags) and isinstance(v, str | int | float | bool | list | None)}
+        params["host"] = self.env.host if self.env else params.get("host")
+        return params
 
     def _on_quitting(self, environment: Environment, **_kw: Any) -> None:
         if self.is_worker:

@@ -21,11 +21,14 @@ def load(name: str) -> type[Provider]:
     return provider
 
 
+_HELPERS = ("base", "http")  # modules here that define no provider
+
+
 def available() -> list[str]:
     """Every provider module shipped in this package."""
     import harness.providers as pkg
 
-    return sorted(m.name for m in pkgutil.iter_modules(pkg.__path__) if m.name not in ("base",))
+    return sorted(m.name for m in pkgutil.iter_modules(pkg.__path__) if m.name not in _HELPERS)
 
 
 class _unshadowed:

@@ -12,7 +12,7 @@ from typing import IO, Any
 from harness import hist
 
 TIMESERIES_COLUMNS = ("elapsed_s", "connections", "published", "delivered", "errors", "dropped",
-                      "p50_ms", "p95_ms", "p99_ms", "max_ms")
+                      "p50_ms", "p95_ms", "p99_ms", "max_ms", "lost", "cpu_pct", "loop_lag_p99_ms")
 
 
 def default_folder(provider: str) -> Path:
@@ -45,7 +45,7 @@ class RunFolder:
         lat = hist.latency_summary(histogram)
         self._csv.writerow([round((end_ms - self.start_ms) / 1000.0, 3), row["connections"], row["published"],
                             row["delivered"], row["errors"], row["dropped"], lat["p50"], lat["p95"], lat["p99"],
-                            lat["max"]])
+                            lat["max"], row.get("lost", ""), row.get("cpu_pct", ""), row.get("loop_lag_p99_ms", "")])
         self._hlog.flush()
         self._csv_file.flush()
 

@@ -87,6 +87,7 @@ def build(*, provider: str, target: str, load: dict[str, Any], finals: list[dict
         "errors_by_reason": dict(sorted(reasons.items(), key=lambda kv: -kv[1])[:20]),
         "foreign_messages": counts.get("foreign", 0),
         "harness": harness_health(finals, gates),
+        "histograms": {"connect": hist.encode(connect)},
     }
     if summary["clock"] == "server":  # DESIGN rule 2: clock-dependent numbers are flagged, never mixed
         summary["harness"]["trustworthy"] = False

@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import json
 import logging
 import struct
 from dataclasses import dataclass
@@ -30,7 +29,16 @@ from engineio import packet as eio_packet
 from engineio.async_drivers import aiohttp as eio_aiohttp
 from socketio import packet as sio_packet
 
-from targets.base import CONNECTIONS, CORRUPT_PAYLOAD, WEBSOCKETS, DelayLine, Faults
+from targets.base import (
+    CONNECTIONS,
+    CORRUPT_PAYLOAD,
+    WEBSOCKETS,
+    BadRequest,
+    DelayLine,
+    Faults,
+    json_error,
+    read_json,
+)
 
 __all__ = ["MAX_BODY_BYTES", "RESERVED_EVENTS", "TARGET", "SocketIOTarget", "build_app", "parse_publish"]
 
@@ -272,29 +280,17 @@ class SocketIOTarget:
     # -- HTTP ----------------------------------------------------------------------------------
 
     async def http_publish(self, request: web.Request) -> web.Response:
-        if request.content_length is not None and request.content_length > MAX_BODY_BYTES:
-            return _error(413, f"body larger than {MAX_BODY_BYTES} bytes")
         try:
-            body = await request.read()
-        except web.HTTPRequestEntityTooLarge:
-            return _error(413, f"body larger than {MAX_BODY_BYTES} bytes")
-        try:
-            obj = json.loads(body)
-        except ValueError:
-            return _error(400, "body is not valid JSON")
-        try:
-            channel, event, data = parse_publish(obj)
+            channel, event, data = parse_publish(await read_json(request, MAX_BODY_BYTES))
+        except BadRequest as exc:
+            return json_error(exc.status, str(exc))
         except ValueError as exc:
-            return _error(400, str(exc))
+            return json_error(400, str(exc))
         return web.json_response({"recipients": self.broadcast(event, data, channel)})
 
 
 TARGET: web.AppKey[SocketIOTarget] = web.AppKey("rtbench_socketio_target", SocketIOTarget)
 """The target object behind an app, for tests and embedding."""
-
-
-def _error(status: int, message: str) -> web.Response:
-    return web.json_response({"error": message}, status=status)
 
 
 def build_app(args: argparse.Namespace, faults: Faults) -> web.Application:

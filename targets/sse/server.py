@@ -40,7 +40,7 @@ from typing import Any
 from aiohttp import web
 from aiohttp_sse import EventSourceResponse
 
-from targets.base import CONNECTIONS, CORRUPT_PAYLOAD, DelayLine, Faults, UsageError
+from targets.base import CONNECTIONS, CORRUPT_PAYLOAD, BadRequest, DelayLine, Faults, UsageError, json_error, read_json
 
 __all__ = [
     "DEFAULT_CHANNEL",
@@ -257,11 +257,11 @@ class SSETarget:
     async def events(self, request: web.Request) -> web.StreamResponse:
         channel = request.query.get("channel") or DEFAULT_CHANNEL
         if len(channel) > MAX_CHANNEL_LEN:
-            return _error(400, f"channel longer than {MAX_CHANNEL_LEN} characters")
+            return json_error(400, f"channel longer than {MAX_CHANNEL_LEN} characters")
         if self.closing:
-            return _error(503, "server shutting down")
+            return json_error(503, "server shutting down")
         if self.open >= self.args.max_connections:
-            return _error(503, f"too many open streams (limit {self.args.max_connections})")
+            return json_error(503, f"too many open streams (limit {self.args.max_connections})")
         stream = Stream(channel)
         last_id = request.headers.get("Last-Event-ID") or request.query.get("lastEventId") or ""
         # Register and take the replay in one step (no await between): no event is missed or doubled.
@@ -326,21 +326,12 @@ class SSETarget:
         return list(chlog.after(int(seq)))
 
     async def http_publish(self, request: web.Request) -> web.Response:
-        limit = self.args.max_body_bytes
-        if request.content_length is not None and request.content_length > limit:
-            return _error(413, f"body larger than {limit} bytes")
         try:
-            body = await request.read()
-        except web.HTTPRequestEntityTooLarge:
-            return _error(413, f"body larger than {limit} bytes")
-        try:
-            obj = json.loads(body)
-        except ValueError:
-            return _error(400, "body is not valid JSON")
-        try:
-            channel, event, data = parse_publish(obj)
+            channel, event, data = parse_publish(await read_json(request, self.args.max_body_bytes))
+        except BadRequest as exc:
+            return json_error(exc.status, str(exc))
         except ValueError as exc:
-            return _error(400, str(exc))
+            return json_error(400, str(exc))
         event_id, recipients = self.publish(channel, event, data)
         return web.json_response(
             {"id": event_id, "recipients": recipients}, headers={"Access-Control-Allow-Origin": "*"}
@@ -349,7 +340,7 @@ class SSETarget:
     async def http_cut(self, request: web.Request) -> web.Response:
         mode = request.query.get("mode", "close")
         if mode not in ("close", "abort"):
-            return _error(400, "mode must be close or abort")
+            return json_error(400, "mode must be close or abort")
         return web.json_response({"cut": self.cut(request.query.get("channel") or None, mode)})
 
     async def preflight(self, request: web.Request) -> web.Response:
@@ -381,10 +372,6 @@ class SSETarget:
 def _deliver(plan: list[tuple[Stream, bytes]]) -> None:
     for stream, frame in plan:
         stream.push(frame)
-
-
-def _error(status: int, message: str) -> web.Response:
-    return web.json_response({"error": message}, status=status, headers={"Access-Control-Allow-Origin": "*"})
 
 
 TARGET: web.AppKey[SSETarget] = web.AppKey("rtbench_sse_target", SSETarget)
