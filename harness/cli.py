@@ -447,8 +447,28 @@ def _split_run_options(parser: argparse.ArgumentParser, namespace: argparse.Name
     return locust_args
 
 
+class _PlainParser(argparse.ArgumentParser):
+    """Accepts (and ignores) the keywords Locust's parser adds, such as ``include_in_web_ui``."""
+
+    def add_argument(self, *args: Any, **kwargs: Any) -> argparse.Action:
+        for locust_only in ("include_in_web_ui", "is_secret", "is_required", "env_var"):
+            kwargs.pop(locust_only, None)
+        return super().add_argument(*args, **kwargs)
+
+
 def _locust_help(provider: str, scenarios: Path) -> int:
+    """The scenario's own options first (Locust's --help is printed before a locustfile is loaded, so it
+    never lists them), then Locust's."""
+    from harness import options as options_mod
+    from harness import providers
+
     scenario = scenario_for(provider, scenarios)
+    own = _PlainParser(prog=f"rtbench run {provider}", usage=f"rtbench run {provider} [options] [locust options]",
+                       add_help=False)
+    options_mod.add_arguments(own)
+    providers.load(provider).add_arguments(own)
+    print(own.format_help().replace("options:", f"rtbench and {provider} options:", 1), flush=True)
+    print("Locust options:", flush=True)
     return subprocess.call([sys.executable, "-m", "locust", "-f", str(scenario), "--help"])
 
 

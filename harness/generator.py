@@ -100,10 +100,12 @@ class Generator:
                 due = t0 + k * interval_ns
                 wait_s = (due - time.time_ns()) / 1e9
                 if wait_s > 0:
-                    with contextlib.suppress(TimeoutError):
-                        await asyncio.wait_for(stop.wait(), wait_s)
+                    with contextlib.suppress(TimeoutError):  # +0.5 ms: uvloop's 1 ms timers may fire early
+                        await asyncio.wait_for(stop.wait(), wait_s + 0.0005)
                     if stop.is_set():
                         break
+                    while time.time_ns() < due:  # never send before the due time (latency would shrink)
+                        await asyncio.sleep(0)
                 ledger = ledgers[k % len(ledgers)]
                 seq = len(ledger.sent_ns)
                 text = probe.encode(recorder.run_id, ledger.stream_id, seq, due, opts.payload_bytes)

@@ -122,6 +122,10 @@ class Runtime:
         if environment.host:
             embedded.check_reachable(environment.host, self.provider_cls.schemes)
             return
+        cloud = self.provider_cls.cloud_host(self.options)
+        if cloud is not None:  # a managed service: nothing to start, nothing local to check
+            environment.host = cloud
+            return
         if self.provider_cls.target_module is None:
             raise embedded.TargetError(f"{self.provider_name} has no embedded target: give --host")
         self.target = embedded.EmbeddedTarget(self.provider_cls.target_module)

@@ -75,6 +75,12 @@ class Provider(ABC):
         """``embedded``, ``external`` or ``cloud`` for summary.json."""
         return "external" if host else "embedded"
 
+    @classmethod
+    def cloud_host(cls, options: argparse.Namespace) -> str | None:
+        """The managed service's URL when credentials are configured and no --host was given; None means
+        the embedded reference target is started as usual."""
+        return None
+
     @abstractmethod
     async def open_subscriber(self, channel: str, hooks: SubscriberHooks) -> SubscriberHandle:
         """Connect and subscribe; return only once deliveries on ``channel`` will reach ``hooks``."""

@@ -55,15 +55,6 @@ class StreamClosed(SSEError):
     """The subscription ended for good (HTTP error, wrong type, 204), as a browser would end it."""
 
 
-def _reporter(hooks: SubscriberHooks) -> Callable[[str], None]:
-    """``hooks.on_error(reason)`` when the harness provides it (notes/sse-needs.md); until then the
-    reason reaches the recorder as undecodable data, which it counts as an error."""
-    on_error = getattr(hooks, "on_error", None)
-    if callable(on_error):
-        return lambda reason: on_error(f"sse: {reason}")
-    return lambda reason: hooks.on_data(f"sse error: {reason}")
-
-
 class EventSource(SubscriberHandle):
     """One subscriber stream and its reconnect loop (a task on the bridge loop)."""
 
@@ -71,9 +62,8 @@ class EventSource(SubscriberHandle):
         self.provider = provider
         self.url = url
         self.hooks = hooks
-        self.report_error = _reporter(hooks)
-        on_reconnect_ns = getattr(hooks, "on_reconnect_ns", None)  # notes/sse-needs.md
-        self.on_reconnect_ns: Callable[[int], None] | None = on_reconnect_ns if callable(on_reconnect_ns) else None
+        self.report_error: Callable[[str], None] = lambda reason: hooks.on_error(f"sse: {reason}")
+        self.on_reconnect_ns = hooks.on_reconnect_ns
         self.parser = sse_protocol.Parser(provider.max_line)
         self.event = str(provider.options.event)
         self.stamp = provider.timestamp_spec
@@ -171,8 +161,7 @@ class EventSource(SubscriberHandle):
             self.provider.reconnect_ns.append(took_ns)
             self._response = response
             self.hooks.on_resubscribed()
-            if self.on_reconnect_ns is not None:
-                self.on_reconnect_ns(took_ns)
+            self.on_reconnect_ns(took_ns)
 
     async def _reconnect(self) -> aiohttp.ClientResponse | None:
         """Wait the server's retry delay and reopen, for ever on network errors; None when it ended."""

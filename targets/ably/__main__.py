@@ -1,0 +1,10 @@
+"""``python -m targets.ably``: see targets.ably.server for the interface."""
+
+from __future__ import annotations
+
+from targets.ably import DEFAULT_PORT, NAME, add_args, build_app
+from targets.base import main
+
+if __name__ == "__main__":
+    raise SystemExit(main(build_app, NAME, DEFAULT_PORT, add_args=add_args,
+                          description="Ably-protocol-compatible reference target for rtbench"))

@@ -1,0 +1,17 @@
+"""``python -m targets.pusher``: see targets.pusher.server for the interface."""
+
+from __future__ import annotations
+
+from targets.base import main
+from targets.pusher import DEFAULT_PORT, NAME, add_args, build_app
+
+if __name__ == "__main__":
+    raise SystemExit(
+        main(
+            build_app,
+            NAME,
+            DEFAULT_PORT,
+            add_args=add_args,
+            description="Pusher Channels (protocol 7) reference target for rtbench",
+        )
+    )
