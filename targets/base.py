@@ -22,6 +22,7 @@ import math
 import random
 import signal
 import socket
+import struct
 import sys
 import time
 import weakref
@@ -46,6 +47,7 @@ __all__ = [
     "main",
     "read_json",
     "serve",
+    "ws_text_frame",
 ]
 
 log = logging.getLogger("targets")
@@ -382,3 +384,16 @@ async def read_json(request: web.Request, limit: int) -> Any:
         return json.loads(body)
     except ValueError:
         raise BadRequest(400, "body is not valid JSON") from None
+
+
+def ws_text_frame(payload: bytes) -> bytes:
+    """One unmasked, uncompressed RFC 6455 text frame: build once, write the same bytes to every
+    recipient (the fan-out fast path of the websocket targets)."""
+    n = len(payload)
+    if n < 126:
+        header = bytes((0x81, n))
+    elif n < 1 << 16:
+        header = struct.pack("!BBH", 0x81, 126, n)
+    else:
+        header = struct.pack("!BBQ", 0x81, 127, n)
+    return header + payload

@@ -42,3 +42,44 @@ def assert_accounted(summary: dict[str, Any]) -> None:
     assert msg["delivered"] + msg["lost"] == msg["expected"], msg
     assert msg["lost"] >= 0
     assert summary["latency_ms"]["count"] == msg["delivered"], (summary["latency_ms"], msg)
+
+
+def delay_calibration(provider: str, folder: Path, *args: str, users: int = 20,
+                      delay_ms: float = 25.0) -> dict[str, Any]:
+    """DESIGN rule 6: the target delays every delivery by ``delay_ms``; the run must report it (p50 within
+    [delay, delay + 5 ms], nothing faster than the delay, nothing lost)."""
+    from tests.helpers import running_target
+
+    with running_target(f"targets.{provider}", "--port", "0", "--delay-ms", str(delay_ms)) as url:
+        run = run_scenario(provider, "--host", url, "-u", str(users + 1), "-r", str(users + 1), "-t", "6s",
+                           "--publish-rate", "20", *args, folder=folder)
+    s = run.summary
+    assert s["target"] == "external"
+    assert s["messages"]["delivered"] >= users * 80
+    assert delay_ms <= s["latency_ms"]["p50"] <= delay_ms + 5.0, s["latency_ms"]
+    assert s["latency_ms"]["min"] >= delay_ms
+    assert s["messages"]["lost"] == 0
+    assert_accounted(s)
+    return s
+
+
+def drop_calibration(provider: str, folder: Path, *args: str, rate: float = 0.1) -> dict[str, Any]:
+    """DESIGN rule 6: the target drops each delivery with probability ``rate``; lost must sit within
+    5 binomial sigmas of it, the accounting must close exactly, and a ``loss==0`` gate must fail."""
+    import math
+
+    from tests.helpers import running_target
+
+    with running_target(f"targets.{provider}", "--port", "0", "--drop-rate", str(rate), "--seed", "3") as url:
+        run = run_scenario(provider, "--host", url, "-u", "31", "-r", "31", "-t", "6s", "--publish-rate", "30",
+                           "--gate", "loss==0", *args, folder=folder)
+    s = run.summary
+    msg = s["messages"]
+    assert_accounted(s)
+    n = msg["expected"]
+    assert n > 2000
+    assert abs(msg["lost"] - n * rate) <= 5 * math.sqrt(n * rate * (1 - rate)), msg
+    assert msg["duplicated"] == 0 and msg["errors"] == 0
+    assert run.returncode == 1  # loss==0 failed
+    assert s["gates"][0] == {"expr": "loss==0", "value": float(msg["lost"]), "passed": False}
+    return s

@@ -34,7 +34,6 @@ import json
 import logging
 import os
 import random
-import struct
 import time
 import weakref
 from collections.abc import Callable, Iterable
@@ -44,7 +43,7 @@ from typing import Any
 from aiohttp import WSMsgType, web
 
 from harness.protocols import pusher as proto
-from targets.base import CONNECTIONS, CORRUPT_PAYLOAD, WEBSOCKETS, DelayLine, Faults, UsageError
+from targets.base import CONNECTIONS, CORRUPT_PAYLOAD, WEBSOCKETS, DelayLine, Faults, UsageError, ws_text_frame
 
 __all__ = ["TARGET", "AppCredentials", "PusherTarget", "add_args", "build_app"]
 
@@ -63,16 +62,6 @@ class AppCredentials:
     secret: str = field(repr=False)
 
 
-def ws_text_frame(payload: bytes) -> bytes:
-    """One unmasked, uncompressed RFC 6455 text frame: identical bytes for every recipient."""
-    n = len(payload)
-    if n < 126:
-        header = bytes((0x81, n))
-    elif n < 1 << 16:
-        header = struct.pack("!BBH", 0x81, 126, n)
-    else:
-        header = struct.pack("!BBQ", 0x81, 127, n)
-    return header + payload
 
 
 class Connection:
@@ -128,7 +117,7 @@ class PusherTarget:
         self.channels: dict[str, Channel] = {}
         self._delay = DelayLine(faults.delay_s) if faults.delay_ms > 0 else None
         self._sweeper: asyncio.Task[None] | None = None
-        self._closing: set[asyncio.Future[None]] = set()
+        self._closing: set[asyncio.Future[Any]] = set()
         self._rng = random.Random()
         self.clock: Callable[[], float] = time.time
         """The clock HTTP API timestamps are checked against (tests replace it)."""

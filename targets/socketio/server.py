@@ -18,7 +18,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import logging
-import struct
 from dataclasses import dataclass
 from functools import partial
 from typing import Any
@@ -38,6 +37,7 @@ from targets.base import (
     Faults,
     json_error,
     read_json,
+    ws_text_frame,
 )
 
 __all__ = ["MAX_BODY_BYTES", "RESERVED_EVENTS", "TARGET", "SocketIOTarget", "build_app", "parse_publish"]
@@ -74,16 +74,6 @@ def parse_publish(obj: Any) -> tuple[str | None, str, Any]:
     return channel, event, obj["data"]
 
 
-def ws_text_frame(payload: bytes) -> bytes:
-    """One unmasked, uncompressed RFC 6455 text frame: identical bytes for every recipient."""
-    n = len(payload)
-    if n < 126:
-        header = bytes((0x81, n))
-    elif n < 1 << 16:
-        header = struct.pack("!BBH", 0x81, 126, n)
-    else:
-        header = struct.pack("!BBQ", 0x81, 127, n)
-    return header + payload
 
 
 @dataclass(slots=True)

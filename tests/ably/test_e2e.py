@@ -3,14 +3,13 @@ uvloop thread, the official ably client, the reference target; calibration and s
 
 from __future__ import annotations
 
-import math
 from pathlib import Path
 
 import pytest
 
 from tests.ably.conftest import TEST_KEY
 from tests.helpers import running_target
-from tests.runs import assert_accounted, run_scenario
+from tests.runs import assert_accounted, delay_calibration, drop_calibration, run_scenario
 
 pytestmark = pytest.mark.timeout(240)
 
@@ -45,31 +44,13 @@ def test_external_target_rest_json_key_from_env_is_never_shown(tmp_path: Path,
 
 
 def test_delay_calibration_reports_the_injected_delay(tmp_path: Path) -> None:
-    with running_target("targets.ably", "--port", "0", "--delay-ms", "25") as url:
-        # 10 subscribers: ably-python spends ~0.1-0.2 ms of CPU per delivery, so a wide fan-out in one
-        # generator process would add its own queueing on top of the injected delay
-        run = run_scenario("ably", "--host", url, "-u", "11", "-r", "11", "-t", "6s", "--publish-rate", "20",
-                           folder=tmp_path)
-    s = run.summary
-    assert s["messages"]["delivered"] >= 10 * 100
-    assert 25.0 <= s["latency_ms"]["p50"] <= 30.0, s["latency_ms"]
-    assert s["latency_ms"]["min"] >= 25.0
-    assert s["messages"]["lost"] == 0
-    assert_accounted(s)
+    # 10 subscribers: ably-python spends ~0.1-0.2 ms of CPU per delivery, so a wide fan-out in one
+    # generator process would add its own queueing on top of the injected delay
+    delay_calibration("ably", tmp_path, users=10)
 
 
 def test_drop_calibration_reports_the_injected_loss(tmp_path: Path) -> None:
-    with running_target("targets.ably", "--port", "0", "--drop-rate", "0.1", "--seed", "3") as url:
-        run = run_scenario("ably", "--host", url, "-u", "31", "-r", "31", "-t", "6s", "--publish-rate", "30",
-                           "--gate", "loss==0", folder=tmp_path)
-    s = run.summary
-    msg = s["messages"]
-    assert_accounted(s)
-    n, p = msg["expected"], 0.1
-    assert n > 2000
-    assert abs(msg["lost"] - n * p) <= 5 * math.sqrt(n * p * (1 - p)), msg
-    assert msg["duplicated"] == 0 and msg["errors"] == 0
-    assert run.returncode == 1  # loss==0 failed
+    drop_calibration("ably", tmp_path)
 
 
 @pytest.mark.load

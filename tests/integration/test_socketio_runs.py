@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import math
 import subprocess
 import time
 from pathlib import Path
@@ -12,7 +11,7 @@ import pytest
 
 from harness import hist
 from tests.helpers import NODE_DIR, node_available, running_target
-from tests.runs import LOCUST, REPO, assert_accounted, run_scenario
+from tests.runs import LOCUST, REPO, assert_accounted, delay_calibration, drop_calibration, run_scenario
 
 
 def test_embedded_target_run_writes_the_documented_summary(tmp_path: Path) -> None:
@@ -40,30 +39,11 @@ def test_embedded_target_run_writes_the_documented_summary(tmp_path: Path) -> No
 
 
 def test_delay_calibration_reports_the_injected_delay(tmp_path: Path) -> None:
-    with running_target("targets.socketio", "--port", "0", "--delay-ms", "25") as url:
-        run = run_scenario("socketio", "--host", url, "-u", "21", "-r", "21", "-t", "6s", "--publish-rate", "20",
-                           folder=tmp_path)
-    s = run.summary
-    assert 25.0 <= s["latency_ms"]["p50"] <= 30.0, s["latency_ms"]
-    assert s["latency_ms"]["min"] >= 25.0
-    assert s["messages"]["lost"] == 0
-    assert s["target"] == "external"
-    assert_accounted(s)
+    delay_calibration("socketio", tmp_path, users=20)
 
 
 def test_drop_calibration_reports_the_injected_loss(tmp_path: Path) -> None:
-    with running_target("targets.socketio", "--port", "0", "--drop-rate", "0.1", "--seed", "3") as url:
-        run = run_scenario("socketio", "--host", url, "-u", "31", "-r", "31", "-t", "6s", "--publish-rate", "30",
-                           "--gate", "loss==0", folder=tmp_path)
-    s = run.summary
-    msg = s["messages"]
-    assert_accounted(s)
-    n, p = msg["expected"], 0.1
-    sigma = math.sqrt(n * p * (1 - p))
-    assert n > 2000
-    assert abs(msg["lost"] - n * p) <= 5 * sigma, msg
-    assert run.returncode == 1  # loss==0 failed
-    assert s["gates"][0] == {"expr": "loss==0", "value": float(msg["lost"]), "passed": False}
+    drop_calibration("socketio", tmp_path)
 
 
 def test_malformed_payloads_are_counted_as_errors_and_the_run_completes(tmp_path: Path) -> None:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import math
 import os
 import time
 from pathlib import Path
@@ -10,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from tests.helpers import running_target
-from tests.runs import assert_accounted, run_scenario
+from tests.runs import assert_accounted, delay_calibration, drop_calibration, run_scenario
 
 ENV = ("PUSHER_APP_ID", "PUSHER_KEY", "PUSHER_SECRET", "PUSHER_CLUSTER")
 
@@ -35,30 +34,11 @@ def test_embedded_presence_run_accounts_for_every_message(tmp_path: Path) -> Non
 
 
 def test_delay_calibration_reports_the_injected_delay(tmp_path: Path) -> None:
-    with running_target("targets.pusher", "--port", "0", "--delay-ms", "25") as url:
-        run = run_scenario("pusher", "--host", url, "-u", "11", "-r", "11", "-t", "6s", "--publish-rate", "20",
-                           "--channel-type", "private", folder=tmp_path)
-    s = run.summary
-    assert s["target"] == "external"
-    assert 25.0 <= s["latency_ms"]["p50"] <= 30.0, s["latency_ms"]
-    assert s["latency_ms"]["min"] >= 25.0
-    assert s["messages"]["lost"] == 0
-    assert_accounted(s)
+    delay_calibration("pusher", tmp_path, "--channel-type", "private", users=10)
 
 
 def test_drop_calibration_reports_the_injected_loss(tmp_path: Path) -> None:
-    with running_target("targets.pusher", "--port", "0", "--drop-rate", "0.1", "--seed", "3") as url:
-        run = run_scenario("pusher", "--host", url, "-u", "31", "-r", "31", "-t", "6s", "--publish-rate", "30",
-                           "--gate", "loss==0", folder=tmp_path)
-    s = run.summary
-    msg = s["messages"]
-    assert_accounted(s)
-    n, p = msg["expected"], 0.1
-    sigma = math.sqrt(n * p * (1 - p))
-    assert n > 2000
-    assert abs(msg["lost"] - n * p) <= 5 * sigma, msg
-    assert run.returncode == 1  # loss==0 failed
-    assert s["gates"][0] == {"expr": "loss==0", "value": float(msg["lost"]), "passed": False}
+    drop_calibration("pusher", tmp_path)
 
 
 def test_corrupted_deliveries_are_errors_not_deliveries(tmp_path: Path) -> None:
