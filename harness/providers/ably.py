@@ -117,31 +117,22 @@ async def _close_client(client: Any) -> None:
         await asyncio.wait_for(client.close(), CLOSE_TIMEOUT_S)
 
 
-class AblyRealtimePublisher(PublisherHandle):
-    """Publishes on a realtime connection; ``publish`` returns once the service ACKed the message."""
+class AblyPublisher(PublisherHandle):
+    """Publishes through a realtime client (returns once the service ACKed) or a REST client (returns on
+    the 201 of ``POST /channels/{name}/messages``): both expose the same ``channels.get().publish``."""
 
-    def __init__(self, client: Any, event: str) -> None:
+    def __init__(self, client: Any, event: str, *, realtime: bool) -> None:
         self.client = client
         self.event = event
+        self.realtime = realtime
 
     async def publish(self, channel: str, text: str) -> None:
         await self.client.channels.get(channel).publish(self.event, text)
 
     async def close(self) -> None:
-        await _close_client(self.client)
-
-
-class AblyRestPublisher(PublisherHandle):
-    """Publishes with ``POST /channels/{name}/messages``; returns on the 201."""
-
-    def __init__(self, client: Any, event: str) -> None:
-        self.client = client
-        self.event = event
-
-    async def publish(self, channel: str, text: str) -> None:
-        await self.client.channels.get(channel).publish(self.event, text)
-
-    async def close(self) -> None:
+        if self.realtime:
+            await _close_client(self.client)
+            return
         with contextlib.suppress(Exception):
             await self.client.close()
 
@@ -276,14 +267,14 @@ class AblyProvider(Provider):
 
     async def open_publisher(self) -> PublisherHandle:
         if str(getattr(self.options, "ably_publish", "realtime")) == "rest":
-            return AblyRestPublisher(self._rest(), self.event)
+            return AblyPublisher(self._rest(), self.event, realtime=False)
         client = self._realtime()
         try:
             await asyncio.wait_for(self._connected(client), CONNECT_TIMEOUT_S)
         except BaseException:
             await _close_client(client)
             raise
-        return AblyRealtimePublisher(client, self.event)
+        return AblyPublisher(client, self.event, realtime=True)
 
     @staticmethod
     async def _connected(client: Any) -> None:

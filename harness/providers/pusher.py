@@ -229,21 +229,21 @@ class PusherSubscriber(SubscriberHandle):
             try:
                 frame = proto.decode(msg.data)
             except proto.ProtocolError as exc:
-                _report(hooks, f"pusher: malformed frame: {exc}", msg.data)
+                hooks.on_error(f"pusher: malformed frame: {exc}")
                 continue
             if frame.event == event and frame.channel == channel:
                 hooks.on_data(frame.data)
             elif frame.event == "pusher:ping":
                 await ws.send_str(proto.client_pong())
             elif frame.event == "pusher:error":
-                _report(hooks, f"pusher:error {_reason(frame.data)}", None)
+                hooks.on_error(f"pusher:error {_reason(frame.data)}")
         return ws.close_code
 
     async def _reconnect(self, code: int | None) -> bool:
         """Reconnect as pusher-js would after a close with ``code``; False when the server refused us."""
         action = proto.close_action(code)
         if action in ("refused", "tls_only"):
-            _report(self.hooks, f"pusher: server closed the connection with {code}; not reconnecting", None)
+            self.hooks.on_error(f"pusher: server closed the connection with {code}; not reconnecting")
             return False
         delay = 0.0 if action == "retry" else BACKOFF_FIRST_S
         while not self.closing:
@@ -255,7 +255,7 @@ class PusherSubscriber(SubscriberHandle):
                 await asyncio.wait_for(self.connect(), CONNECT_TIMEOUT_S)
             except PusherConnectError as exc:
                 if proto.close_action(exc.code) in ("refused", "tls_only"):
-                    _report(self.hooks, f"pusher: reconnect refused: {exc}", None)
+                    self.hooks.on_error(f"pusher: reconnect refused: {exc}")
                     return False
             except (OSError, TimeoutError, aiohttp.ClientError, proto.ProtocolError) as exc:
                 log.debug("pusher: reconnect failed: %s", exc)
@@ -437,11 +437,6 @@ def _error_from(frame: proto.Frame) -> PusherConnectError:
         return PusherConnectError(f"pusher:error {frame.data!r}")
     code = obj.get("code")
     return PusherConnectError(f"pusher:error {obj.get('message')}", code if isinstance(code, int) else None)
-
-
-def _report(hooks: SubscriberHooks, reason: str, raw: object) -> None:
-    """A protocol error on a live subscription, counted by the recorder with its reason."""
-    hooks.on_error(f"pusher: {reason}")
 
 
 _BACKGROUND: set[asyncio.Future[Any]] = set()

@@ -70,8 +70,6 @@ class EventSource(SubscriberHandle):
         self.sequence = timestamps.SequenceGuess()
         self.closing = False
         self.connects = 0
-        #: one entry per completed reconnection: ns from losing the stream to the new stream's headers
-        self.reconnect_ns: list[int] = []
         self._response: aiohttp.ClientResponse | None = None
         self._task: asyncio.Task[None] | None = None
 
@@ -157,8 +155,6 @@ class EventSource(SubscriberHandle):
             if response is None:
                 return
             took_ns = time.perf_counter_ns() - lost_at
-            self.reconnect_ns.append(took_ns)
-            self.provider.reconnect_ns.append(took_ns)
             self._response = response
             self.hooks.on_resubscribed()
             self.on_reconnect_ns(took_ns)
@@ -220,8 +216,6 @@ class SSEProvider(Provider):
         self.reconnect_ms = int(options.sse_reconnect_ms)
         spec = str(getattr(options, "timestamp_field", "") or "")
         self.timestamp_spec = timestamps.parse_spec(spec) if spec else None
-        #: every completed reconnection of this process, ns (notes/sse-needs.md: a recorder histogram)
-        self.reconnect_ns: list[int] = []
 
     @classmethod
     def add_arguments(cls, group: Any) -> None:

@@ -44,7 +44,7 @@ class _AuthHandler(BaseHTTPRequestHandler):
         self.wfile.write(body)
 
     def log_message(self, *_args: Any) -> None:
-        pass
+        """Keep the auth endpoint quiet in test output (the default writes every request to stderr)."""
 
 
 @pytest.fixture
