@@ -21,6 +21,7 @@ from harness.recorder import Recorder
 
 CONNECT_TIMEOUT_S = 30.0
 DRAIN_QUIET_S = 0.25
+STEADY_NOT_YET = 2**63 - 1  # before spawning completes, every delivery is ramp-up
 
 
 class Generator:
@@ -42,11 +43,17 @@ class Generator:
         return self._provider
 
     def begin(self, run_id: str) -> None:
-        """A new run: fresh measurements under a new run id (the web UI can start many runs)."""
+        """A new run: fresh measurements under a new run id (the web UI can start many runs). Everything
+        counts as ramp-up until ``steady_from`` is told when the steady state begins."""
         self.recorder = Recorder(run_id)
+        self.recorder.steady_from_ns = STEADY_NOT_YET
         self.recorder.health.start()
         self._stop_publishing = asyncio.Event()
         self._publishers = []
+
+    def steady_from(self, ns: int) -> None:
+        """Deliveries of messages due from ``ns`` on are the steady state (the headline figures)."""
+        self.recorder.steady_from_ns = ns
 
     def next_channel(self) -> str:
         index = self._channel_counter % int(self.options.channels)
@@ -58,7 +65,7 @@ class Generator:
         recorder = self.recorder
         record = recorder.new_subscriber(channel)
         hooks = SubscriberHooks(
-            on_data=lambda data: recorder.delivered_to(record, data, time.time_ns()),
+            on_data=lambda data, rx_ns: recorder.delivered_to(record, data, rx_ns),
             on_drop=lambda: recorder.dropped(record),
             on_resubscribed=lambda: recorder.resubscribed(record),
             on_error=recorder.error,
@@ -72,6 +79,7 @@ class Generator:
             recorder.connect_failed(_reason(exc))
             raise
         recorder.connected(time.perf_counter_ns() - started)
+        recorder.rx_clocks[handle.rx_clock] += 1
         record.open_window(time.time_ns())
         return record, handle
 
@@ -109,7 +117,7 @@ class Generator:
                 ledger = ledgers[k % len(ledgers)]
                 seq = len(ledger.sent_ns)
                 text = probe.encode(recorder.run_id, ledger.stream_id, seq, due, opts.payload_bytes)
-                recorder.published(ledger, time.time_ns())
+                recorder.published(ledger, time.time_ns(), due)
                 began = time.perf_counter_ns()
                 try:
                     await handle.publish(ledger.channel, text)

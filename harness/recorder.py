@@ -24,11 +24,20 @@ COUNTER_NAMES = ("published", "errors", "opened", "failed", "dropped", "reconnec
 class Recorder:
     def __init__(self, run_id: str = "") -> None:
         self.run_id = run_id
-        self.latency = hist.new()  # cumulative, folded in from ``_interval`` at each interval
+        self.latency = hist.new()  # cumulative steady state, folded in from ``_interval`` at each interval
+        self.ramp = hist.new()  # deliveries due before the steady state began (spawning, then --warmup)
+        self.client_lag = hist.new()  # handled - arrival: how far behind the arrivals the generator ran
+        self.publish_lag = hist.new()  # actual send - due time: how late the open-model publisher sent
+        #: deliveries due before this time (ns) are ramp-up; 0 = no ramp (a Recorder used on its own)
+        self.steady_from_ns = 0
+        #: per publisher stream, per sequence number: this process's slowest delivery (us), for fanout_ms
+        self.fanout: dict[str, dict[int, int]] = {}
+        self.rx_clocks: Counter[str] = Counter()  # subscribers per arrival clock (kernel, read, callback)
         self.connect = hist.new()
         self.reconnect = hist.new()
         self.reconnecting = 0  # subscribers dropped and not yet back (the final drain waits for them)
         self._interval = hist.new()
+        self._interval_ramp = hist.new()
         self._interval_connect = hist.new()
         self.counts: Counter[str] = Counter({name: 0 for name in COUNTER_NAMES})
         self.delivered = 0
@@ -44,7 +53,12 @@ class Recorder:
 
     # -- hot path ---------------------------------------------------------------------------------
     def delivered_to(self, subscriber: SubscriberRecord, data: object, recv_ns: int) -> None:
-        """One arrival at a subscriber: decode, account, time. Called from provider callbacks."""
+        """One arrival at a subscriber (``recv_ns``: when its bytes reached the socket): decode, account,
+        time. Called from provider callbacks, possibly long after the arrival when the loop is busy; that
+        delay is recorded apart as client lag and never added to the latency."""
+        lag_us = (time.time_ns() - recv_ns) // 1000
+        if not self.client_lag.record_value(lag_us if lag_us > 0 else 1):
+            self.counts["unrecordable"] += 1
         try:
             message = probe.decode(data)
         except probe.ProbeError as exc:
@@ -60,7 +74,15 @@ class Recorder:
         if tracker is None:
             tracker = subscriber.streams[message.publisher_id] = StreamTracker()
         if tracker.receive(message.seq):
-            self._time((recv_ns - message.due_ns) // 1000)
+            latency_us = (recv_ns - message.due_ns) // 1000
+            self._time(latency_us, message.due_ns)
+            if message.due_ns < self.steady_from_ns:
+                return
+            slowest = self.fanout.get(message.publisher_id)
+            if slowest is None:
+                slowest = self.fanout[message.publisher_id] = {}
+            if latency_us > slowest.get(message.seq, -1):
+                slowest[message.seq] = latency_us
 
     def _server_stamped(self, subscriber: SubscriberRecord, data: Stamped, recv_ns: int) -> None:
         """``--timestamp-field``: timed against the server's clock; gaps in sequential ids are losses."""
@@ -74,11 +96,12 @@ class Recorder:
         latency_us = (recv_ns - data.sent_ns) // 1000
         if latency_us <= 0:
             self.counts["clock_skew"] += 1  # the server's clock is ahead of ours
-        self._time(latency_us)
+        self._time(latency_us, data.sent_ns)
 
-    def _time(self, latency_us: int) -> None:
+    def _time(self, latency_us: int, due_ns: int) -> None:
         self.delivered += 1
-        if not self._interval.record_value(latency_us if latency_us > 0 else 1):
+        histogram = self._interval if due_ns >= self.steady_from_ns else self._interval_ramp
+        if not histogram.record_value(latency_us if latency_us > 0 else 1):
             self.counts["unrecordable"] += 1
             self.error("latency outside the histogram's 1 us .. 1 h range")
         if len(self.ui_samples) < MAX_UI_SAMPLES:
@@ -135,8 +158,10 @@ class Recorder:
             ledger = self.ledgers[stream_id] = Ledger(stream_id, channel)
         return ledger
 
-    def published(self, ledger: Ledger, sent_ns: int) -> int:
-        """Note a send about to happen; returns its sequence number."""
+    def published(self, ledger: Ledger, sent_ns: int, due_ns: int | None = None) -> int:
+        """Note a send about to happen (and how late it is against its due time); returns its sequence number."""
+        if due_ns is not None:
+            self.publish_lag.record_value(max(1, (sent_ns - due_ns) // 1000))
         ledger.sent_ns.append(sent_ns)
         self.counts["published"] += 1
         return len(ledger.sent_ns) - 1
@@ -154,7 +179,10 @@ class Recorder:
         """Close the current interval: its histograms and counter deltas, for hlog and timeseries."""
         now_ms = int(time.time() * 1000)
         self.latency.add(self._interval)
+        self.ramp.add(self._interval_ramp)
         self.connect.add(self._interval_connect)
+        if self._interval_ramp.get_total_count():  # the interval log shows every delivery of the interval
+            self._interval.add(self._interval_ramp)
         deltas = {k: self.counts[k] - self._last_counts[k] for k in COUNTER_NAMES}
         report = {
             "start_ms": self._interval_start_ms, "end_ms": now_ms,
@@ -164,7 +192,7 @@ class Recorder:
             "lost": self._gap_delta(),  # provisional: a gap may still fill; the summary has the final count
             **self.health.interval(),
         }
-        self._interval, self._interval_connect = hist.new(), hist.new()  # cheaper than reset()
+        self._interval, self._interval_ramp, self._interval_connect = hist.new(), hist.new(), hist.new()
         self._interval_start_ms = now_ms
         self._last_counts = Counter(self.counts)
         self._last_delivered = self.delivered
@@ -179,7 +207,10 @@ class Recorder:
         """Everything the collector needs for summary.json; call after a last ``interval_report``."""
         return {
             "latency": hist.encode(self.latency), "connect": hist.encode(self.connect),
-            "reconnect": hist.encode(self.reconnect), "delivered": self.delivered, "counts": dict(self.counts),
+            "reconnect": hist.encode(self.reconnect), "ramp": hist.encode(self.ramp),
+            "client_lag": hist.encode(self.client_lag), "publish_lag": hist.encode(self.publish_lag),
+            "fanout": {stream: [list(seqs), list(seqs.values())] for stream, seqs in self.fanout.items()},
+            "rx_clocks": dict(self.rx_clocks), "delivered": self.delivered, "counts": dict(self.counts),
             "error_reasons": dict(self.error_reasons.most_common(20)),
             "ledgers": [ledger.to_wire() for ledger in self.ledgers.values()],
             "subscribers": [s.to_wire(end_ns) for s in self.subscribers],
@@ -187,7 +218,8 @@ class Recorder:
         }
 
     def max_latency_us(self) -> int:
-        return max(int(self.latency.get_max_value()), int(self._interval.get_max_value()))
+        return max(int(self.latency.get_max_value()), int(self._interval.get_max_value()),
+                   int(self.ramp.get_max_value()), int(self._interval_ramp.get_max_value()))
 
     def take_ui_samples(self) -> list[float]:
         samples, self.ui_samples = self.ui_samples, []

@@ -18,6 +18,7 @@ import asyncio
 import contextlib
 import logging
 import os
+import time
 import types
 from collections.abc import Iterator
 from typing import Any
@@ -248,7 +249,7 @@ class AblyProvider(Provider):
                 hooks.on_resubscribed()
 
         def on_message(message: Any) -> None:
-            hooks.on_data(message.data)
+            hooks.on_data(message.data, time.time_ns())
 
         try:
             # Connected first: ably-python moves a connection to FAILED on ERROR without failing the

@@ -13,7 +13,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
-OnData = Callable[[object], None]
+OnData = Callable[[object, int], None]
 OnEvent = Callable[[], None]
 OnError = Callable[[str], None]
 OnDuration = Callable[[int], None]
@@ -21,8 +21,10 @@ OnDuration = Callable[[int], None]
 
 @dataclass
 class SubscriberHooks:
-    """What a provider calls back: arrivals, an unrequested disconnect, a completed re-subscribe,
-    a protocol error on a live subscription (its reason), and how long a reconnection took (ns)."""
+    """What a provider calls back: arrivals (the payload and its arrival time, ns since the epoch: the
+    kernel's receive time of the bytes that completed it where the transport has one), an unrequested
+    disconnect, a completed re-subscribe, a protocol error on a live subscription (its reason), and how
+    long a reconnection took (ns)."""
 
     on_data: OnData
     on_drop: OnEvent = field(default=lambda: None)
@@ -31,7 +33,17 @@ class SubscriberHooks:
     on_reconnect_ns: OnDuration = field(default=lambda _ns: None)
 
 
+#: Where a subscriber's arrival times come from (summary.json ``rx_clock``).
+RX_KERNEL, RX_READ, RX_CALLBACK = "kernel", "read", "callback"
+
+
 class SubscriberHandle(ABC):
+    @property
+    def rx_clock(self) -> str:
+        """``kernel`` (SO_TIMESTAMPNS on the socket), ``read`` (the time of the read, no kernel stamp) or
+        ``callback`` (an official library's callback: includes the library's and the generator's delays)."""
+        return RX_CALLBACK
+
     @abstractmethod
     async def close(self) -> None: ...
 

@@ -232,7 +232,7 @@ class PusherSubscriber(SubscriberHandle):
                 hooks.on_error(f"pusher: malformed frame: {exc}")
                 continue
             if frame.event == event and frame.channel == channel:
-                hooks.on_data(frame.data)
+                hooks.on_data(frame.data, time.time_ns())
             elif frame.event == "pusher:ping":
                 await ws.send_str(proto.client_pong())
             elif frame.event == "pusher:error":

@@ -9,6 +9,7 @@ reference target does.
 from __future__ import annotations
 
 import argparse
+import time
 from typing import Any
 
 import aiohttp
@@ -109,7 +110,7 @@ class SocketIOProvider(Provider):
 
         client.on("connect", on_connect)
         client.on("disconnect", on_disconnect)
-        client.on(self.options.event, hooks.on_data)
+        client.on(self.options.event, lambda data: hooks.on_data(data, time.time_ns()))
         try:
             await self._connect(client)
             await join()

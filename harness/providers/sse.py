@@ -122,7 +122,7 @@ class EventSource(SubscriberHandle):
         for item in items:
             if isinstance(item, sse_protocol.Event):
                 if item.type == wanted:
-                    on_data(self._payload(item) if self.stamp is not None else item.data)
+                    on_data(self._payload(item) if self.stamp is not None else item.data, time.time_ns())
             else:
                 report_error(item.reason)
 
