@@ -12,6 +12,7 @@ from typing import Any
 from harness import gates, timestamps
 
 DEFAULT_PUBLISH_RATE = 10.0
+CLIENTS = ("lean", "official")
 MAX_PAYLOAD_BYTES = 1024 * 1024
 
 
@@ -32,6 +33,12 @@ def add_arguments(parser: Any) -> Any:
                        help="folder for summary.json and latency.hlog (default reports/<provider>-<UTC time>)")
     group.add_argument("--drain-timeout", type=str, default="5",
                        help="seconds to wait for in-flight deliveries after publishing stops")
+    group.add_argument("--client", choices=CLIENTS, default="lean",
+                       help="subscribers: lean protocol clients timed at the socket (kernel receive time, default), "
+                            "or the provider's official library timed in its callback where one exists")
+    group.add_argument("--warmup", type=str, default="1",
+                       help="seconds after spawning completes still counted as ramp-up (default 1); the headline "
+                            "figures and the verdict are the steady state after it")
     group.add_argument("--timestamp-field", default="",
                        help="measure from a timestamp the server puts in its events (no publisher): PATH[:UNIT], "
                             "UNIT s|ms|us|ns|iso (default ms), e.g. timestamp or meta.sent_at:us")
@@ -57,6 +64,7 @@ def validate(options: argparse.Namespace) -> list[gates.Gate]:
     options.channels = _number(options, "channels", int, 1, 100_000)
     options.payload_bytes = _number(options, "payload_bytes", int, 0, MAX_PAYLOAD_BYTES)
     options.drain_timeout = _number(options, "drain_timeout", float, 0, 3600)
+    options.warmup = _number(options, "warmup", float, 0, 3600)
     if options.timestamp_field:
         try:
             timestamps.parse_spec(options.timestamp_field)

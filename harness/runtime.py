@@ -110,6 +110,7 @@ class Runtime:
         try:
             self.gates = options_mod.validate(self.options)
             self.provider_cls.validate(self.options)
+            self.provider_cls.check_client(self.options)
             self._resolve_host(environment)
         except (options_mod.OptionError, ProviderConfigError, embedded.TargetError) as exc:
             fail_usage(str(exc))

@@ -140,6 +140,7 @@ class AblyPublisher(PublisherHandle):
 
 class AblyProvider(Provider):
     name = "ably"
+    official_client = "ably AblyRealtime"
     target_module = "targets.ably"
     schemes = ("http", "https", "ws", "wss")
 

@@ -69,6 +69,8 @@ class Provider(ABC):
     target_module: ClassVar[str | None] = None
     #: URL schemes accepted for --host
     schemes: ClassVar[tuple[str, ...]] = ("http", "https")
+    #: the official library ``--client official`` uses for subscribers, if the provider has one
+    official_client: ClassVar[str | None] = None
 
     def __init__(self, host: str, options: argparse.Namespace) -> None:
         self.host = host.rstrip("/")
@@ -81,6 +83,16 @@ class Provider(ABC):
     @classmethod
     def validate(cls, options: argparse.Namespace) -> None:
         """Raise ProviderConfigError for options this provider cannot work with."""
+
+    @classmethod
+    def check_client(cls, options: argparse.Namespace) -> None:
+        """``--client official`` needs an official library to exist for this provider."""
+        if getattr(options, "client", "lean") == "official" and cls.official_client is None:
+            raise ProviderConfigError(f"--client official: {cls.name} has no official Python client; "
+                                      "its subscribers are always lean")
+
+    def use_official_client(self) -> bool:
+        return getattr(self.options, "client", "lean") == "official"
 
     @classmethod
     def describe_target(cls, host: str | None, options: argparse.Namespace) -> str:

@@ -62,6 +62,7 @@ class SocketIOPublisher(PublisherHandle):
 
 class SocketIOProvider(Provider):
     name = "socketio"
+    official_client = "python-socketio AsyncClient"
     target_module = "targets.socketio"
     schemes = ("http", "https", "ws", "wss")
 
