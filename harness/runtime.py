@@ -192,9 +192,13 @@ class Runtime:
             self.collector.flush()
 
     def _on_spawning_complete(self, **_kw: Any) -> None:
-        """Every connection is open: move its long-lived objects out of the garbage collector's sight,
-        so full collections (tens of ms with thousands of clients) stop pausing deliveries."""
+        """Every connection is open: the steady state begins after ``--warmup`` (earlier deliveries are
+        ramp-up, reported apart), and long-lived objects move out of the garbage collector's sight, so full
+        collections (tens of ms with thousands of clients) stop pausing deliveries. On a worker this fires
+        when the master says every worker is done, so all generators share one start of the steady state."""
         if self.generator is not None:
+            steady_ns = time.time_ns() + int(float(self.options.warmup) * 1e9)
+            get_bridge().call(self.generator.steady_from, steady_ns)
             gc.freeze()
 
     # -- a run ends ---------------------------------------------------------------------------
@@ -272,7 +276,7 @@ class Runtime:
     def _parameters(self) -> dict[str, Any]:
         """The options that shaped this run, for the report (secrets are redacted by the caller)."""
         shown = ("host", "num_users", "spawn_rate", "run_time", "processes", "expect_workers", "publish_rate",
-                 "channels", "payload_bytes", "gate", "drain_timeout", "timestamp_field")
+                 "channels", "payload_bytes", "gate", "drain_timeout", "timestamp_field", "client", "warmup")
         provider_flags = {a.dest for a in self._provider_actions}
         params = {k: v for k, v in sorted(vars(self.options).items())
                   if (k in shown or k in provider_flags) and isinstance(v, str | int | float | bool | list | None)}

@@ -41,26 +41,37 @@ def assert_accounted(summary: dict[str, Any]) -> None:
     msg = summary["messages"]
     assert msg["delivered"] + msg["lost"] == msg["expected"], msg
     assert msg["lost"] >= 0
-    assert summary["latency_ms"]["count"] == msg["delivered"], (summary["latency_ms"], msg)
+    timed = summary["latency_ms"]["count"] + summary["ramp_ms"]["count"]
+    assert timed == msg["delivered"], (summary["latency_ms"], summary["ramp_ms"], msg)
+
+
+SHIFT_TOLERANCE_MS = 1.5
 
 
 def delay_calibration(provider: str, folder: Path, *args: str, users: int = 20,
                       delay_ms: float = 25.0) -> dict[str, Any]:
-    """DESIGN rule 6: the target delays every delivery by ``delay_ms``; the run must report it (p50 within
-    [delay, delay + 5 ms], nothing faster than the delay, nothing lost)."""
+    """DESIGN rule 8: the target delays every delivery by ``delay_ms``; against an undelayed target measured
+    in the same test, p50 shifts by the delay (within 1.5 ms), nothing arrives faster than the delay, and
+    nothing is lost. A shift, not an absolute window: a busy machine moves both runs alike."""
     from tests.helpers import running_target
 
-    with running_target(f"targets.{provider}", "--port", "0", "--delay-ms", str(delay_ms)) as url:
-        run = run_scenario(provider, "--host", url, "-u", str(users + 1), "-r", str(users + 1), "-t", "6s",
-                           "--publish-rate", "20", *args, folder=folder)
-    s = run.summary
-    assert s["target"] == "external"
-    assert s["messages"]["delivered"] >= users * 80
-    assert delay_ms <= s["latency_ms"]["p50"] <= delay_ms + 5.0, s["latency_ms"]
-    assert s["latency_ms"]["min"] >= delay_ms
-    assert s["messages"]["lost"] == 0
-    assert_accounted(s)
-    return s
+    def measure(extra: list[str], sub: str) -> dict[str, Any]:
+        with running_target(f"targets.{provider}", "--port", "0", *extra) as url:
+            run = run_scenario(provider, "--host", url, "-u", str(users + 1), "-r", str(users + 1), "-t", "6s",
+                               "--publish-rate", "20", *args, folder=folder / sub)
+        s = run.summary
+        assert s["target"] == "external"
+        assert s["messages"]["delivered"] >= users * 80
+        assert s["messages"]["lost"] == 0
+        assert_accounted(s)
+        return s
+
+    baseline = measure([], "baseline")
+    delayed = measure(["--delay-ms", str(delay_ms)], "delayed")
+    shift = delayed["latency_ms"]["p50"] - baseline["latency_ms"]["p50"]
+    assert abs(shift - delay_ms) <= SHIFT_TOLERANCE_MS, (baseline["latency_ms"], delayed["latency_ms"])
+    assert delayed["latency_ms"]["min"] >= delay_ms
+    return delayed
 
 
 def drop_calibration(provider: str, folder: Path, *args: str, rate: float = 0.1) -> dict[str, Any]:

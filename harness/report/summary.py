@@ -9,7 +9,10 @@ from harness import hist
 from harness.accounting import account
 
 SCHEMA = 1
-LAG_SHARE_OF_GATE = 0.10  # loop lag p99 above 10% of the tightest latency gate makes a run suspect
+LAG_SHARE_OF_GATE = 0.10  # publisher lag p99 above 10% of the tightest latency gate makes a run suspect
+#: Client lag (handled - arrival) p99 above this: the generator ran so far behind its sockets that their
+#: buffers may fill and TCP flow control may slow the server's sends, i.e. the generator shapes the wire.
+CLIENT_LAG_LIMIT_MS = 1000.0
 DEFAULT_LATENCY_BUDGET_MS = 50.0
 MIN_LAG_LIMIT_MS = 1.0
 CPU_SATURATED_PCT = 95.0
@@ -31,23 +34,46 @@ def _saturated(cpu_samples: list[float]) -> bool:
     return False
 
 
+def _p99_max_ms(encoded: str | None) -> tuple[float, float]:
+    if not encoded:
+        return 0.0, 0.0
+    histogram = hist.decode(encoded)
+    if not histogram.get_total_count():
+        return 0.0, 0.0
+    return (round(hist.percentiles(histogram, [99.0])[0] / 1000.0, 3),
+            round(histogram.get_max_value() / 1000.0, 3))
+
+
 def harness_health(finals: list[dict[str, Any]], gates: list[gates_mod.Gate]) -> dict[str, Any]:
+    """Is each generator's lateness out of the numbers? Arrivals are stamped by the kernel, so a busy
+    generator no longer inflates latency by reading late; it still can by publishing late (the publisher
+    runs on the same loop, and latency counts from the due time) or by falling so far behind that its
+    sockets back up into the server. Loop lag is reported for reference."""
     limit = lag_limit_ms(gates)
     reasons: list[str] = []
     worst_p99 = worst_max = cpu_peak = 0.0
     generators = []
     for index, final in enumerate(finals):
-        lag = hist.decode(final["health"]["lag"])
-        p99 = round(lag.get_value_at_percentile(99.0) / 1000.0, 3)
-        lag_max = round(lag.get_max_value() / 1000.0, 3)
+        p99, lag_max = _p99_max_ms(final["health"]["lag"])
+        publish_p99, publish_max = _p99_max_ms(final.get("publish_lag"))
+        client_p99, client_max = _p99_max_ms(final.get("client_lag"))
         cpu = final["health"]["cpu_samples"]
         peak = max(cpu) if cpu else 0.0
         generators.append({"generator": index, "loop_lag_p99_ms": p99, "loop_lag_max_ms": lag_max,
-                           "cpu_peak_pct": peak})
+                           "publish_lag_p99_ms": publish_p99, "publish_lag_max_ms": publish_max,
+                           "client_lag_p99_ms": client_p99, "client_lag_max_ms": client_max, "cpu_peak_pct": peak})
         worst_p99, worst_max, cpu_peak = max(worst_p99, p99), max(worst_max, lag_max), max(cpu_peak, peak)
-        if p99 > limit:
-            reasons.append(f"generator {index}: event-loop lag p99 {p99:g} ms exceeds {limit:g} ms "
-                           f"(10% of the tightest latency gate)")
+        if publish_p99 > limit:
+            reasons.append(f"generator {index}: publisher lag p99 {publish_p99:g} ms exceeds {limit:g} ms "
+                           f"(10% of the tightest latency gate): messages left late and latency counts from their "
+                           f"due time")
+        if client_p99 > CLIENT_LAG_LIMIT_MS:
+            reasons.append(f"generator {index}: client lag p99 {client_p99:g} ms exceeds {CLIENT_LAG_LIMIT_MS:g} ms: "
+                           f"it read its sockets so late that their buffers may have slowed the server")
+        callback = int(final.get("rx_clocks", {}).get("callback", 0))
+        if callback and p99 > limit:
+            reasons.append(f"generator {index}: event-loop lag p99 {p99:g} ms exceeds {limit:g} ms while "
+                           f"{callback} subscribers are timed in a library callback (--client official)")
         if _saturated(cpu):
             reasons.append(f"generator {index}: CPU at or above {CPU_SATURATED_PCT:g}% of a core for "
                            f"{CPU_SATURATED_SAMPLES}+ seconds")
@@ -56,12 +82,44 @@ def harness_health(finals: list[dict[str, Any]], gates: list[gates_mod.Gate]) ->
             "cpu_peak_pct": cpu_peak, "generators": generators}
 
 
+def fanout_histogram(finals: list[dict[str, Any]]) -> Any:
+    """Per published message, its slowest delivery over every generator (DESIGN rule 6)."""
+    slowest: dict[tuple[str, int], int] = {}
+    for final in finals:
+        for stream, (seqs, values) in final.get("fanout", {}).items():
+            for seq, value in zip(seqs, values, strict=True):
+                key = (stream, int(seq))
+                if value > slowest.get(key, -1):
+                    slowest[key] = int(value)
+    histogram = hist.new()
+    for value in slowest.values():
+        histogram.record_value(max(1, value))
+    return histogram
+
+
+def rx_clock(finals: list[dict[str, Any]]) -> tuple[str, dict[str, int]]:
+    """Which clock point timed the arrivals: one name, or ``mixed`` with the subscriber counts."""
+    counts: dict[str, int] = {}
+    for final in finals:
+        for name, n in final.get("rx_clocks", {}).items():
+            counts[name] = counts.get(name, 0) + int(n)
+    named = [name for name, n in counts.items() if n]
+    if len(named) == 1:
+        return named[0], counts
+    return ("mixed" if named else "none"), counts
+
+
 def build(*, provider: str, target: str, load: dict[str, Any], finals: list[dict[str, Any]],
           gates: list[gates_mod.Gate], run_id: str, started_at: str) -> dict[str, Any]:
     """The whole summary from every generator's final report; histograms merge exactly."""
     latency = hist.merge([f["latency"] for f in finals])
     connect = hist.merge([f["connect"] for f in finals])
     reconnect = hist.merge([f["reconnect"] for f in finals if "reconnect" in f])
+    ramp = hist.merge([f["ramp"] for f in finals if "ramp" in f])
+    client_lag = hist.merge([f["client_lag"] for f in finals if "client_lag" in f])
+    publish_lag = hist.merge([f["publish_lag"] for f in finals if "publish_lag" in f])
+    fanout = fanout_histogram(finals)
+    clock_name, clock_counts = rx_clock(finals)
     counts: dict[str, int] = {}
     reasons: dict[str, int] = {}
     ledgers: list[dict[str, Any]] = []
@@ -78,7 +136,10 @@ def build(*, provider: str, target: str, load: dict[str, Any], finals: list[dict
     summary: dict[str, Any] = {
         "schema": SCHEMA, "provider": provider, "target": target, "run_id": run_id,
         "started_at": started_at, "load": load,
-        "latency_ms": hist.latency_summary(latency), "connect_ms": hist.connect_summary(connect),
+        "latency_ms": hist.latency_summary(latency), "fanout_ms": hist.latency_summary(fanout),
+        "ramp_ms": hist.latency_summary(ramp), "client_lag_ms": hist.latency_summary(client_lag),
+        "publish_lag_ms": hist.latency_summary(publish_lag), "rx_clock": clock_name, "rx_clocks": clock_counts,
+        "connect_ms": hist.connect_summary(connect),
         "messages": messages,
         "connections": {"opened": counts.get("opened", 0), "failed": counts.get("failed", 0),
                         "dropped": counts.get("dropped", 0), "reconnected": counts.get("reconnected", 0)},
@@ -87,8 +148,12 @@ def build(*, provider: str, target: str, load: dict[str, Any], finals: list[dict
         "errors_by_reason": dict(sorted(reasons.items(), key=lambda kv: -kv[1])[:20]),
         "foreign_messages": counts.get("foreign", 0),
         "harness": harness_health(finals, gates),
-        "histograms": {"connect": hist.encode(connect)},
+        "histograms": {"connect": hist.encode(connect), "ramp": hist.encode(ramp), "fanout": hist.encode(fanout)},
     }
+    if not summary["latency_ms"]["count"] and summary["ramp_ms"]["count"]:
+        summary["harness"]["trustworthy"] = False
+        summary["harness"]["reasons"].append(
+            "the run ended before the steady state (spawning complete + --warmup): every delivery is in ramp_ms")
     if summary["clock"] == "server":  # DESIGN rule 2: clock-dependent numbers are flagged, never mixed
         summary["harness"]["trustworthy"] = False
         summary["harness"]["reasons"].append(
@@ -108,6 +173,9 @@ def format_text(summary: dict[str, Any], folder: str) -> str:
         f"{summary['load']['publish_rate']:g} msg/s, {summary['load']['duration_s']:g} s",
         f"  delivery latency ms  p50 {lat['p50']}  p90 {lat['p90']}  p95 {lat['p95']}  p99 {lat['p99']}  "
         f"p99.9 {lat['p999']}  max {lat['max']}  (n={lat['count']})",
+        *_optional_line("fan-out ms", summary.get("fanout_ms")),
+        *_optional_line("ramp-up ms", summary.get("ramp_ms")),
+        *_optional_line(f"client lag ms ({summary.get('rx_clock', '?')} clock)", summary.get("client_lag_ms")),
         f"  connect ms           p50 {con['p50']}  p95 {con['p95']}  p99 {con['p99']}  max {con['max']}  "
         f"(n={con['count']})",
         f"  messages             published {msg['published']}  expected {msg['expected']}  delivered "
@@ -131,3 +199,11 @@ def format_text(summary: dict[str, Any], folder: str) -> str:
         lines.append(f"  gate {gate['expr']:<20} {'PASS' if gate['passed'] else 'FAIL'} (value {gate['value']:g})")
     lines.append(f"  verdict: {'PASSED' if summary['passed'] else 'FAILED'}   report: {folder}")
     return "\n".join(lines)
+
+
+def _optional_line(label: str, block: dict[str, Any] | None) -> list[str]:
+    """A percentile line for a figure that only some runs have."""
+    if not block or not block.get("count"):
+        return []
+    return [f"  {label:<20} p50 {block['p50']}  p95 {block['p95']}  p99 {block['p99']}  max {block['max']}  "
+            f"(n={block['count']})"]
