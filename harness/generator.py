@@ -21,7 +21,10 @@ from harness.recorder import Recorder
 
 CONNECT_TIMEOUT_S = 30.0
 DRAIN_QUIET_S = 0.25
-STEADY_NOT_YET = 2**63 - 1  # before spawning completes, every delivery is ramp-up
+STEADY_NOT_YET = 2**63 - 1
+#: the publisher wakes this long before a message's due time (the loop's timers fire up to ~1 ms late),
+#: then yields to the loop until the due time: a late send would count in every delivery's latency
+PUBLISH_EARLY_WAKE_S = 0.0015  # before spawning completes, every delivery is ramp-up
 
 
 class Generator:
@@ -106,14 +109,14 @@ class Generator:
         try:
             while not stop.is_set():
                 due = t0 + k * interval_ns
-                wait_s = (due - time.time_ns()) / 1e9
-                if wait_s > 0:
-                    with contextlib.suppress(TimeoutError):  # +0.5 ms: uvloop's 1 ms timers may fire early
-                        await asyncio.wait_for(stop.wait(), wait_s + 0.0005)
+                wait_s = (due - time.time_ns()) / 1e9 - PUBLISH_EARLY_WAKE_S
+                if wait_s > 0:  # the loop's timers have 1 ms granularity: wake early, then step to the due time
+                    with contextlib.suppress(TimeoutError):
+                        await asyncio.wait_for(stop.wait(), wait_s)
                     if stop.is_set():
                         break
-                    while time.time_ns() < due:  # never send before the due time (latency would shrink)
-                        await asyncio.sleep(0)
+                while time.time_ns() < due:  # never send before the due time (latency would shrink)
+                    await asyncio.sleep(0)  # one loop iteration: deliveries keep being read meanwhile
                 ledger = ledgers[k % len(ledgers)]
                 seq = len(ledger.sent_ns)
                 text = probe.encode(recorder.run_id, ledger.stream_id, seq, due, opts.payload_bytes)

@@ -35,6 +35,7 @@ HEADLINE = (
     ("p99", "latency_ms.p99", "ms"),
     ("p99.9", "latency_ms.p999", "ms"),
     ("max", "latency_ms.max", "ms"),
+    ("fan-out p99", "fanout_ms.p99", "ms"),
     ("deliveries", "messages.delivered", ""),
     ("lost", "messages.lost", ""),
     ("connect p95", "connect_ms.p95", "ms"),
@@ -42,6 +43,19 @@ HEADLINE = (
 
 
 # -- formatting ---------------------------------------------------------------------------------
+LATENCY_ROWS = (("delivery", "latency_ms"), ("fan-out", "fanout_ms"), ("ramp-up", "ramp_ms"),
+                ("client lag", "client_lag_ms"), ("publisher lag", "publish_lag_ms"))
+RX_CLOCK_TEXT = {"kernel": "kernel receive timestamp of the bytes", "read": "time of the socket read (no kernel stamp)",
+                 "callback": "client library's callback (includes the library's and the generator's delays)",
+                 "mixed": "mixed clocks, see rx_clocks in summary.json"}
+
+
+def _shown(summary: Mapping[str, Any], key: str) -> bool:
+    """The delivery row always; the others when the run has them."""
+    block = summary.get(key)
+    return isinstance(block, Mapping) and (key == "latency_ms" or bool(block.get("count")))
+
+
 def fmt_num(value: Any) -> str:
     """A number exactly as summary.json holds it (integers without '.0'), so the page and file agree."""
     if isinstance(value, bool) or value is None:
@@ -223,6 +237,8 @@ def context(run: RunData) -> dict[str, Any]:
         "gates": gates,
         "headline": headline,
         "latency": summary.get("latency_ms", {}),
+        "latency_rows": [(label, summary[key]) for label, key in LATENCY_ROWS if _shown(summary, key)],
+        "rx_clock_text": RX_CLOCK_TEXT.get(str(summary.get("rx_clock", "")), "arrival clock not recorded"),
         "connect": summary.get("connect_ms", {}),
         "accounting": accounting,
         "connections": summary.get("connections", {}),
