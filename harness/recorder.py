@@ -160,7 +160,7 @@ class Recorder:
 
     def published(self, ledger: Ledger, sent_ns: int, due_ns: int | None = None) -> int:
         """Note a send about to happen (and how late it is against its due time); returns its sequence number."""
-        if due_ns is not None:
+        if due_ns is not None and due_ns >= self.steady_from_ns:  # the steady state's, as the latency
             self.publish_lag.record_value(max(1, (sent_ns - due_ns) // 1000))
         ledger.sent_ns.append(sent_ns)
         self.counts["published"] += 1

@@ -12,6 +12,10 @@ from typing import Any
 from locust import User, constant, task
 
 from harness.bridge import get_bridge
+
+#: A user only holds its connection: its greenlet sleeps between (empty) tasks. A short wait would wake
+#: thousands of greenlets every second, and each wake competes with the loop thread for the GIL.
+HOLD_WAIT_S = 3600
 from harness.runtime import current
 
 
@@ -19,7 +23,7 @@ class SubscriberUser(User):
     """One subscriber connection on one channel (channels assigned round robin per process)."""
 
     abstract = True
-    wait_time = constant(1)
+    wait_time = constant(HOLD_WAIT_S)
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
@@ -57,7 +61,7 @@ class PublisherUser(User):
 
     abstract = True
     fixed_count = 1
-    wait_time = constant(1)
+    wait_time = constant(HOLD_WAIT_S)
 
     def on_start(self) -> None:
         generator = current().generator

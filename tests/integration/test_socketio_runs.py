@@ -29,11 +29,14 @@ def test_embedded_target_run_writes_the_documented_summary(tmp_path: Path) -> No
     assert set(s["harness"]) >= {"trustworthy", "reasons", "loop_lag_ms", "cpu_peak_pct"}
     assert run.returncode == (0 if s["passed"] else 1)
     assert "delivery latency ms" in run.stdout
-    # latency.hlog is a standard interval log: its intervals add up to the summary's count
+    assert s["rx_clock"] == "kernel" and s["ramp_ms"]["count"] > 0 and s["fanout_ms"]["count"] > 0
+    assert s["fanout_ms"]["p50"] >= s["latency_ms"]["p50"]  # a message's last delivery is its slowest
+    assert "fan-out ms" in run.stdout and "client lag ms (kernel clock)" in run.stdout
+    # latency.hlog is a standard interval log of every delivery: steady state plus ramp-up
     lines = [ln for ln in (tmp_path / "latency.hlog").read_text().splitlines()
              if ln and not ln.startswith(("#", '"'))]
     total = hist.merge([ln.split(",")[3] for ln in lines])
-    assert total.get_total_count() == s["latency_ms"]["count"]
+    assert total.get_total_count() == s["latency_ms"]["count"] + s["ramp_ms"]["count"]
     rows = (tmp_path / "timeseries.csv").read_text().splitlines()
     assert rows[0].startswith("elapsed_s,connections") and len(rows) >= 3
 
