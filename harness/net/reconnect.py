@@ -42,9 +42,16 @@ class GiveUp(Exception):
 
 
 class Reconnector:
-    def __init__(self, connect: Callable[[], Awaitable[None]], *, backoff: Backoff, timeout_s: float,
-                 on_drop: Callable[[], None], on_back: Callable[[int], None],
-                 on_give_up: Callable[[str], None]) -> None:
+    def __init__(
+        self,
+        connect: Callable[[], Awaitable[None]],
+        *,
+        backoff: Backoff,
+        timeout_s: float,
+        on_drop: Callable[[], None],
+        on_back: Callable[[int], None],
+        on_give_up: Callable[[str], None],
+    ) -> None:
         self._connect = connect
         self.backoff = backoff
         self.timeout_s = timeout_s

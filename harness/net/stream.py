@@ -172,8 +172,13 @@ def client_tls_context(verify: bool = True) -> ssl.SSLContext:
 class Stream:
     """One connected socket, read on the loop's reader callback; writes go straight to the socket."""
 
-    def __init__(self, sock: socket.socket, tls: ssl.SSLObject | None = None,
-                 tls_in: ssl.MemoryBIO | None = None, tls_out: ssl.MemoryBIO | None = None) -> None:
+    def __init__(
+        self,
+        sock: socket.socket,
+        tls: ssl.SSLObject | None = None,
+        tls_in: ssl.MemoryBIO | None = None,
+        tls_out: ssl.MemoryBIO | None = None,
+    ) -> None:
         self.sock = sock
         self.fd = sock.fileno()
         self.loop = asyncio.get_running_loop()
@@ -187,8 +192,15 @@ class Stream:
 
     # -- opening -----------------------------------------------------------------------------------
     @classmethod
-    async def connect(cls, host: str, port: int, *, timeout: float, tls: ssl.SSLContext | None = None,
-                      server_hostname: str | None = None) -> Stream:
+    async def connect(
+        cls,
+        host: str,
+        port: int,
+        *,
+        timeout: float,
+        tls: ssl.SSLContext | None = None,
+        server_hostname: str | None = None,
+    ) -> Stream:
         """Connect (and run the TLS handshake) within ``timeout`` seconds."""
         sock = await open_socket(host, port, timeout)
         if tls is None:
@@ -343,8 +355,9 @@ class Stream:
         self.sock.close()
 
 
-async def _tls_handshake(sock: socket.socket, tls: ssl.SSLObject, tls_in: ssl.MemoryBIO,
-                         tls_out: ssl.MemoryBIO) -> None:
+async def _tls_handshake(
+    sock: socket.socket, tls: ssl.SSLObject, tls_in: ssl.MemoryBIO, tls_out: ssl.MemoryBIO
+) -> None:
     loop = asyncio.get_running_loop()
     while True:
         try:

@@ -94,8 +94,15 @@ class WebSocket:
 
     # -- opening -----------------------------------------------------------------------------------
     @classmethod
-    async def connect(cls, url: str, *, timeout: float, headers: Mapping[str, str] | None = None,
-                      max_message: int = ws.DEFAULT_MAX_MESSAGE, tls: ssl.SSLContext | None = None) -> WebSocket:
+    async def connect(
+        cls,
+        url: str,
+        *,
+        timeout: float,
+        headers: Mapping[str, str] | None = None,
+        max_message: int = ws.DEFAULT_MAX_MESSAGE,
+        tls: ssl.SSLContext | None = None,
+    ) -> WebSocket:
         """Connect, upgrade, and return once the server answered 101 (all within ``timeout``).
 
         Raises ConnectError for every way this fails: UpgradeError (with the HTTP status) when the server
@@ -114,8 +121,9 @@ class WebSocket:
                     await socket_._wait()
         except TimeoutError:
             stream.close()
-            raise ConnectError(f"no websocket upgrade from {endpoint.host}:{endpoint.port} within {timeout:g} s") \
-                from None
+            raise ConnectError(
+                f"no websocket upgrade from {endpoint.host}:{endpoint.port} within {timeout:g} s"
+            ) from None
         except ClosedError as exc:  # ended before the upgrade: refused, or the connection went away
             stream.close()
             if socket_.refusal is not None:

@@ -89,8 +89,14 @@ def accept_for(key: str) -> str:
 
 def handshake_request(host: str, target: str, key: str, headers: Mapping[str, str] | None = None) -> bytes:
     """The client's upgrade request (``target`` is path plus query)."""
-    lines = [f"GET {target} HTTP/1.1", f"Host: {host}", "Upgrade: websocket", "Connection: Upgrade",
-             f"Sec-WebSocket-Key: {key}", "Sec-WebSocket-Version: 13"]
+    lines = [
+        f"GET {target} HTTP/1.1",
+        f"Host: {host}",
+        "Upgrade: websocket",
+        "Connection: Upgrade",
+        f"Sec-WebSocket-Key: {key}",
+        "Sec-WebSocket-Version: 13",
+    ]
     lines += [f"{name}: {value}" for name, value in (headers or {}).items()]
     return ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1")
 
@@ -236,8 +242,14 @@ class FrameParser:
             self._buffer = b""
         # fast path: exactly one short, final, unmasked text frame (a push delivery)
         size = len(data)
-        if (size >= 2 and data[0] == 0x81 and data[1] < 126 and size == 2 + data[1] and not self._fragments
-                and data[1] <= self.max_message):
+        if (
+            size >= 2
+            and data[0] == 0x81
+            and data[1] < 126
+            and size == 2 + data[1]
+            and not self._fragments
+            and data[1] <= self.max_message
+        ):
             self.last_frame_size = size
             try:
                 return [Message(data[2:].decode("utf-8"))]
@@ -302,7 +314,7 @@ class FrameParser:
         end = offset + head + n
         if len(data) < end:
             return None
-        payload = data[offset + head:end]
+        payload = data[offset + head : end]
         self._frame(fin, opcode, payload, events)
         if opcode in (OP_TEXT, OP_BINARY, OP_CONT):
             self.last_frame_size = head + n
