@@ -27,7 +27,14 @@ class Backoff:
     factor: float = 2.0
 
     def delay(self, attempt: int) -> float:
-        return float(min(self.max_s, self.first_s * self.factor**attempt))
+        """The wait before attempt ``attempt + 1``. Grows until it reaches ``max_s``, then stays there; the
+        power is never taken past that point (a client retrying for hours would overflow a float)."""
+        delay = self.first_s
+        for _ in range(attempt):
+            if delay >= self.max_s or delay <= 0 or self.factor <= 1:
+                break
+            delay *= self.factor
+        return float(min(self.max_s, delay))
 
 
 class GiveUp(Exception):
@@ -35,9 +42,16 @@ class GiveUp(Exception):
 
 
 class Reconnector:
-    def __init__(self, connect: Callable[[], Awaitable[None]], *, backoff: Backoff, timeout_s: float,
-                 on_drop: Callable[[], None], on_back: Callable[[int], None],
-                 on_give_up: Callable[[str], None]) -> None:
+    def __init__(
+        self,
+        connect: Callable[[], Awaitable[None]],
+        *,
+        backoff: Backoff,
+        timeout_s: float,
+        on_drop: Callable[[], None],
+        on_back: Callable[[int], None],
+        on_give_up: Callable[[str], None],
+    ) -> None:
         self._connect = connect
         self.backoff = backoff
         self.timeout_s = timeout_s

@@ -56,6 +56,15 @@ class ClosedError(ConnectionError):
         self.code = code
 
 
+class UpgradeError(ConnectError):
+    """The server answered the upgrade request with something else than a valid 101; ``status`` is its
+    HTTP status (None when the answer was not HTTP at all)."""
+
+    def __init__(self, reason: str, status: int | None = None) -> None:
+        super().__init__(reason)
+        self.status = status
+
+
 class WebSocket:
     def __init__(self, stream: Stream, key: str, max_message: int) -> None:
         self.stream = stream
@@ -64,6 +73,8 @@ class WebSocket:
         self.headers: dict[str, str] = {}
         self.close_code: int | None = None
         self.close_reason = ""
+        #: why the server's answer to the upgrade request was refused, and its HTTP status
+        self.refusal: ws.HandshakeError | None = None
         self.last_rx_ns = 0
         self._head = bytearray()
         self._upgraded = False
@@ -83,9 +94,20 @@ class WebSocket:
 
     # -- opening -----------------------------------------------------------------------------------
     @classmethod
-    async def connect(cls, url: str, *, timeout: float, headers: Mapping[str, str] | None = None,
-                      max_message: int = ws.DEFAULT_MAX_MESSAGE, tls: ssl.SSLContext | None = None) -> WebSocket:
-        """Connect, upgrade, and return once the server answered 101 (all within ``timeout``)."""
+    async def connect(
+        cls,
+        url: str,
+        *,
+        timeout: float,
+        headers: Mapping[str, str] | None = None,
+        max_message: int = ws.DEFAULT_MAX_MESSAGE,
+        tls: ssl.SSLContext | None = None,
+    ) -> WebSocket:
+        """Connect, upgrade, and return once the server answered 101 (all within ``timeout``).
+
+        Raises ConnectError for every way this fails: UpgradeError (with the HTTP status) when the server
+        refused the upgrade.
+        """
         endpoint = Endpoint.parse(url)
         context = (tls or client_tls_context()) if endpoint.tls else None
         stream = await Stream.connect(endpoint.host, endpoint.port, timeout=timeout, tls=context)
@@ -99,8 +121,14 @@ class WebSocket:
                     await socket_._wait()
         except TimeoutError:
             stream.close()
-            raise ConnectError(f"no websocket upgrade from {endpoint.host}:{endpoint.port} within {timeout:g} s") \
-                from None
+            raise ConnectError(
+                f"no websocket upgrade from {endpoint.host}:{endpoint.port} within {timeout:g} s"
+            ) from None
+        except ClosedError as exc:  # ended before the upgrade: refused, or the connection went away
+            stream.close()
+            if socket_.refusal is not None:
+                raise UpgradeError(str(exc), socket_.refusal.status) from None
+            raise ConnectError(f"no websocket upgrade from {endpoint.host}:{endpoint.port}: {exc}") from None
         except BaseException:
             stream.close()
             raise
@@ -119,10 +147,16 @@ class WebSocket:
         try:
             events = self.parser.feed(data)
         except ws.ProtocolError as exc:
+            self._handle(exc.events, rx_ns)  # what arrived before the violation still arrived
             self._fail(exc.code, str(exc))
             return
+        self._handle(events, rx_ns)
+
+    def _handle(self, events: list[ws.Event], rx_ns: int) -> None:
         on_message = self._on_message
         for event in events:
+            if self._ended:  # a callback closed us, or a close frame came: nothing more is delivered
+                return
             if type(event) is ws.Message:
                 if on_message is not None:
                     on_message(event.data, rx_ns)
@@ -140,7 +174,8 @@ class WebSocket:
         try:
             parsed = ws.parse_handshake_response(self._head, self.key)
         except ws.HandshakeError as exc:
-            self._end(exc.status, f"websocket upgrade refused: {exc}")
+            self.refusal = exc
+            self._end(None, f"websocket upgrade refused: {exc}")
             return b""
         if parsed is None:
             return b""
@@ -193,10 +228,11 @@ class WebSocket:
         self.stream.write(ws.binary(data))
 
     def close(self, code: int = ws.CLOSE_NORMAL, reason: str = "") -> None:
-        """Say goodbye and drop the connection (we asked: no on_close)."""
+        """Say goodbye and drop the connection (we asked: no on_close, and nothing more is delivered)."""
         if self._ended:
             return
         self._on_close = None
+        self._queue.clear()
         self.stream.write(ws.close(code, reason))
         self._end(code, reason or "closed by the client")
 
@@ -207,7 +243,9 @@ class WebSocket:
         self._end(event.code, f"server closed the websocket with {event.code}{detail}")
 
     def _fail(self, code: int, reason: str) -> None:
-        self.stream.write(ws.close(code, reason[:100]))
+        if self._ended:
+            return
+        self.stream.write(ws.close(code, reason))
         self._end(None, f"websocket protocol error: {reason}")
 
     def _end(self, code: int | None, reason: str) -> None:

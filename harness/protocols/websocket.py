@@ -32,11 +32,16 @@ _U64 = struct.Struct("!Q")
 
 
 class ProtocolError(ValueError):
-    """The server broke RFC 6455; ``code`` is the close code to answer with."""
+    """The server broke RFC 6455; ``code`` is the close code to answer with.
+
+    ``events`` are the ones decoded from the same input before the violation: they did arrive, and a
+    driver delivers them before failing the connection.
+    """
 
     def __init__(self, reason: str, code: int = CLOSE_PROTOCOL) -> None:
         super().__init__(reason)
         self.code = code
+        self.events: list[Event] = []
 
 
 class HandshakeError(ValueError):
@@ -84,8 +89,14 @@ def accept_for(key: str) -> str:
 
 def handshake_request(host: str, target: str, key: str, headers: Mapping[str, str] | None = None) -> bytes:
     """The client's upgrade request (``target`` is path plus query)."""
-    lines = [f"GET {target} HTTP/1.1", f"Host: {host}", "Upgrade: websocket", "Connection: Upgrade",
-             f"Sec-WebSocket-Key: {key}", "Sec-WebSocket-Version: 13"]
+    lines = [
+        f"GET {target} HTTP/1.1",
+        f"Host: {host}",
+        "Upgrade: websocket",
+        "Connection: Upgrade",
+        f"Sec-WebSocket-Key: {key}",
+        "Sec-WebSocket-Version: 13",
+    ]
     lines += [f"{name}: {value}" for name, value in (headers or {}).items()]
     return ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1")
 
@@ -96,10 +107,10 @@ def parse_handshake_response(buffer: bytes | bytearray, key: str) -> tuple[dict[
     Raises HandshakeError for anything but a valid 101 answer to ``key``.
     """
     end = buffer.find(b"\r\n\r\n")
-    if end < 0:
-        if len(buffer) > MAX_HEAD:
-            raise HandshakeError(f"response head exceeds {MAX_HEAD} bytes")
+    if end < 0 and len(buffer) <= MAX_HEAD:
         return None
+    if end < 0 or end + 4 > MAX_HEAD:
+        raise HandshakeError(f"response head exceeds {MAX_HEAD} bytes")
     lines = bytes(buffer[:end]).decode("latin-1").split("\r\n")
     parts = lines[0].split(" ", 2)
     if len(parts) < 2 or not parts[0].startswith("HTTP/1.") or not parts[1].isdigit():
@@ -120,7 +131,9 @@ def parse_handshake_response(buffer: bytes | bytearray, key: str) -> tuple[dict[
     if headers.get("sec-websocket-accept") != accept_for(key):
         raise HandshakeError("Sec-WebSocket-Accept does not match the key", status)
     if headers.get("sec-websocket-extensions"):
-        raise HandshakeError(f"server chose an extension we did not offer: {headers['sec-websocket-extensions']}")
+        raise HandshakeError(
+            f"server chose an extension we did not offer: {headers['sec-websocket-extensions']}", status
+        )
     return headers, end + 4
 
 
@@ -164,7 +177,10 @@ def ping(payload: bytes = b"") -> bytes:
 
 
 def close(code: int = CLOSE_NORMAL, reason: str = "") -> bytes:
-    return encode_frame(OP_CLOSE, _U16.pack(code) + reason.encode("utf-8")[:123])
+    """A close frame; the reason is cut to the 123 bytes a control frame has room for, on a UTF-8 boundary
+    (a peer fails a close whose reason is not valid UTF-8)."""
+    body = reason.encode("utf-8")[:123].decode("utf-8", "ignore").encode("utf-8")
+    return encode_frame(OP_CLOSE, _U16.pack(code) + body)
 
 
 # -- server frames -------------------------------------------------------------------------------
@@ -194,16 +210,20 @@ class FrameParser:
     def next_read_size(self, default: int) -> int:
         """How many bytes to read next so that one read completes one frame (see harness.net.stream).
 
-        Inside a frame: what it still lacks. Between frames: the size of the last data frame (a push
-        stream repeats one size), never less than a header, or ``default`` before the first frame.
+        Inside a frame: what it still lacks. With only part of a 16- or 64-bit length header: up to the
+        longest header (such frames are longer than that, so the read stays inside the frame). Between
+        frames: the size of the last data frame (a push stream repeats one size; reading more would take
+        the next frame's bytes too), or ``default`` before the first frame. Never more than ``default``.
         """
         buffered = len(self._buffer)
         if buffered >= 2:
             needed = self._frame_size(self._buffer)
-            if needed is not None:
-                return max(1, needed - buffered)
-            return 14 - buffered
-        return max(14, self.last_frame_size) - buffered if self.last_frame_size else default
+            wanted = 14 - buffered if needed is None else needed - buffered
+        elif self.last_frame_size:
+            wanted = self.last_frame_size - buffered
+        else:
+            return default
+        return max(1, min(wanted, default))
 
     @staticmethod
     def _frame_size(buf: bytes) -> int | None:
@@ -222,16 +242,29 @@ class FrameParser:
             self._buffer = b""
         # fast path: exactly one short, final, unmasked text frame (a push delivery)
         size = len(data)
-        if size >= 2 and data[0] == 0x81 and data[1] < 126 and size == 2 + data[1] and not self._fragments:
+        if (
+            size >= 2
+            and data[0] == 0x81
+            and data[1] < 126
+            and size == 2 + data[1]
+            and not self._fragments
+            and data[1] <= self.max_message
+        ):
             self.last_frame_size = size
             try:
                 return [Message(data[2:].decode("utf-8"))]
             except UnicodeDecodeError:
+                self.closed = True
                 raise ProtocolError("text frame is not UTF-8", CLOSE_BAD_DATA) from None
         events: list[Event] = []
         offset = 0
         while not self.closed:
-            parsed = self._parse_one(data, offset, events)
+            try:
+                parsed = self._parse_one(data, offset, events)
+            except ProtocolError as exc:
+                self.closed = True  # the stream is broken: nothing after this can be trusted
+                exc.events = events
+                raise
             if parsed is None:
                 break
             offset = parsed
@@ -250,6 +283,19 @@ class FrameParser:
         if b0 & 0x70:
             raise ProtocolError("reserved bits set without a negotiated extension")
         fin, opcode, n = b0 & 0x80, b0 & 0x0F, b1 & 0x7F
+        # judge the header before waiting for a payload that may never come (or never fit)
+        if opcode >= 0x8:
+            if opcode > OP_PONG:
+                raise ProtocolError(f"unknown opcode {opcode:#x}")
+            if not fin or n > 125:
+                raise ProtocolError("control frame fragmented or longer than 125 bytes")
+        elif opcode > OP_BINARY:
+            raise ProtocolError(f"unknown opcode {opcode:#x}")
+        elif opcode == OP_CONT:
+            if not self._fragments:
+                raise ProtocolError("continuation frame with nothing to continue")
+        elif self._fragments:
+            raise ProtocolError("new data frame before the fragmented message ended")
         head = 2
         if n == 126:
             if available < 4:
@@ -260,16 +306,15 @@ class FrameParser:
             if available < 10:
                 return None
             n = _U64.unpack_from(data, offset + 2)[0]
+            if n >> 63:
+                raise ProtocolError("64-bit frame length with the most significant bit set")
             head = 10
-        if opcode >= 0x8:
-            if not fin or n > 125:
-                raise ProtocolError("control frame fragmented or longer than 125 bytes")
-        elif n + self._fragment_size > self.max_message:
+        if opcode < 0x8 and n + self._fragment_size > self.max_message:
             raise ProtocolError(f"message exceeds {self.max_message} bytes", CLOSE_TOO_BIG)
         end = offset + head + n
         if len(data) < end:
             return None
-        payload = data[offset + head:end]
+        payload = data[offset + head : end]
         self._frame(fin, opcode, payload, events)
         if opcode in (OP_TEXT, OP_BINARY, OP_CONT):
             self.last_frame_size = head + n
@@ -277,15 +322,11 @@ class FrameParser:
 
     def _frame(self, fin: int, opcode: int, payload: bytes, events: list[Event]) -> None:
         if opcode in (OP_TEXT, OP_BINARY):
-            if self._fragments:
-                raise ProtocolError("new data frame before the fragmented message ended")
             if fin:
                 events.append(Message(_as_data(opcode, payload)))
             else:
                 self._fragment_opcode, self._fragments, self._fragment_size = opcode, [payload], len(payload)
         elif opcode == OP_CONT:
-            if not self._fragments:
-                raise ProtocolError("continuation frame with nothing to continue")
             self._fragments.append(payload)
             self._fragment_size += len(payload)
             if fin:
@@ -296,11 +337,9 @@ class FrameParser:
             events.append(Ping(payload))
         elif opcode == OP_PONG:
             events.append(Pong(payload))
-        elif opcode == OP_CLOSE:
+        else:  # OP_CLOSE: the header checks let nothing else through
             events.append(_close_event(payload))
             self.closed = True
-        else:
-            raise ProtocolError(f"unknown opcode {opcode:#x}")
 
 
 def _as_data(opcode: int, payload: bytes) -> str | bytes:
