@@ -14,6 +14,7 @@ from typing import Any
 
 from harness import probe
 from harness.accounting import SubscriberRecord
+from harness.net.stream import RX_STAMPS, timestamps_ready
 from harness.options import channel_name
 from harness.providers.base import Provider, PublisherHandle, SubscriberHandle, SubscriberHooks
 from harness.providers.http import close_shared_session
@@ -38,6 +39,8 @@ class Generator:
         self._stop_publishing = asyncio.Event()
         self._channel_counter = 0
         self.ui_publish_ms: list[float] = []
+        self._stamps_checked = False
+        self._stamps_at_begin: dict[str, int] = {}
 
     @property
     def provider(self) -> Provider:
@@ -50,6 +53,10 @@ class Generator:
         counts as ramp-up until ``steady_from`` is told when the steady state begins."""
         self.recorder = Recorder(run_id)
         self.recorder.steady_from_ns = STEADY_NOT_YET
+        if not self._stamps_checked:  # once per process: the kernel switches stamping on lazily
+            self._stamps_checked = True
+            timestamps_ready()
+        self._stamps_at_begin = RX_STAMPS.snapshot()
         self.recorder.health.start()
         self._stop_publishing = asyncio.Event()
         self._publishers = []
@@ -156,7 +163,9 @@ class Generator:
                 break
         recorder.health.stop()
         last = recorder.interval_report()
-        return last, recorder.final_report(end_ns)
+        final = recorder.final_report(end_ns)
+        final["rx_stamps"] = {k: v - self._stamps_at_begin.get(k, 0) for k, v in RX_STAMPS.snapshot().items()}
+        return last, final
 
     async def aclose(self) -> None:
         if self._provider is not None:

@@ -8,8 +8,12 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import concurrent.futures
+import threading
 import time
 from typing import Any
+
+import uvloop
 
 from harness import options as options_mod
 from harness import probe, providers
@@ -38,13 +42,42 @@ class _Parser(argparse.ArgumentParser):
         return super().add_argument(*args, **kwargs)
 
 
+class PublisherThread:
+    """A provider's publisher on its own loop in its own thread, so a test can stall the subscribers' loop
+    while a message is published and fanned out (published from the subscribers' loop, its deliveries would
+    be read while that loop awaits the publish)."""
+
+    def __init__(self, provider: str, host: str, options: argparse.Namespace) -> None:
+        self.loop = uvloop.new_event_loop()
+        self.thread = threading.Thread(target=self.loop.run_forever, daemon=True)
+        self.thread.start()
+        self.provider = providers.load(provider)(host, options)
+        self.handle: Any = self.call(self.provider.open_publisher()).result(30)
+
+    def call(self, coro: Any) -> concurrent.futures.Future[Any]:
+        return asyncio.run_coroutine_threadsafe(coro, self.loop)
+
+    def close(self) -> None:
+        async def shut() -> None:
+            await self.handle.close()
+            await self.provider.aclose()
+            from harness.providers.http import close_shared_session
+
+            await close_shared_session()
+
+        self.call(shut()).result(10)
+        self.loop.call_soon_threadsafe(self.loop.stop)
+        self.thread.join(5)
+
+
 class InProcessRun:
-    """A generator with ``n`` subscribers and one publisher handle; messages are published by hand."""
+    """A generator with ``n`` subscribers and a publisher in its own thread; messages are published by hand."""
 
     def __init__(self, provider: str, host: str, *argv: str) -> None:
+        self.provider, self.host = provider, host
         self.generator = Generator(providers.load(provider), host, provider_options(provider, host, *argv))
         self.subscriptions: list[tuple[SubscriberRecord, SubscriberHandle]] = []
-        self.publisher: Any = None
+        self.publisher: PublisherThread | None = None
         self.seq = 0
 
     async def open(self, subscribers: int) -> None:
@@ -52,18 +85,19 @@ class InProcessRun:
         self.generator.steady_from(0)
         for _ in range(subscribers):
             self.subscriptions.append(await self.generator.open_subscriber(self.generator.next_channel()))
-        self.publisher = await self.generator.provider.open_publisher()
+        options = self.generator.options
+        self.publisher = await asyncio.to_thread(PublisherThread, self.provider, self.host, options)
 
-    async def publish(self) -> int:
-        """One message, due now; returns its due time."""
+    def publish(self) -> concurrent.futures.Future[Any]:
+        """Start publishing one message, due now, from the publisher's thread; returns its future."""
+        assert self.publisher is not None
         recorder = self.generator.recorder
         ledger = recorder.ledger("pub.0", self.generator.next_channel())
         due = time.time_ns()
         text = probe.encode(recorder.run_id, ledger.stream_id, self.seq, due, 256)
         recorder.published(ledger, due, due)
         self.seq += 1
-        await self.publisher.publish(ledger.channel, text)
-        return due
+        return self.publisher.call(self.publisher.handle.publish(ledger.channel, text))
 
     async def delivered(self, count: int, timeout: float = 10.0) -> None:
         """Wait until ``count`` deliveries were recorded (polling the loop-owned counter)."""
@@ -78,5 +112,5 @@ class InProcessRun:
         for record, handle in self.subscriptions:
             await self.generator.close_subscriber(record, handle)
         if self.publisher is not None:
-            await self.publisher.close()
+            await asyncio.to_thread(self.publisher.close)
         await self.generator.aclose()

@@ -6,13 +6,14 @@ busy Python pipeline got round to it. Each connection is a non-blocking native s
 time the kernel received the last segment of that read. When the generator falls behind, frames wait in
 the socket buffer with their receive time intact.
 
-A protocol above tells how many bytes to read next (``next_read_size``), ideally exactly the rest of the
-frame in progress, so one read completes one frame and takes no bytes of the next. The stamp is never early,
-but it is not always the frame's own: Linux merges segments that wait unread in a socket's receive queue
-into one buffer (``tcp_try_coalesce``) stamped with the latest segment's arrival, so when a stalled reader
-lets several frames queue on one socket, the earlier ones are stamped with a later one's arrival (in
-groups of about twenty). A frame that found the queue empty keeps its own stamp. When the kernel gives no
-stamp the read's own time is used (``rx_clock`` says ``read``).
+Each read takes everything queued. The stamp is never early, but it is exact only for the bytes that
+ended the read: Linux merges segments that wait unread in a socket's receive queue into one buffer
+(``tcp_try_coalesce``) stamped with the latest segment's arrival, so reading one frame at a time would not
+help. A message that is not the last thing in its read therefore carries a *shared* stamp, the arrival of
+bytes behind it (exact when they came together, late by up to the gap when the generator read late); the
+protocol above counts those with :func:`note_shared`, and the summary reports them. In the steady state
+of a push subscriber each read holds exactly one message. When the kernel gives no stamp the read's own
+time is used (``rx_clock`` says ``read``).
 
 TLS runs over the same reads through ``ssl.MemoryBIO``: decrypted bytes carry the stamp of the read that
 completed their record.
@@ -45,7 +46,26 @@ class StreamProtocol(Protocol):
 
     def connection_lost(self, reason: str) -> None: ...
 
-    def next_read_size(self, default: int) -> int: ...
+
+class RxStamps:
+    """This process's reads: how many, how many the kernel did not stamp, and how many messages shared their
+    read's stamp with bytes behind them. Process-wide because the generator reports per process."""
+
+    __slots__ = ("reads", "shared", "unstamped")
+
+    def __init__(self) -> None:
+        self.reads = self.unstamped = self.shared = 0
+
+    def snapshot(self) -> dict[str, int]:
+        return {"reads": self.reads, "unstamped_reads": self.unstamped, "shared_stamps": self.shared}
+
+
+RX_STAMPS = RxStamps()
+
+
+def note_shared(messages: int) -> None:
+    """``messages`` completed in a read that went on past them: their stamp is the later bytes' arrival."""
+    RX_STAMPS.shared += messages
 
 
 def native_socket(family: int, type_: int = socket.SOCK_STREAM, proto: int = 0) -> socket.socket:
@@ -233,9 +253,8 @@ class Stream:
     def _on_readable(self) -> None:
         protocol = self._protocol
         assert protocol is not None
-        size = TLS_READ_SIZE if self._tls is not None else protocol.next_read_size(READ_SIZE)
         try:
-            data, ancillary, _flags, _addr = self.sock.recvmsg(size, _ANCILLARY)
+            data, ancillary, _flags, _addr = self.sock.recvmsg(READ_SIZE, _ANCILLARY)
         except (BlockingIOError, InterruptedError):
             return
         except OSError as exc:
@@ -244,12 +263,14 @@ class Stream:
         if not data:
             self._lost("connection closed by the server")
             return
+        RX_STAMPS.reads += 1
         if ancillary and ancillary[0][1] == SCM_TIMESTAMPNS:
             seconds, nanoseconds = _TIMESPEC.unpack_from(ancillary[0][2])
             rx_ns = seconds * 1_000_000_000 + nanoseconds
         else:
             rx_ns = time.time_ns()
             self.unstamped_reads += 1
+            RX_STAMPS.unstamped += 1
         if self._tls_in is None:
             protocol.data_received(data, rx_ns)
         else:

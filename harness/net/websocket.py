@@ -16,7 +16,7 @@ from collections.abc import Callable, Mapping
 from typing import NamedTuple
 from urllib.parse import urlsplit
 
-from harness.net.stream import ConnectError, Stream, client_tls_context
+from harness.net.stream import ConnectError, Stream, client_tls_context, note_shared
 from harness.protocols import websocket as ws
 
 OnMessage = Callable[[str | bytes, int], None]
@@ -135,9 +135,6 @@ class WebSocket:
         return socket_
 
     # -- the stream's protocol ----------------------------------------------------------------------
-    def next_read_size(self, default: int) -> int:
-        return self.parser.next_read_size(default) if self._upgraded else default
-
     def data_received(self, data: bytes, rx_ns: int) -> None:
         self.last_rx_ns = rx_ns
         if not self._upgraded:
@@ -150,6 +147,9 @@ class WebSocket:
             self._handle(exc.events, rx_ns)  # what arrived before the violation still arrived
             self._fail(exc.code, str(exc))
             return
+        if len(events) > 1 or (events and self.parser.buffered):
+            shared = sum(1 for event in events if type(event) is ws.Message)
+            note_shared(shared if self.parser.buffered else shared - 1)
         self._handle(events, rx_ns)
 
     def _handle(self, events: list[ws.Event], rx_ns: int) -> None:

@@ -193,7 +193,6 @@ class FrameParser:
         "_fragment_size",
         "_fragments",
         "closed",
-        "last_frame_size",
         "max_message",
     )
 
@@ -204,35 +203,11 @@ class FrameParser:
         self._fragment_opcode = 0
         self._fragment_size = 0
         self.closed = False
-        #: wire size of the last complete data frame: the transport's guess for the next read
-        self.last_frame_size = 0
 
-    def next_read_size(self, default: int) -> int:
-        """How many bytes to read next so that one read completes one frame (see harness.net.stream).
-
-        Inside a frame: what it still lacks. With only part of a 16- or 64-bit length header: up to the
-        longest header (such frames are longer than that, so the read stays inside the frame). Between
-        frames: the size of the last data frame (a push stream repeats one size; reading more would take
-        the next frame's bytes too), or ``default`` before the first frame. Never more than ``default``.
-        """
-        buffered = len(self._buffer)
-        if buffered >= 2:
-            needed = self._frame_size(self._buffer)
-            wanted = 14 - buffered if needed is None else needed - buffered
-        elif self.last_frame_size:
-            wanted = self.last_frame_size - buffered
-        else:
-            return default
-        return max(1, min(wanted, default))
-
-    @staticmethod
-    def _frame_size(buf: bytes) -> int | None:
-        n = buf[1] & 0x7F
-        if n < 126:
-            return 2 + n
-        if n == 126:
-            return 4 + _U16.unpack_from(buf, 2)[0] if len(buf) >= 4 else None
-        return 10 + _U64.unpack_from(buf, 2)[0] if len(buf) >= 10 else None
+    @property
+    def buffered(self) -> int:
+        """Bytes of an incomplete frame held for the next feed."""
+        return len(self._buffer)
 
     def feed(self, data: bytes) -> list[Event]:
         if self.closed:
@@ -250,7 +225,6 @@ class FrameParser:
             and not self._fragments
             and data[1] <= self.max_message
         ):
-            self.last_frame_size = size
             try:
                 return [Message(data[2:].decode("utf-8"))]
             except UnicodeDecodeError:
@@ -316,8 +290,6 @@ class FrameParser:
             return None
         payload = data[offset + head : end]
         self._frame(fin, opcode, payload, events)
-        if opcode in (OP_TEXT, OP_BINARY, OP_CONT):
-            self.last_frame_size = head + n
         return end
 
     def _frame(self, fin: int, opcode: int, payload: bytes, events: list[Event]) -> None:

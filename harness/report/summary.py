@@ -13,6 +13,9 @@ LAG_SHARE_OF_GATE = 0.10  # publisher lag p99 above 10% of the tightest latency 
 #: Client lag (handled - arrival) p99 above this: the generator ran so far behind its sockets that their
 #: buffers may fill and TCP flow control may slow the server's sends, i.e. the generator shapes the wire.
 CLIENT_LAG_LIMIT_MS = 1000.0
+#: Messages read together with bytes behind them carry the later bytes' arrival (the kernel merges queued
+#: segments): above this share of deliveries, the latency is partly the generator's reading late.
+SHARED_STAMP_SHARE = 0.01
 DEFAULT_LATENCY_BUDGET_MS = 50.0
 MIN_LAG_LIMIT_MS = 1.0
 CPU_SATURATED_PCT = 95.0
@@ -150,6 +153,15 @@ def build(*, provider: str, target: str, load: dict[str, Any], finals: list[dict
         "harness": harness_health(finals, gates),
         "histograms": {"connect": hist.encode(connect), "ramp": hist.encode(ramp), "fanout": hist.encode(fanout)},
     }
+    stamps = {key: sum(int(f.get("rx_stamps", {}).get(key, 0)) for f in finals)
+              for key in ("reads", "unstamped_reads", "shared_stamps")}
+    summary["rx_stamps"] = stamps
+    delivered = messages["delivered"]
+    if delivered and stamps["shared_stamps"] > SHARED_STAMP_SHARE * delivered:
+        summary["harness"]["trustworthy"] = False
+        summary["harness"]["reasons"].append(
+            f"{stamps['shared_stamps']} messages ({100 * stamps['shared_stamps'] / delivered:.2g}% of deliveries) "
+            f"waited in a socket behind later bytes and carry their arrival stamp: the generator read late")
     if not summary["latency_ms"]["count"] and summary["ramp_ms"]["count"]:
         summary["harness"]["trustworthy"] = False
         summary["harness"]["reasons"].append(

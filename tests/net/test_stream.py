@@ -1,4 +1,4 @@
-"""The measuring transport itself: reads sized by the protocol, each with its kernel stamp; the end; writes."""
+"""The measuring transport itself: each read takes what is queued, with its kernel stamp; the end; writes."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import time
 
 import pytest
 
-from harness.net.stream import CLOCK_KERNEL, READ_SIZE, Stream
+from harness.net.stream import CLOCK_KERNEL, RX_STAMPS, Stream
 from tests.net.servers import LOOPS, run
 
 
@@ -18,18 +18,12 @@ def loop_kind(request: pytest.FixtureRequest) -> str:
 
 
 class Recorder:
-    """A stream protocol asking for fixed read sizes; records reads and the end."""
+    """A stream protocol that records reads and the end."""
 
-    def __init__(self, sizes: list[int] | None = None) -> None:
-        self.sizes = sizes or []
-        self.asked: list[int] = []
+    def __init__(self) -> None:
         self.reads: list[tuple[bytes, int]] = []
         self.lost: list[str] = []
         self.changed = asyncio.Event()
-
-    def next_read_size(self, default: int) -> int:
-        self.asked.append(default)
-        return self.sizes.pop(0) if self.sizes else default
 
     def data_received(self, data: bytes, rx_ns: int) -> None:
         self.reads.append((data, rx_ns))
@@ -56,17 +50,19 @@ async def connected_pair() -> tuple[Stream, socket.socket]:
     return stream, peer
 
 
-def test_each_read_takes_the_size_the_protocol_asks_for(loop_kind: str) -> None:
+def test_a_read_takes_everything_queued_with_one_kernel_stamp(loop_kind: str) -> None:
     async def main() -> None:
         stream, peer = await connected_pair()
-        recorder = Recorder([3, 3, 3])
+        recorder = Recorder()
         assert stream.rx_clock == CLOCK_KERNEL
         sent = time.time_ns()
-        peer.sendall(b"0123456789")
+        peer.sendall(b"01234")
+        peer.sendall(b"56789")
+        before = RX_STAMPS.reads
         stream.start(recorder)
         await recorder.until(lambda: sum(len(data) for data, _ in recorder.reads) == 10)
-        assert [data for data, _ in recorder.reads] == [b"012", b"345", b"678", b"9"]
-        assert recorder.asked == [READ_SIZE] * 4
+        assert [data for data, _ in recorder.reads] == [b"0123456789"]
+        assert RX_STAMPS.reads - before == 1
         assert all(sent <= rx_ns <= time.time_ns() for _, rx_ns in recorder.reads)
         assert stream.unstamped_reads == 0
         stream.close()

@@ -218,7 +218,6 @@ def test_close_reason_is_cut_on_a_utf8_boundary() -> None:
 def test_unmasked_hello() -> None:
     parser = FrameParser()
     assert parser.feed(HELLO) == [Message("Hello")]
-    assert parser.last_frame_size == 7
 
 
 def test_fragmented_hel_lo() -> None:
@@ -238,7 +237,6 @@ def test_256_byte_binary_message() -> None:
     frame = bytes.fromhex("827e0100") + payload
     parser = FrameParser()
     assert parser.feed(frame) == [Message(payload)]
-    assert parser.last_frame_size == 260
 
 
 def test_64_kib_binary_message() -> None:
@@ -246,7 +244,6 @@ def test_64_kib_binary_message() -> None:
     frame = bytes.fromhex("827f0000000000010000") + payload
     parser = FrameParser()
     assert parser.feed(frame) == [Message(payload)]
-    assert parser.last_frame_size == 65546
 
 
 def test_empty_text_message() -> None:
@@ -436,75 +433,13 @@ def test_parser_stops_after_a_violation() -> None:
     assert parser.feed(HELLO) == []
 
 
-# -- next_read_size ------------------------------------------------------------------------------------
-def test_read_size_before_any_frame_is_the_default() -> None:
-    assert FrameParser().next_read_size(65536) == 65536
+# -- buffered ------------------------------------------------------------------------------------------
+def test_buffered_counts_the_bytes_of_an_incomplete_frame() -> None:
+    parser = ws.FrameParser()
+    frame = b"\x81\x05Hello"
+    assert parser.feed(frame + frame[:3]) == [ws.Message("Hello")]
+    assert parser.buffered == 3
+    assert parser.feed(frame[3:]) == [ws.Message("Hello")]
+    assert parser.buffered == 0
 
 
-def test_read_size_after_a_frame_is_that_frame_size() -> None:
-    parser = FrameParser()
-    parser.feed(HELLO)
-    assert parser.next_read_size(65536) == 7  # exactly one more "Hello": not two of them
-    parser.feed(bytes.fromhex("827e0100") + bytes(256))
-    assert parser.next_read_size(65536) == 260
-
-
-def test_read_size_ignores_control_frames() -> None:
-    parser = FrameParser()
-    parser.feed(bytes.fromhex("827e0100") + bytes(256) + PING_HELLO)
-    assert parser.next_read_size(65536) == 260
-
-
-def test_read_size_mid_frame_is_the_remainder() -> None:
-    parser = FrameParser()
-    parser.feed(bytes.fromhex("827e0100") + bytes(56))
-    assert parser.next_read_size(65536) == 200
-    parser.feed(bytes(199))
-    assert parser.next_read_size(65536) == 1
-    assert parser.feed(bytes(1)) == [Message(bytes(256))]
-
-
-def test_read_size_mid_frame_after_a_frame() -> None:
-    parser = FrameParser()
-    parser.feed(HELLO + b"\x81\x0bhello")  # one frame, and 5 of the next one's 11 payload bytes
-    assert parser.next_read_size(65536) == 6
-
-
-def test_read_size_with_only_a_short_header() -> None:
-    parser = FrameParser()
-    parser.feed(b"\x81\x05")
-    assert parser.next_read_size(65536) == 5
-
-
-def test_read_size_with_one_header_byte() -> None:
-    parser = FrameParser()
-    parser.feed(HELLO + b"\x81")
-    assert parser.next_read_size(65536) == 6  # guess: another frame like the last
-
-
-def test_read_size_with_part_of_an_extended_length() -> None:
-    parser = FrameParser()
-    parser.feed(b"\x82\x7e")  # a 16-bit length follows; the frame is at least 130 bytes
-    assert parser.next_read_size(65536) == 12
-    parser.feed(b"\x01")
-    assert parser.next_read_size(65536) == 11
-    parser.feed(b"\x00")
-    assert parser.next_read_size(65536) == 256
-
-
-def test_read_size_with_part_of_a_64_bit_length() -> None:
-    parser = FrameParser()
-    parser.feed(b"\x82\x7f\x00\x00")
-    assert parser.next_read_size(65536) == 10
-    parser.feed(bytes.fromhex("000000010000"))
-    assert parser.next_read_size(65536) == 65536  # the whole 64 KiB payload
-
-
-def test_read_size_is_never_more_than_the_default() -> None:
-    parser = FrameParser()
-    parser.feed(bytes.fromhex("827f0000000000100000"))  # 1 MiB payload to come
-    assert parser.next_read_size(262144) == 262144
-    big = bytes.fromhex("827f0000000000100000") + bytes(1 << 20)
-    parser = FrameParser()
-    parser.feed(big)
-    assert parser.next_read_size(262144) == 262144
