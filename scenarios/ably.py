@@ -1,6 +1,7 @@
 """Ably push latency: ``locust -f scenarios/ably.py`` (no --host => embedded Ably-protocol target).
 
-Subscribers hold official ``ably`` AblyRealtime connections (msgpack by default); one publisher publishes
+Subscribers are lean realtime clients timed at the socket (msgpack by default; ``--client official`` for
+``ably`` AblyRealtime connections timed in their callback); one publisher publishes
 probes on the open-model schedule, on a realtime connection awaiting each ACK (``--ably-publish realtime``)
 or through the REST API (``--ably-publish rest``). With ``ABLY_API_KEY`` set (or ``--ably-key``) and no
 ``--host`` the run goes to the real Ably service. Options: ``locust -f scenarios/ably.py --help``.

@@ -1,8 +1,9 @@
 """The Ably realtime protocol, sans-I/O: protocol messages in and out of JSON text or MessagePack bytes.
 
-What the reference target (targets/ably) speaks and what tests check frames against. Sources: Ably's
-"Realtime Protocol Definition" (client-lib-development-guide/protocol), the features spec (RTN/RTL/TM
-items) and ably-common's errors.json. No sockets, no clock: callers pass times and ids in.
+What the reference target (targets/ably) speaks, what tests check frames against, and the client side of
+the lean subscriber (:class:`ClientSession`). Sources: Ably's "Realtime Protocol Definition"
+(client-lib-development-guide/protocol), the features spec (RTN/RTL/RSL/TM items) and ably-common's
+errors.json. No sockets, no clock: callers pass times and ids in.
 
 A protocol message is a plain ``dict`` with camelCase keys, exactly as on the wire; the helpers here
 build the ones a server sends and validate the ones a client sends.
@@ -19,24 +20,41 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from enum import IntEnum, IntFlag
 from typing import Any
+from urllib.parse import urlencode
 
 import msgpack
 
 __all__ = [
+    "CLIENT_PROTOCOL_VERSION",
     "FORMATS",
     "PROTOCOL_VERSIONS",
     "Action",
+    "Attached",
+    "ChannelFailed",
+    "ClientEvent",
+    "ClientSession",
+    "Closed",
     "ConnectParams",
+    "Connected",
     "ConnectionDetails",
+    "Deliveries",
+    "Detached",
+    "Disconnected",
     "ErrorInfo",
+    "Failed",
     "Flag",
+    "Heartbeat",
+    "Ignored",
     "ProtocolError",
+    "connect_query",
     "decode",
+    "decode_data",
     "encode",
     "json_safe",
     "message_size",
     "parse_connect_params",
     "parse_key",
+    "realtime_host",
     "token_request_mac",
 ]
 
@@ -105,8 +123,21 @@ class ErrorInfo:
                 "href": f"https://help.ably.io/error/{self.code}"}
 
     @classmethod
-    def from_wire(cls, value: Mapping[str, Any]) -> ErrorInfo:
-        return cls(int(value.get("code") or 0), int(value.get("statusCode") or 0), str(value.get("message") or ""))
+    def from_wire(cls, value: object) -> ErrorInfo:
+        """Lenient: whatever a server put in ``error`` becomes an ErrorInfo (missing parts are 0 / empty)."""
+        if not isinstance(value, Mapping):
+            return cls(0, 0, "" if value is None else str(value)[:200])
+        return cls(_int(value.get("code")), _int(value.get("statusCode")), str(value.get("message") or ""))
+
+    @property
+    def fatal(self) -> bool:
+        """A 4xxxx code says the request itself is wrong (bad key, no permission): retrying cannot help.
+        Token errors (40140-40149) are the exception, clients renew the token (RTN14b, RTN15h)."""
+        return 40000 <= self.code < 50000 and not 40140 <= self.code < 40150
+
+    def __str__(self) -> str:
+        """``code message``, as the official clients show it (never a credential: Ably does not echo them)."""
+        return f"{self.code} {self.message}".strip() if self.code else (self.message or "no reason given")
 
     # errors.json codes the target uses, as constructors so messages stay consistent
     @classmethod
@@ -125,6 +156,10 @@ class ErrorInfo:
     def too_large(cls, size: int, limit: int) -> ErrorInfo:
         return cls(40009, 400, f"Maximum size of messages that can be published at once exceeded "
                                f"(was {size} bytes; limit is {limit} bytes)")
+
+
+def _int(value: object) -> int:
+    return value if isinstance(value, int) and not isinstance(value, bool) else 0
 
 
 class ProtocolError(ValueError):
@@ -350,3 +385,250 @@ def token_request_mac(secret: str, *, key_name: str, ttl: int | None, capability
                                       timestamp, nonce))
     digest = hmac.new(secret.encode("utf-8"), text.encode("utf-8"), hashlib.sha256).digest()
     return base64.b64encode(digest).decode("ascii")
+
+
+# -- the client side ----------------------------------------------------------------------------------
+CLIENT_PROTOCOL_VERSION = "6"
+"""The ``v`` the lean client sends: ably-js 2.x's (its Defaults.protocolVersion)."""
+
+
+def realtime_host(endpoint: str = "main") -> str:
+    """The realtime host of an ``endpoint`` client option (REC1b): a hostname or IP is itself,
+    ``nonprod:ID`` is ``ID.realtime.ably-nonprod.net``, any other ``ID`` is ``ID.realtime.ably.net``."""
+    endpoint = endpoint.strip() or "main"
+    if "." in endpoint or "::" in endpoint or endpoint == "localhost":
+        return endpoint
+    if endpoint.startswith("nonprod:"):
+        return f"{endpoint.removeprefix('nonprod:')}.realtime.ably-nonprod.net"
+    return f"{endpoint}.realtime.ably.net"
+
+
+def connect_query(key: str, fmt: str, *, echo: bool = False, heartbeats: bool = True,
+                  client_id: str | None = None, version: str = CLIENT_PROTOCOL_VERSION) -> str:
+    """The websocket URL's query (RTN2) for basic auth, as ably-js sends it: the key itself in ``key``
+    (so the URL is a secret: use it over TLS to the real service, never log it). ``heartbeats=true``
+    asks for protocol HEARTBEATs, which the client can see (it cannot see websocket pings it answers)."""
+    if fmt not in FORMATS:
+        raise ValueError(f"format must be one of {FORMATS}, not {fmt!r}")
+    params = {"key": key, "format": fmt, "heartbeats": "true" if heartbeats else "false", "v": version}
+    if not echo:
+        params["echo"] = "false"
+    if client_id is not None:
+        params["clientId"] = client_id
+    return urlencode(params)
+
+
+def decode_data(data: object, encoding: str) -> tuple[object, str]:
+    """Undo a message's ``encoding`` (RSL6): its steps were applied left to right, so they are undone
+    right to left; ``base64``, ``utf-8`` and ``json`` are understood. Returns the data and the part of
+    the encoding left undone ('' when fully decoded): a cipher or vcdiff step, or one that failed."""
+    steps = encoding.split("/") if encoding else []
+    while steps:
+        step = steps[-1]
+        try:
+            if step == "base64" and isinstance(data, str | bytes):
+                data = base64.b64decode(data, validate=True)
+            elif step == "utf-8" and isinstance(data, bytes):
+                data = data.decode("utf-8")
+            elif step == "json" and isinstance(data, str | bytes):
+                data = json.loads(data)
+            else:
+                break
+        except (ValueError, TypeError):  # binascii.Error and UnicodeDecodeError are ValueErrors
+            break
+        steps.pop()
+    return data, "/".join(steps)
+
+
+@dataclass(frozen=True, slots=True)
+class Connected:
+    """CONNECTED: the connection is usable. ``max_idle_ms`` is the longest the service promises to stay
+    silent (CD2h); ``error`` is a non-fatal note such as 80008, a resume that was not honoured."""
+
+    connection_id: str
+    max_idle_ms: int
+    connection_state_ttl_ms: int
+    error: ErrorInfo | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Attached:
+    """ATTACHED for our channel; ``resumed`` says no message was missed since the last attachment (RTL12)."""
+
+    channel: str
+    flags: int
+    error: ErrorInfo | None = None
+
+    @property
+    def resumed(self) -> bool:
+        return bool(self.flags & Flag.RESUMED)
+
+
+@dataclass(frozen=True, slots=True)
+class Detached:
+    """DETACHED for our channel: deliveries stopped (asked for, or the service's doing: RTL13)."""
+
+    channel: str
+    error: ErrorInfo | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class ChannelFailed:
+    """ERROR naming our channel: the channel failed, the connection carries on (RTL14)."""
+
+    channel: str
+    error: ErrorInfo
+
+
+@dataclass(frozen=True, slots=True)
+class Deliveries:
+    """MESSAGE on our channel: the decoded ``data`` of each message with our name, in order, and a
+    reason for each one whose encoding could not be undone (not delivered)."""
+
+    payloads: list[object]
+    undecodable: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class Heartbeat:
+    id: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Disconnected:
+    """DISCONNECTED: the service is dropping the transport; the client should connect again (RTN15)."""
+
+    error: ErrorInfo | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Failed:
+    """ERROR without a channel: the connection is over (RTN14g, RTN15i); ``error.fatal`` says whether
+    connecting again can help."""
+
+    error: ErrorInfo
+
+
+@dataclass(frozen=True, slots=True)
+class Closed:
+    """CLOSED: the service confirmed (or imposed) the end of the connection."""
+
+
+@dataclass(frozen=True, slots=True)
+class Ignored:
+    """Anything a subscriber does not act on: ACK, NACK, PRESENCE, SYNC, other channels, unknown actions."""
+
+    action: int
+
+
+ClientEvent = (Connected | Attached | Detached | ChannelFailed | Deliveries | Heartbeat | Disconnected | Failed
+               | Closed | Ignored)
+
+
+class ClientSession:
+    """One realtime connection subscribed to one channel, client side: frames in, events out, frames to
+    send built here. ``state`` follows the connection and the channel together: connecting -> connected
+    -> attaching -> attached, and detached, disconnected, failed or closed when that ends.
+
+    The hot path is :meth:`receive` on a MESSAGE: one decode, a channel check and, per message, a name
+    check (and the encoding undone when there is one)."""
+
+    __slots__ = ("channel", "connection_id", "fmt", "name", "state")
+
+    def __init__(self, fmt: str, channel: str, name: str | None) -> None:
+        if fmt not in FORMATS:
+            raise ValueError(f"format must be one of {FORMATS}, not {fmt!r}")
+        self.fmt, self.channel, self.name = fmt, channel, name
+        self.state = "connecting"
+        self.connection_id: str | None = None
+
+    # -- frames to send -----------------------------------------------------------------------------
+    def frame(self, message: Mapping[str, Any]) -> str | bytes:
+        """A protocol message as one websocket message: text for JSON, binary for MessagePack."""
+        encoded = encode(message, self.fmt)
+        return encoded.decode("utf-8") if self.fmt == "json" else encoded
+
+    def attach(self) -> str | bytes:
+        """ATTACH our channel (RTL4c); only once CONNECTED."""
+        if self.state not in ("connected", "detached"):
+            raise RuntimeError(f"cannot attach while {self.state}")
+        self.state = "attaching"
+        return self.frame({"action": Action.ATTACH, "channel": self.channel})
+
+    def close(self) -> str | bytes:
+        """CLOSE (RTN12a): the service discards the connection's state at once instead of keeping it
+        for connectionStateTtl."""
+        return self.frame({"action": Action.CLOSE})
+
+    # -- frames received ------------------------------------------------------------------------------
+    def receive(self, frame: str | bytes) -> ClientEvent:
+        """One websocket message from the service -> one event. ProtocolError (40000) for a frame that
+        is not a protocol message, or a MESSAGE without a list of message objects."""
+        message = decode(frame, self.fmt)
+        action = message["action"]
+        if action == Action.MESSAGE:
+            if message.get("channel") != self.channel:
+                return Ignored(action)
+            return self._deliveries(message)
+        if action == Action.HEARTBEAT:
+            hb_id = message.get("id")
+            return Heartbeat(hb_id if isinstance(hb_id, str) else None)
+        channel = message.get("channel")
+        error = message.get("error")
+        info = ErrorInfo.from_wire(error) if error is not None else None
+        if action == Action.CONNECTED:
+            return self._connected(message, info)
+        if action == Action.ATTACHED and channel == self.channel:
+            self.state = "attached"
+            return Attached(self.channel, _int(message.get("flags")), info)
+        if action == Action.DETACHED and channel == self.channel:
+            self.state = "detached"
+            return Detached(self.channel, info)
+        if action == Action.ERROR:
+            if channel is None:
+                self.state = "failed"
+                return Failed(info or ErrorInfo(0, 0, "ERROR without an error"))
+            if channel == self.channel:
+                self.state = "detached"
+                return ChannelFailed(self.channel, info or ErrorInfo(0, 0, "channel ERROR without an error"))
+            return Ignored(action)
+        if action == Action.DISCONNECTED:
+            self.state = "disconnected"
+            return Disconnected(info)
+        if action == Action.CLOSED:
+            self.state = "closed"
+            return Closed()
+        return Ignored(action)
+
+    def _connected(self, message: Mapping[str, Any], info: ErrorInfo | None) -> Connected:
+        details = message.get("connectionDetails")
+        if not isinstance(details, Mapping):
+            details = {}
+        connection_id = message.get("connectionId")
+        self.connection_id = connection_id if isinstance(connection_id, str) else ""
+        if self.state == "connecting":
+            self.state = "connected"
+        return Connected(self.connection_id, _int(details.get("maxIdleInterval")) or 15000,
+                         _int(details.get("connectionStateTtl")) or 120000, info)
+
+    def _deliveries(self, message: Mapping[str, Any]) -> Deliveries:
+        items = message.get("messages")
+        if type(items) is not list:
+            raise ProtocolError(ErrorInfo.bad_request("MESSAGE without a messages array"))
+        name = self.name
+        payloads: list[object] = []
+        undecodable: list[str] = []
+        for item in items:
+            if type(item) is not dict:
+                raise ProtocolError(ErrorInfo.bad_request("MESSAGE with a message that is not an object"))
+            if name is not None and item.get("name") != name:
+                continue
+            data = item.get("data")
+            encoding = item.get("encoding")
+            if encoding:
+                data, left = decode_data(data, str(encoding))
+                if left:
+                    undecodable.append(f"message data with encoding {str(encoding)[:40]!r}: cannot undo {left[:40]!r}")
+                    continue
+            payloads.append(data)
+        return Deliveries(payloads, tuple(undecodable))

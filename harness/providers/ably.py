@@ -1,10 +1,22 @@
-"""Ably over the official ``ably`` package: AblyRealtime subscribers, realtime (ACKed) or REST publishing.
+"""Ably: lean realtime subscribers on the measuring transport (the default), or the official ``ably``
+package's AblyRealtime with ``--client official``; publishing through the official SDK, realtime (ACKed)
+or REST.
 
-Local target (``--host http://127.0.0.1:PORT`` or the embedded one): ably-python puts no port in its
-realtime URL, so the endpoint is ``127.0.0.1:PORT`` with ``tls=False``; its REST client refuses Basic
-auth over plain http, so REST publishing against a local target uses token auth (signed TokenRequests,
-which the target verifies). Real Ably: an API key in ``ABLY_API_KEY`` (or ``--ably-key``) and no
-``--host``; the key goes nowhere but into the client (never logged, printed or reported).
+The lean subscriber (:class:`LeanAblySubscriber`) is a websocket from :mod:`harness.net.websocket` speaking
+the realtime protocol through :class:`harness.protocols.ably.ClientSession`: key auth in the URL as
+ably-js sends it, CONNECTED, ATTACH, then every MESSAGE goes from the socket's reader straight to
+``on_data`` with the kernel's receive time. Connection state drives liveness: a socket that ends, a
+DISCONNECTED, or silence past maxIdleInterval plus a grace is a drop, and the shared reconnect driver
+connects afresh and re-attaches (the target refuses resumes, and a fresh attach is what a resume
+failing would lead to anyway); a fatal ERROR (4xxxx, e.g. 40101 bad key) stops with Ably's reason.
+
+Official subscribers, local target (``--host http://127.0.0.1:PORT`` or the embedded one): ably-python
+puts no port in its realtime URL, so the endpoint is ``127.0.0.1:PORT`` with ``tls=False``; its REST
+client refuses Basic auth over plain http, so REST publishing against a local target uses token auth
+(signed TokenRequests, which the target verifies). Real Ably: an API key in ``ABLY_API_KEY`` (or
+``--ably-key``) and no ``--host``; lean subscribers connect to ``wss://`` the endpoint's realtime host
+with the certificate verified. The key goes nowhere but into the connection (never logged, printed or
+reported).
 
 Every AblyRealtime builds its own ``httpx.AsyncClient`` with a fresh TLS context (~35 ms of CPU on the
 loop, measured): a thousand subscribers would stall every delivery for half a minute. Clients are built
@@ -18,9 +30,13 @@ import asyncio
 import contextlib
 import logging
 import os
+import random
+import socket
+import ssl
 import time
 import types
 from collections.abc import Iterator
+from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -30,6 +46,10 @@ from ably import AblyRealtime, AblyRest
 from ably.types.channelstate import ChannelState
 from ably.types.connectionstate import ConnectionState
 
+from harness.net.reconnect import Backoff, GiveUp
+from harness.net.stream import ConnectError
+from harness.net.websocket import WebSocket
+from harness.protocols import ably as proto
 from harness.protocols.ably import ProtocolError, parse_key
 from harness.providers.base import (
     Provider,
@@ -38,16 +58,243 @@ from harness.providers.base import (
     SubscriberHandle,
     SubscriberHooks,
 )
+from harness.providers.lean import LeanSubscriber
 
 KEY_ENV = "ABLY_API_KEY"
 LOCAL_KEY = "rtbench.local:rtbench-local-secret"  # targets.ably.DEFAULT_KEY (harness does not import targets)
 CONNECT_TIMEOUT_S = 15.0
 CLOSE_TIMEOUT_S = 5.0
+DISCONNECTED_RETRY_S = 1.0
+"""Base of the lean client's retry delays. ably-js's schedule with its base (disconnectedRetryTimeout)
+at 1 s instead of 15 s: a benchmark wants a restarted target back within seconds (the app's own client
+backs off 1 s .. 5 s); ably-js users shorten it the same way."""
 _DROPPED_STATES = frozenset({ChannelState.ATTACHING, ChannelState.DETACHING, ChannelState.DETACHED,
                              ChannelState.SUSPENDED, ChannelState.FAILED})
 _ENDED = frozenset({ConnectionState.FAILED, ConnectionState.CLOSED, ConnectionState.INITIALIZED})
 
 
+# -- lean subscriber ------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class AblyBackoff(Backoff):
+    """ably-js's retry delays (RTB1): base x min((n + 2) / 3, 2) x a jitter of 0.8 .. 1, where n counts
+    the disconnections since the connection was last up. The first retry after a live connection was
+    lost is immediate (RTN15a; the caller passes 0), so attempt k (k failed attempts so far) is n = k + 1.
+    The jitter also spreads a thousand subscribers' reconnections over a fifth of the delay."""
+
+    first_s: float = DISCONNECTED_RETRY_S
+
+    def delay(self, attempt: int) -> float:
+        return self.first_s * min((attempt + 3) / 3, 2.0) * (1.0 - random.random() * 0.2)
+
+
+def idle_grace_ms(max_idle_ms: int) -> int:
+    """How long past maxIdleInterval silence is tolerated: a third of it, at least 1 s, at most 10 s
+    (ably-js waits realtimeRequestTimeout, 10 s). With Ably's 15 s a dead server is noticed after 20 s
+    of silence rather than ably-js's 25 s; the local target's heartbeats come every half interval."""
+    return int(min(10_000, max(1_000, max_idle_ms // 3)))
+
+
+class AblyRefused(GiveUp):
+    """Ably said no in a way connecting again cannot fix (a 4xxxx ERROR); the message is its code and reason."""
+
+
+class LeanAblySubscriber(LeanSubscriber):
+    """One realtime connection attached to one channel; deliveries timed at the socket."""
+
+    backoff = AblyBackoff()
+
+    def __init__(self, hooks: SubscriberHooks, *, url: str, fmt: str, channel: str, event: str | None,
+                 tls: ssl.SSLContext | None = None, connect_timeout_s: float = CONNECT_TIMEOUT_S) -> None:
+        super().__init__(hooks, connect_timeout_s)
+        self.url = url  # holds the key: never log it
+        self.fmt, self.channel, self.event, self.tls = fmt, channel, event, tls
+        # the handshake's own deadline comes first, so a timeout fails with a reason, not the caller's wait_for
+        self.handshake_timeout_s = max(connect_timeout_s * 0.9, connect_timeout_s - 0.5)
+        self.session: proto.ClientSession | None = None
+        self._ws: WebSocket | None = None
+        self._idle_timer: asyncio.TimerHandle | None = None
+        self._idle_limit_ns = 0
+        self._idle_text = ""
+        self._handing_over = False
+        self._ended_during_handover: str | None = None
+        self._last_quick_retry = 0.0
+
+    # -- connecting ---------------------------------------------------------------------------------
+    async def connect_and_subscribe(self) -> WebSocket:
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self.handshake_timeout_s
+        try:
+            ws = await WebSocket.connect(self.url, timeout=self.handshake_timeout_s, tls=self.tls)
+        except ValueError:  # a malformed URL: say so without the URL (it holds the key)
+            raise ConnectError("the Ably realtime URL is malformed (check --ably-endpoint / --host)") from None
+        session = proto.ClientSession(self.fmt, self.channel, self.event)
+        waiting_for = "CONNECTED"
+        try:
+            async with asyncio.timeout_at(deadline):
+                connected = await self._until(ws, session, proto.Connected)
+                assert isinstance(connected, proto.Connected)
+                waiting_for = "ATTACHED"
+                _send(ws, session.attach())
+                await self._until(ws, session, proto.Attached)
+        except TimeoutError:
+            ws.close()
+            raise ConnectError(f"no {waiting_for} from Ably within {self.handshake_timeout_s:g} s") from None
+        except BaseException:
+            ws.close()
+            raise
+        self.session, self._ws = session, ws
+        self._ended_during_handover = None
+        self._handing_over = True
+        try:  # frames queued behind ATTACHED are delivered now, synchronously
+            ws.deliver_to(self._on_frame, self._on_close)
+        finally:
+            self._handing_over = False
+        if self._ended_during_handover is not None:
+            ws.close()
+            raise ConnectionError(self._ended_during_handover)
+        self._watch_idle(ws, connected.max_idle_ms)
+        return ws
+
+    async def _until(self, ws: WebSocket, session: proto.ClientSession, wanted: type) -> proto.ClientEvent:
+        """Read handshake frames until ``wanted``; what ends the attempt raises (AblyRefused when fatal)."""
+        while True:
+            frame, _rx_ns = await ws.receive(self.handshake_timeout_s)
+            try:
+                event = session.receive(frame)
+            except ProtocolError as exc:
+                raise ConnectionError(f"Ably sent an undecodable frame: {exc}") from None
+            if isinstance(event, wanted):
+                return event
+            if isinstance(event, proto.Failed | proto.ChannelFailed):
+                what = "the connection" if isinstance(event, proto.Failed) else f"channel {self.channel!r}"
+                if event.error.fatal:
+                    raise AblyRefused(str(event.error))
+                raise ConnectionError(f"Ably failed {what}: {event.error}")
+            if isinstance(event, proto.Disconnected):
+                raise ConnectionError(f"Ably disconnected: {event.error or 'no reason given'}")
+            if isinstance(event, proto.Detached):
+                raise ConnectionError(f"Ably detached channel {self.channel!r}: {event.error or 'no reason given'}")
+            if isinstance(event, proto.Closed):
+                raise ConnectionError("Ably closed the connection during the handshake")
+
+    # -- the hot path ----------------------------------------------------------------------------
+    def _on_frame(self, frame: str | bytes, rx_ns: int) -> None:
+        session = self.session
+        assert session is not None
+        try:
+            event = session.receive(frame)
+        except ProtocolError as exc:
+            reason = f"Ably sent an undecodable frame: {exc}"
+            self.hooks.on_error(reason)
+            self._end(reason)
+            return
+        if type(event) is proto.Deliveries:
+            on_data = self.hooks.on_data
+            for payload in event.payloads:
+                on_data(payload, rx_ns)
+            for reason in event.undecodable:
+                self.hooks.on_error(reason)
+            return
+        if type(event) is proto.Heartbeat or type(event) is proto.Ignored:
+            return
+        self._on_state(event)
+
+    def _on_state(self, event: proto.ClientEvent) -> None:
+        """Everything but deliveries and heartbeats: what ends the subscription ends the connection, and
+        the driver connects afresh and re-attaches (or gives up when Ably refuses that)."""
+        if isinstance(event, proto.Connected):  # a new CONNECTED on a live connection (RTN24)
+            if self._ws is not None:
+                self._watch_idle(self._ws, event.max_idle_ms)
+        elif isinstance(event, proto.Disconnected):
+            self._end(f"Ably disconnected: {event.error or 'no reason given'}")
+        elif isinstance(event, proto.Failed):
+            self._end(f"Ably failed the connection: {event.error}")
+        elif isinstance(event, proto.Closed):
+            self._end("Ably closed the connection")
+        elif isinstance(event, proto.Detached):
+            self._end(f"Ably detached channel {self.channel!r}: {event.error or 'no reason given'}")
+        elif isinstance(event, proto.ChannelFailed):
+            self._end(f"Ably failed channel {self.channel!r}: {event.error}")
+
+    def _on_close(self, code: int | None, reason: str) -> None:
+        if reason.startswith("websocket protocol error"):  # garbage on the wire: an error, not just a drop
+            self.hooks.on_error(reason)
+        self._end(reason)
+
+    def _end(self, reason: str) -> None:
+        """The connection is over without us asking: close it and let the driver come back."""
+        if self._handing_over:
+            self._ended_during_handover = reason
+            return
+        self._cancel_idle()
+        ws, self._ws = self._ws, None
+        if ws is not None:
+            ws.close()
+        # the first retry is immediate (RTN15a), but at most one immediate retry a second (as ably-js)
+        now = time.monotonic()
+        since = now - self._last_quick_retry
+        retry_after = 0.0 if since >= 1.0 else 1.0 - since
+        self._last_quick_retry = now + retry_after
+        self.connection_ended(reason, retry_after)
+
+    # -- liveness --------------------------------------------------------------------------------
+    def _watch_idle(self, ws: WebSocket, max_idle_ms: int) -> None:
+        """Silence past maxIdleInterval + grace means the server or the path to it is dead (CD2h)."""
+        grace_ms = idle_grace_ms(max_idle_ms)
+        self._idle_limit_ns = (max_idle_ms + grace_ms) * 1_000_000
+        self._idle_text = f"maxIdleInterval {max_idle_ms} ms + {grace_ms} ms grace"
+        self._cancel_idle()
+        self._idle_timer = asyncio.get_running_loop().call_later(self._idle_limit_ns / 1e9, self._check_idle, ws)
+
+    def _check_idle(self, ws: WebSocket) -> None:
+        self._idle_timer = None
+        if ws.closed or ws is not self._ws:
+            return
+        silent_ns = time.time_ns() - ws.last_rx_ns  # last_rx_ns: the kernel's time of the last read
+        left_ns = self._idle_limit_ns - silent_ns
+        if left_ns <= 0 and _unread(ws):
+            left_ns = 50_000_000  # the loop is behind, not the server: the reader gets to it first
+        if left_ns > 0:
+            self._idle_timer = asyncio.get_running_loop().call_later(left_ns / 1e9, self._check_idle, ws)
+            return
+        self._end(f"no frame from Ably for {silent_ns // 1_000_000} ms ({self._idle_text})")
+
+    def _cancel_idle(self) -> None:
+        if self._idle_timer is not None:
+            self._idle_timer.cancel()
+            self._idle_timer = None
+
+    # -- leaving ----------------------------------------------------------------------------------
+    async def say_goodbye(self, connection: Any) -> None:
+        self._cancel_idle()
+        self._ws = None
+        if self.session is not None and isinstance(connection, WebSocket) and not connection.closed:
+            _send(connection, self.session.close())
+
+    async def close(self) -> None:
+        await super().close()
+        self._cancel_idle()
+
+
+def _send(ws: WebSocket, frame: str | bytes) -> None:
+    if isinstance(frame, str):
+        ws.send_text(frame)
+    else:
+        ws.send_bytes(frame)
+
+
+def _unread(ws: WebSocket) -> bool:
+    """Bytes (or the end) waiting in the socket that the loop has not read yet."""
+    try:
+        ws.stream.sock.recv(1, socket.MSG_PEEK | socket.MSG_DONTWAIT)
+    except (BlockingIOError, InterruptedError):
+        return False
+    except OSError:
+        return False
+    return True
+
+
+# -- official clients -----------------------------------------------------------------------------------
 class _SharedHttpx(httpx.AsyncClient):
     """The per-process httpx client handed to every ably client; their close() must not close it."""
 
@@ -152,10 +399,16 @@ class AblyProvider(Provider):
         self.event = str(getattr(options, "ably_event", "todo:created"))
         self._http: _SharedHttpx | None = None
         _quiet_ably_logs(parse_key(self.key)[1])
+        #: lean subscribers: how long a connection may take (connect, upgrade, CONNECTED, ATTACHED) and
+        #: the TLS context for wss (None: the system's trust store, verified)
+        self.connect_timeout_s = CONNECT_TIMEOUT_S
+        self.tls_context: ssl.SSLContext | None = None
+        query = proto.connect_query(self.key, "msgpack" if self.binary else "json")
         if self.cloud:
             endpoint = str(getattr(options, "ably_endpoint", "") or "")
             self.realtime_opts: dict[str, Any] = {"endpoint": endpoint} if endpoint else {}
             self.rest_opts: dict[str, Any] = dict(self.realtime_opts)
+            self._ws_url = f"wss://{_bracketed(proto.realtime_host(endpoint))}/?{query}"
         else:
             parts = urlsplit(self.host)
             tls = parts.scheme in ("https", "wss")
@@ -167,6 +420,7 @@ class AblyProvider(Provider):
             # ably-python refuses Basic auth over plain http: sign token requests instead
             self.rest_opts = {"endpoint": hostname, "tls": tls, ("tls_port" if tls else "port"): port,
                               "use_token_auth": not tls}
+            self._ws_url = f"{'wss' if tls else 'ws'}://{hostname}:{port}/?{query}"
 
     # -- options ------------------------------------------------------------------------------
     @classmethod
@@ -231,6 +485,16 @@ class AblyProvider(Provider):
             return AblyRest(self.key, use_binary_protocol=self.binary, **self.rest_opts)
 
     async def open_subscriber(self, channel: str, hooks: SubscriberHooks) -> SubscriberHandle:
+        if self.use_official_client():
+            return await self._official_subscriber(channel, hooks)
+        subscriber = LeanAblySubscriber(hooks, url=self._ws_url, fmt="msgpack" if self.binary else "json",
+                                        channel=channel, event=self.event, tls=self.tls_context,
+                                        connect_timeout_s=self.connect_timeout_s)
+        await subscriber.start()
+        return subscriber
+
+    async def _official_subscriber(self, channel: str, hooks: SubscriberHooks) -> SubscriberHandle:
+        """AblyRealtime, timed in its callback (``rx_clock`` ``callback``)."""
         client = self._realtime()
         handle = AblySubscriber(client)
         realtime_channel = client.channels.get(channel)
@@ -292,6 +556,10 @@ class AblyProvider(Provider):
         if self._http is not None:
             await self._http.really_close()
             self._http = None
+
+
+def _bracketed(host: str) -> str:
+    return f"[{host}]" if ":" in host and not host.startswith("[") else host
 
 
 PROVIDER = AblyProvider

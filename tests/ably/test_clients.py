@@ -1,4 +1,5 @@
-"""The official clients judge compatibility: ably-python (msgpack and JSON, realtime and REST) and ably-js."""
+"""The official clients judge compatibility: ably-python (msgpack and JSON, realtime and REST) and ably-js, against
+the target and, through the provider, next to the lean subscriber (the default) and ``--client official``."""
 
 from __future__ import annotations
 
@@ -13,8 +14,8 @@ from ably import AblyRealtime
 from ably.types.connectionstate import ConnectionState
 from ably.util.exceptions import AblyException
 
-from harness.providers.ably import AblyProvider
-from harness.providers.base import ProviderConfigError, SubscriberHooks
+from harness.providers.ably import AblyProvider, AblyRefused
+from harness.providers.base import RX_CALLBACK, RX_KERNEL, ProviderConfigError, SubscriberHooks
 from tests.ably.conftest import TEST_KEY, Target
 from tests.helpers import NODE_DIR, node_available
 
@@ -25,26 +26,28 @@ def run(coro: Any, timeout: float = 30.0) -> Any:
 
 def options(**kw: Any) -> argparse.Namespace:
     base = {"ably_key": TEST_KEY, "ably_publish": "realtime", "ably_format": "msgpack", "ably_event": "ev",
-            "ably_endpoint": "", "host": "http://set-on-the-command-line"}
+            "ably_endpoint": "", "host": "http://set-on-the-command-line", "client": "lean"}
     return argparse.Namespace(**{**base, **kw})
 
 
+@pytest.mark.parametrize("client", ["lean", "official"])
 @pytest.mark.parametrize("fmt", ["msgpack", "json"])
 @pytest.mark.parametrize("publish", ["realtime", "rest"])
-def test_ably_python_through_the_provider(target: Target, fmt: str, publish: str) -> None:
+def test_ably_python_through_the_provider(target: Target, fmt: str, publish: str, client: str) -> None:
     async def scenario() -> None:
-        provider = AblyProvider(target.url, options(ably_format=fmt, ably_publish=publish))
+        provider = AblyProvider(target.url, options(ably_format=fmt, ably_publish=publish, client=client))
         got: list[list[object]] = [[], []]
         arrived = asyncio.Event()
 
         def hooks(i: int) -> SubscriberHooks:
-            def on_data(data: object) -> None:
+            def on_data(data: object, rx_ns: int) -> None:
                 got[i].append(data)
                 if all(len(g) == 3 for g in got):
                     arrived.set()
             return SubscriberHooks(on_data=on_data)
 
         subs = [await provider.open_subscriber("chan", hooks(i)) for i in range(2)]
+        assert [s.rx_clock for s in subs] == [RX_KERNEL if client == "lean" else RX_CALLBACK] * 2
         publisher = await provider.open_publisher()
         for i in range(3):
             await publisher.publish("chan", f"probe-{i}")
@@ -58,19 +61,22 @@ def test_ably_python_through_the_provider(target: Target, fmt: str, publish: str
     run(scenario())
 
 
-def test_wrong_key_fails_with_ablys_error_and_others_keep_working(target: Target) -> None:
+@pytest.mark.parametrize("client", ["lean", "official"])
+def test_wrong_key_fails_with_ablys_error_and_others_keep_working(target: Target, client: str) -> None:
     async def scenario() -> None:
-        provider = AblyProvider(target.url, options())
+        provider = AblyProvider(target.url, options(client=client))
         seen: list[object] = []
-        sub = await provider.open_subscriber("chan", SubscriberHooks(on_data=seen.append))
+        sub = await provider.open_subscriber("chan", SubscriberHooks(on_data=lambda data, _rx: seen.append(data)))
         for key, code, status in (("testapp.k1:wrong", 40101, 401), ("other.k1:x", 40400, 404)):
-            client = AblyRealtime(key, endpoint=f"127.0.0.1:{target.port}", tls=False)
-            change = await asyncio.wait_for(client.connection.once_async(ConnectionState.FAILED), 10)
-            assert client.connection.state == ConnectionState.FAILED
+            official = AblyRealtime(key, endpoint=f"127.0.0.1:{target.port}", tls=False)
+            change = await asyncio.wait_for(official.connection.once_async(ConnectionState.FAILED), 10)
+            assert official.connection.state == ConnectionState.FAILED
             assert (change.reason.code, change.reason.status_code) == (code, status)
-            bad = AblyProvider(target.url, options(ably_key=key))
-            with pytest.raises(ConnectionError, match=str(code)):
-                await bad.open_subscriber("chan", SubscriberHooks(on_data=seen.append))
+            bad = AblyProvider(target.url, options(ably_key=key, client=client))
+            refused = AblyRefused if client == "lean" else ConnectionError
+            with pytest.raises(refused, match=f"^{code} ") as info:
+                await bad.open_subscriber("chan", SubscriberHooks(on_data=lambda data, _rx: seen.append(data)))
+            assert key.split(":")[1] not in str(info.value)
             await bad.aclose()
         publisher = await provider.open_publisher()
         await publisher.publish("chan", "still-here")

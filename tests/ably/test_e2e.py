@@ -1,5 +1,6 @@
 """End to end through Locust (``locust -f scenarios/ably.py --headless ...``): gevent users, the bridge's
-uvloop thread, the official ably client, the reference target; calibration and scale."""
+uvloop thread, the lean subscriber (and the official ably client with ``--client official``), the reference
+target; calibration and scale."""
 
 from __future__ import annotations
 
@@ -14,8 +15,10 @@ from tests.runs import assert_accounted, delay_calibration, drop_calibration, ru
 pytestmark = pytest.mark.timeout(240)
 
 
-def test_embedded_run_with_realtime_publishing(tmp_path: Path) -> None:
-    run = run_scenario("ably", "-u", "11", "-r", "11", "-t", "4s", "--publish-rate", "20", folder=tmp_path)
+@pytest.mark.parametrize("client", ["lean", "official"])
+def test_embedded_run_with_realtime_publishing(tmp_path: Path, client: str) -> None:
+    run = run_scenario("ably", "-u", "11", "-r", "11", "-t", "4s", "--publish-rate", "20", "--client", client,
+                       folder=tmp_path)
     s = run.summary
     assert (s["provider"], s["target"]) == ("ably", "embedded")
     assert s["connections"]["opened"] == 10 and s["connections"]["failed"] == 0
@@ -44,9 +47,7 @@ def test_external_target_rest_json_key_from_env_is_never_shown(tmp_path: Path,
 
 
 def test_delay_calibration_reports_the_injected_delay(tmp_path: Path) -> None:
-    # 10 subscribers: ably-python spends ~0.1-0.2 ms of CPU per delivery, so a wide fan-out in one
-    # generator process would add its own queueing on top of the injected delay
-    delay_calibration("ably", tmp_path, users=10)
+    delay_calibration("ably", tmp_path)
 
 
 def test_drop_calibration_reports_the_injected_loss(tmp_path: Path) -> None:
