@@ -156,6 +156,8 @@ def build(*, provider: str, target: str, load: dict[str, Any], finals: list[dict
     stamps = {key: sum(int(f.get("rx_stamps", {}).get(key, 0)) for f in finals)
               for key in ("reads", "unstamped_reads", "shared_stamps")}
     summary["rx_stamps"] = stamps
+    steady = [int(f["steady_from_ns"]) for f in finals if 0 < int(f.get("steady_from_ns", 0)) < 2**63 - 1]
+    summary["steady_from_ns"] = max(steady) if steady else None  # deliveries due earlier are in ramp_ms
     delivered = messages["delivered"]
     if delivered and stamps["shared_stamps"] > SHARED_STAMP_SHARE * delivered:
         summary["harness"]["trustworthy"] = False
