@@ -12,7 +12,7 @@ import asyncio
 from abc import abstractmethod
 from typing import Protocol
 
-from harness.net.reconnect import Backoff, Reconnector
+from harness.net.reconnect import Backoff, GiveUp, Reconnector
 from harness.providers.base import RX_KERNEL, SubscriberHandle, SubscriberHooks
 
 CONNECT_TIMEOUT_S = 15.0
@@ -43,7 +43,12 @@ class LeanSubscriber(SubscriberHandle):
 
     async def start(self) -> None:
         """The first connection: a failure raises (the generator counts a failed connect with its reason)."""
-        await asyncio.wait_for(self._open(), self.connect_timeout_s)
+        try:
+            await asyncio.wait_for(self._open(), self.connect_timeout_s)
+        except TimeoutError:
+            raise ConnectionError(f"not subscribed within {self.connect_timeout_s:g} s") from None
+        except GiveUp as exc:
+            raise ConnectionError(str(exc)) from None
 
     async def _open(self) -> None:
         connection = await self.connect_and_subscribe()
