@@ -64,6 +64,7 @@ class Generator:
     def steady_from(self, ns: int) -> None:
         """Deliveries of messages due from ``ns`` on are the steady state (the headline figures)."""
         self.recorder.steady_from_ns = ns
+        RX_STAMPS.shared_since_ns = ns
 
     def next_channel(self) -> str:
         index = self._channel_counter % int(self.options.channels)

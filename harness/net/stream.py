@@ -49,12 +49,13 @@ class StreamProtocol(Protocol):
 
 class RxStamps:
     """This process's reads: how many, how many the kernel did not stamp, and how many messages shared their
-    read's stamp with bytes behind them. Process-wide because the generator reports per process."""
+    read's stamp with bytes behind them (counted from ``shared_since_ns`` on: the steady state, not the
+    connection storm of ramp-up). Process-wide because the generator reports per process."""
 
-    __slots__ = ("reads", "shared", "unstamped")
+    __slots__ = ("reads", "shared", "shared_since_ns", "unstamped")
 
     def __init__(self) -> None:
-        self.reads = self.unstamped = self.shared = 0
+        self.reads = self.unstamped = self.shared = self.shared_since_ns = 0
 
     def snapshot(self) -> dict[str, int]:
         return {"reads": self.reads, "unstamped_reads": self.unstamped, "shared_stamps": self.shared}
@@ -63,9 +64,10 @@ class RxStamps:
 RX_STAMPS = RxStamps()
 
 
-def note_shared(messages: int) -> None:
+def note_shared(messages: int, rx_ns: int) -> None:
     """``messages`` completed in a read that went on past them: their stamp is the later bytes' arrival."""
-    RX_STAMPS.shared += messages
+    if rx_ns >= RX_STAMPS.shared_since_ns:
+        RX_STAMPS.shared += messages
 
 
 def native_socket(family: int, type_: int = socket.SOCK_STREAM, proto: int = 0) -> socket.socket:

@@ -149,7 +149,7 @@ class WebSocket:
             return
         if len(events) > 1 or (events and self.parser.buffered):
             shared = sum(1 for event in events if type(event) is ws.Message)
-            note_shared(shared if self.parser.buffered else shared - 1)
+            note_shared(shared if self.parser.buffered else shared - 1, rx_ns)
         self._handle(events, rx_ns)
 
     def _handle(self, events: list[ws.Event], rx_ns: int) -> None:

@@ -158,12 +158,12 @@ def build(*, provider: str, target: str, load: dict[str, Any], finals: list[dict
     summary["rx_stamps"] = stamps
     steady = [int(f["steady_from_ns"]) for f in finals if 0 < int(f.get("steady_from_ns", 0)) < 2**63 - 1]
     summary["steady_from_ns"] = max(steady) if steady else None  # deliveries due earlier are in ramp_ms
-    delivered = messages["delivered"]
+    delivered = summary["latency_ms"]["count"]  # shared stamps are counted in the steady state only
     if delivered and stamps["shared_stamps"] > SHARED_STAMP_SHARE * delivered:
         summary["harness"]["trustworthy"] = False
         summary["harness"]["reasons"].append(
-            f"{stamps['shared_stamps']} messages ({100 * stamps['shared_stamps'] / delivered:.2g}% of deliveries) "
-            f"waited in a socket behind later bytes and carry their arrival stamp: the generator read late")
+            f"{stamps['shared_stamps']} messages ({100 * stamps['shared_stamps'] / delivered:.2g}% of steady "
+            f"deliveries) waited in a socket behind later bytes and carry their arrival stamp: the generator read late")
     if not summary["latency_ms"]["count"] and summary["ramp_ms"]["count"]:
         summary["harness"]["trustworthy"] = False
         summary["harness"]["reasons"].append(
