@@ -40,6 +40,8 @@ class Generator:
         self._channel_counter = 0
         self.ui_publish_ms: list[float] = []
         self._stamps_checked = False
+        self._connecting = 0  # subscribers whose first connection is being made
+        self._warmup_after_connects_s: float | None = None  # set when spawning completes, until steady
         self._stamps_at_begin: dict[str, int] = {}
 
     @property
@@ -53,6 +55,7 @@ class Generator:
         counts as ramp-up until ``steady_from`` is told when the steady state begins."""
         self.recorder = Recorder(run_id)
         self.recorder.steady_from_ns = STEADY_NOT_YET
+        self._warmup_after_connects_s = None
         if not self._stamps_checked:  # once per process: the kernel switches stamping on lazily
             self._stamps_checked = True
             timestamps_ready()
@@ -65,6 +68,17 @@ class Generator:
         """Deliveries of messages due from ``ns`` on are the steady state (the headline figures)."""
         self.recorder.steady_from_ns = ns
         RX_STAMPS.shared_since_ns = ns
+
+    def spawning_complete(self, warmup_s: float) -> None:
+        """Every user is started; the steady state begins ``warmup_s`` after the last of their connections
+        is made (Locust says spawning is complete while connections may still be opening)."""
+        self._warmup_after_connects_s = warmup_s
+        self._maybe_steady()
+
+    def _maybe_steady(self) -> None:
+        if self._warmup_after_connects_s is not None and self._connecting == 0:
+            self.steady_from(time.time_ns() + int(self._warmup_after_connects_s * 1e9))
+            self._warmup_after_connects_s = None
 
     def next_channel(self) -> str:
         index = self._channel_counter % int(self.options.channels)
@@ -83,12 +97,16 @@ class Generator:
             on_reconnect_ns=recorder.reconnect_time,
         )
         started = time.perf_counter_ns()
+        self._connecting += 1
         try:
             handle = await asyncio.wait_for(self.provider.open_subscriber(channel, hooks), CONNECT_TIMEOUT_S)
         except BaseException as exc:
             recorder.subscribers.remove(record)
             recorder.connect_failed(_reason(exc))
             raise
+        finally:
+            self._connecting -= 1
+            self._maybe_steady()
         recorder.connected(time.perf_counter_ns() - started)
         recorder.rx_clocks[handle.rx_clock] += 1
         record.open_window(time.time_ns())

@@ -192,13 +192,12 @@ class Runtime:
             self.collector.flush()
 
     def _on_spawning_complete(self, **_kw: Any) -> None:
-        """Every connection is open: the steady state begins after ``--warmup`` (earlier deliveries are
-        ramp-up, reported apart), and long-lived objects move out of the garbage collector's sight, so full
-        collections (tens of ms with thousands of clients) stop pausing deliveries. On a worker this fires
-        when the master says every worker is done, so all generators share one start of the steady state."""
+        """Every user is started: the steady state begins ``--warmup`` after their connections are open
+        (earlier deliveries are ramp-up, reported apart), and long-lived objects move out of the garbage
+        collector's sight, so full collections (tens of ms with thousands of clients) stop pausing
+        deliveries. On a worker this fires when the master says every worker is done."""
         if self.generator is not None:
-            steady_ns = time.time_ns() + int(float(self.options.warmup) * 1e9)
-            get_bridge().call(self.generator.steady_from, steady_ns)
+            get_bridge().call(self.generator.spawning_complete, float(self.options.warmup))
             gc.freeze()
 
     # -- a run ends ---------------------------------------------------------------------------
