@@ -248,6 +248,15 @@ class ResponseParser:
         self._error = f"connection closed {where}"
         raise ProtocolError(self._error)
 
+    @property
+    def between_chunks(self) -> bool:
+        """Inside a chunked body with nothing of the next chunk received yet.
+
+        A close here truncates the response but cuts no message in two: a server that went away
+        rather than one that broke (an EventSource reconnects without counting an error).
+        """
+        return self._state == _SIZE and not self._buf
+
     def next_read_size(self) -> int:
         """Bytes the next read should ask for so that it ends where a message does.
 

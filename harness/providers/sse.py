@@ -1,17 +1,26 @@
-"""Server-Sent Events: a browser-faithful EventSource over the shared aiohttp session; publish by POST.
+"""Server-Sent Events: a lean, browser-faithful EventSource on the measuring transport; publish by POST.
+
+Each subscriber holds one GET on its own non-blocking socket (:mod:`harness.net.stream`): every read
+carries the kernel's receive time, goes through the HTTP/1.1 response codec (:mod:`harness.protocols.http1`,
+whose ``next_read_size`` makes one read end where a chunk does) and the SSE parser
+(:mod:`harness.protocols.sse`), and reaches ``hooks.on_data(data, rx_ns)`` in the reader callback, with no
+task or queue per event. Publishing POSTs on the shared aiohttp session.
 
 Why not aiohttp-sse-client (0.2.1, unmaintained since 2021)? Against literal streams it strips every
 leading space of a field value (payloads change), does not treat a lone CR as a line end (two events
 arrive as one), carries a half-received event across a reconnect into the next one, doubles the
 server's ``retry:`` delay on every reconnect, gives up for good when the server is briefly unreachable
-after a cut (no retries once connected), and has no hook to time a reconnection. Here the wire format
-is :mod:`harness.protocols.sse` (sans I/O, tested byte for byte) and this module is the thin driver.
+after a cut (no retries once connected), and has no hook to time a reconnection.
 
 Browser semantics, so the numbers are what a web app would see: ``Last-Event-ID`` on every reconnect,
-the server's ``retry:`` as the reconnect delay, network errors and clean stream ends are retried for
-ever, while an HTTP error, a wrong content type or a 204 end the subscription (a browser's EventSource
-goes to CLOSED). A line over ``--sse-max-line`` characters makes the stream untrustworthy: it is
-counted as an error and the stream reopened.
+the server's ``retry:`` as the delay before every reconnect attempt, network errors and clean stream
+ends are retried for ever, while an HTTP error, a wrong content type or a 204 end the subscription (a
+browser's EventSource goes to CLOSED); on the first connect they fail it, with the reason. Redirects
+(301, 302, 303, 307, 308) are followed up to :data:`MAX_REDIRECTS` times; reconnects start again from
+the original URL, as browsers do. A line over ``--sse-max-line`` characters makes the stream
+untrustworthy: it is counted as an error and the stream reopened. A response that breaks HTTP/1.1
+(garbage, a close in the middle of a chunk) is counted as an error with the codec's reason and reopened;
+a close between chunks or a reset is the network taking the stream away, reopened without an error.
 
 Channels: with one channel the subscriber opens ``--sse-path`` as is (any SSE endpoint works) and the
 publisher posts ``{"channel": null, ...}``; with several, ``?channel=`` picks one, as the reference
@@ -22,15 +31,17 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import contextlib
-import time
+import ssl
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
-from urllib.parse import urlencode, urlsplit
-
-import aiohttp
+from urllib.parse import urlencode, urljoin, urlsplit
 
 from harness import timestamps
+from harness.net.reconnect import Backoff, GiveUp
+from harness.net.stream import ConnectError, Stream, client_tls_context
+from harness.net.websocket import Endpoint
+from harness.protocols import http1
 from harness.protocols import sse as sse_protocol
 from harness.providers.base import (
     Provider,
@@ -40,149 +51,324 @@ from harness.providers.base import (
     SubscriberHooks,
 )
 from harness.providers.http import shared_session
+from harness.providers.lean import Connection, LeanSubscriber
 
 CONNECT_TIMEOUT_S = 15.0
 DEFAULT_RECONNECT_MS = 1000
 EVENT_STREAM = "text/event-stream"
-READ_CHUNK = 64 * 1024
+MAX_REDIRECTS = 5
+REDIRECTS = frozenset({301, 302, 303, 307, 308})
+#: how :class:`harness.net.stream.Stream` words an orderly close (FIN, TLS close_notify): only then does
+#: the body's framing say whether the stream was complete
+_ORDERLY_CLOSES = ("connection closed by the server", "TLS session closed by the server")
+
+_Body, _Head, _Event = http1.Body, http1.Head, sse_protocol.Event
 
 
 class SSEError(Exception):
     """The server broke the EventSource contract; the message is the reason a user reads."""
 
 
-class StreamClosed(SSEError):
+class StreamClosed(SSEError, GiveUp):
     """The subscription ended for good (HTTP error, wrong type, 204), as a browser would end it."""
 
 
-class EventSource(SubscriberHandle):
-    """One subscriber stream and its reconnect loop (a task on the bridge loop)."""
+@dataclass(frozen=True)
+class ServerRetry(Backoff):
+    """Browsers wait the server's ``retry:`` (else the configured delay) before every attempt, not a
+    growing backoff."""
+
+    current_s: Callable[[], float] = lambda: DEFAULT_RECONNECT_MS / 1000
+
+    def delay(self, attempt: int) -> float:
+        return self.current_s()
+
+
+class EventStream:
+    """One GET of the stream: the transport's protocol, and the subscriber's connection while it lasts.
+
+    Until the response head arrives the subscriber's ``connect_and_subscribe`` waits on ``waiter``; the
+    head is judged here, in the reader callback, so events that came in the same read are not held back.
+    """
+
+    __slots__ = (
+        "accepted",
+        "done",
+        "failure",
+        "failure_is_protocol",
+        "head",
+        "http",
+        "live",
+        "on_data",
+        "on_error",
+        "pending_end",
+        "source",
+        "sse",
+        "stamped",
+        "stream",
+        "waiter",
+        "wanted",
+        "where",
+    )
+
+    def __init__(self, source: EventSource, stream: Stream, where: str) -> None:
+        self.source = source
+        self.stream = stream
+        self.where = where
+        self.http = http1.ResponseParser()
+        self.sse = source.parser
+        self.head: http1.Head | None = None
+        self.accepted = False  # 200 text/event-stream: the body is events
+        self.live = False  # the subscriber holds this connection: its end is reported as it happens
+        self.done = False
+        self.failure: str | None = None  # why no usable head came
+        self.failure_is_protocol = False
+        self.pending_end: str | None = None  # ended after the head, before the subscriber held it
+        self.waiter: asyncio.Future[None] = stream.loop.create_future()
+        self.on_data = source.hooks.on_data
+        self.on_error = source.report_error
+        self.wanted = source.event
+        self.stamped = source.stamp is not None
+
+    @property
+    def rx_clock(self) -> str:
+        return self.stream.rx_clock
+
+    def close(self) -> None:
+        self.done = True
+        self.stream.close()
+
+    # -- the stream's protocol (the hot path) ----------------------------------------------------
+    def next_read_size(self, default: int) -> int:
+        return self.http.next_read_size()
+
+    def data_received(self, data: bytes, rx_ns: int) -> None:
+        try:
+            events = self.http.feed(data)
+        except http1.ProtocolError as exc:
+            self._handle(exc.before, rx_ns)
+            self._end(f"bad HTTP response from {self.where}: {exc}", protocol=True)
+            return
+        if len(events) == 1 and self.accepted and type(events[0]) is _Body:  # one read, one chunk: the usual
+            self._body(events[0].data, rx_ns)
+            return
+        self._handle(events, rx_ns)
+
+    def _handle(self, events: list[http1.Head | http1.Body | http1.End], rx_ns: int) -> None:
+        for event in events:
+            if self.done:
+                return
+            if type(event) is _Body:
+                self._body(event.data, rx_ns)
+            elif type(event) is _Head:
+                self._head(event)
+            else:
+                self._end("the server ended the stream")
+
+    def _body(self, data: bytes, rx_ns: int) -> None:
+        too_long = None
+        try:
+            items = self.sse.feed(data)
+        except sse_protocol.LineTooLong as exc:  # what came before the long line still counts
+            items, too_long = exc.before, str(exc)
+        for item in items:
+            if type(item) is _Event:
+                if item.type == self.wanted:
+                    if self.stamped:
+                        self.source.deliver_stamped(item, rx_ns)
+                    else:
+                        self.on_data(item.data, rx_ns)
+            else:
+                self.on_error(item.reason)  # type: ignore[union-attr]
+        if too_long is not None:
+            self._end(too_long, protocol=True)
+
+    def _head(self, head: http1.Head) -> None:
+        self.head = head
+        if head.status == 200 and is_event_stream(head):
+            self.accepted = True
+            self.sse.new_stream()
+        else:  # judged by connect_and_subscribe: a redirect, or the end of the subscription
+            self.close()
+        if not self.waiter.done():
+            self.waiter.set_result(None)
+
+    def connection_lost(self, reason: str) -> None:
+        if self.done:
+            return
+        if reason not in _ORDERLY_CLOSES:
+            self._end(reason)  # the network took it: a reset, a send that failed
+            return
+        between_chunks = self.http.between_chunks
+        try:
+            events = self.http.eof()
+        except http1.ProtocolError as exc:
+            if between_chunks:
+                self._end(reason)
+            else:
+                self._end(f"bad HTTP response from {self.where}: {exc}", protocol=True)
+            return
+        self._handle(events, 0)  # an End (a close-delimited body), or nothing
+        if not self.done:
+            self._end(f"{reason} without answering" if self.head is None else reason)
+
+    def _end(self, reason: str, protocol: bool = False) -> None:
+        if self.done:
+            return
+        self.close()
+        self.source.stream_ended(self, reason, protocol)
+
+
+def is_event_stream(head: http1.Head) -> bool:
+    media_type = (head.headers.get("content-type") or "").split(";", 1)[0].strip(" \t").lower()
+    return media_type == EVENT_STREAM
+
+
+class EventSource(LeanSubscriber):
+    """One subscriber: a browser's EventSource on the measuring transport, reconnected by the shared driver."""
 
     def __init__(self, provider: SSEProvider, url: str, hooks: SubscriberHooks) -> None:
         self.provider = provider
         self.url = url
-        self.hooks = hooks
-        self.report_error: Callable[[str], None] = lambda reason: hooks.on_error(f"sse: {reason}")
-        self.on_reconnect_ns = hooks.on_reconnect_ns
+        self.path = urlsplit(url).path or "/"
         self.parser = sse_protocol.Parser(provider.max_line)
+        self.backoff = ServerRetry(current_s=self.retry_s)
+        super().__init__(hooks, CONNECT_TIMEOUT_S)
         self.event = str(provider.options.event)
         self.stamp = provider.timestamp_spec
         self.sequence = timestamps.SequenceGuess()
-        self.closing = False
+        self.started = False
         self.connects = 0
-        self._response: aiohttp.ClientResponse | None = None
-        self._task: asyncio.Task[None] | None = None
+
+    def report_error(self, reason: str) -> None:
+        self.hooks.on_error(f"sse: {reason}")
+
+    def retry_s(self) -> float:
+        """The server's last ``retry:``, else ``--sse-reconnect-ms``."""
+        retry_ms = self.parser.retry_ms
+        return (retry_ms if retry_ms is not None else self.provider.reconnect_ms) / 1000
 
     # -- connecting ----------------------------------------------------------------------------
-    async def _open(self) -> aiohttp.ClientResponse:
-        """GET the stream; return once the server answered 200 text/event-stream (or raise)."""
-        session = await shared_session()
-        headers = {"Accept": EVENT_STREAM, "Cache-Control": "no-cache"}
-        if self.parser.last_event_id:
-            headers["Last-Event-ID"] = self.parser.last_event_id
-        async with asyncio.timeout(CONNECT_TIMEOUT_S):
-            response = await session.get(self.url, headers=headers, allow_redirects=True,
-                                         auto_decompress=True)
-        if response.status == 204:
-            response.release()
-            raise StreamClosed("server answered HTTP 204 No Content: reconnection stopped")
-        if response.status != 200:
-            response.release()
-            raise StreamClosed(f"GET {urlsplit(self.url).path} answered HTTP {response.status}")
-        if response.content_type != EVENT_STREAM:
-            response.release()
-            raise StreamClosed(f"GET {urlsplit(self.url).path} answered Content-Type "
-                               f"{response.headers.get('Content-Type', '(none)')!r}, not {EVENT_STREAM}")
-        self.parser.new_stream()
-        self.connects += 1
+    async def start(self) -> None:
+        """The first connection: a failure raises with its reason. No outer timeout: connect_and_subscribe
+        keeps its own deadline, so a timeout says what it waited for."""
+        await self._open()
+        self.started = True
+
+    async def connect_and_subscribe(self) -> Connection:
+        """GET the stream, following redirects; return once the server answered 200 text/event-stream."""
+        url = self.url
+        doing = "connection"
+        try:
+            async with asyncio.timeout(self.connect_timeout_s):
+                for _ in range(MAX_REDIRECTS + 1):
+                    endpoint = _endpoint(url)
+                    request = _request_bytes(endpoint, self.parser.last_event_id)
+                    doing = f"connection to {endpoint.host}:{endpoint.port}"
+                    stream = await Stream.connect(
+                        endpoint.host,
+                        endpoint.port,
+                        timeout=self.connect_timeout_s,
+                        tls=self.provider.tls_context() if endpoint.tls else None,
+                    )
+                    doing = f"answer to GET {endpoint.target} from {endpoint.host}:{endpoint.port}"
+                    response = await self._request(stream, endpoint, request)
+                    head = response.head
+                    assert head is not None
+                    if response.accepted:
+                        return self._hold(response)
+                    location = head.headers.get("location")
+                    if head.status in REDIRECTS and location:
+                        url = urljoin(url, location)
+                        continue
+                    raise StreamClosed(self._refusal(head, endpoint))
+        except TimeoutError:
+            raise ConnectError(f"sse: no {doing} within {self.connect_timeout_s:g} s") from None
+        raise StreamClosed(f"GET {self.path}: more than {MAX_REDIRECTS} redirects")
+
+    async def _request(self, stream: Stream, endpoint: Endpoint, request: bytes) -> EventStream:
+        response = EventStream(self, stream, f"{endpoint.host}:{endpoint.port}")
+        stream.start(response)
+        stream.write(request)
+        try:
+            await response.waiter
+        except BaseException:
+            response.close()
+            raise
+        if response.failure is not None:
+            raise (SSEError if response.failure_is_protocol else ConnectError)(response.failure)
         return response
 
-    async def start(self) -> None:
-        """First connection: failures raise (the generator counts a failed connect with the reason)."""
-        self._response = await self._open()
-        self._task = asyncio.ensure_future(self._run())
+    def _hold(self, response: EventStream) -> EventStream:
+        """The subscriber takes the stream (LeanSubscriber installs it as soon as this returns); an end
+        that came with the head is reported right after, so it is a drop of a held connection."""
+        response.live = True
+        self.connects += 1
+        if response.pending_end is not None:
+            asyncio.get_running_loop().call_soon(self._report_end, response, response.pending_end)
+        return response
 
-    # -- streaming -----------------------------------------------------------------------------
-    async def _read(self, response: aiohttp.ClientResponse) -> None:
-        """Until the stream ends. Raises LineTooLong or aiohttp errors; returns on a clean end."""
-        content = response.content
-        while True:
-            chunk = await content.readany()
-            if not chunk:
-                return
-            try:
-                items = self.parser.feed(chunk)
-            except sse_protocol.LineTooLong as exc:
-                self._dispatch(exc.before)
-                raise
-            self._dispatch(items)
+    def _refusal(self, head: http1.Head, endpoint: Endpoint) -> str:
+        if head.status == 204:
+            return "server answered HTTP 204 No Content: reconnection stopped"
+        if head.status in REDIRECTS:
+            return f"GET {endpoint.target} answered HTTP {head.status} without a Location"
+        if head.status != 200:
+            return f"GET {self.path} answered HTTP {head.status}"
+        return (
+            f"GET {self.path} answered Content-Type {head.headers.get('content-type') or '(none)'!r}, "
+            f"not {EVENT_STREAM}"
+        )
 
-    def _dispatch(self, items: list[sse_protocol.Event | sse_protocol.Problem]) -> None:
-        on_data, report_error, wanted = self.hooks.on_data, self.report_error, self.event
-        for item in items:
-            if isinstance(item, sse_protocol.Event):
-                if item.type == wanted:
-                    on_data(self._payload(item) if self.stamp is not None else item.data, time.time_ns())
-            else:
-                report_error(item.reason)
+    def _give_up(self, reason: str) -> None:
+        self.report_error(reason)
 
-    def _payload(self, item: sse_protocol.Event) -> object:
+    # -- ends ------------------------------------------------------------------------------------
+    def stream_ended(self, response: EventStream, reason: str, protocol: bool) -> None:
+        """A stream ended by itself (the server, the network, or a line too long)."""
+        if protocol and (response.accepted or self.started):
+            self.report_error(reason)  # on the first connect the failed connect carries it instead
+        if not response.accepted:  # still connecting: this attempt failed
+            response.failure = reason if protocol else f"{response.where}: {reason}"
+            response.failure_is_protocol = protocol
+            if not response.waiter.done():
+                response.waiter.set_result(None)
+        elif response.live:
+            self._report_end(response, reason)
+        else:
+            response.pending_end = reason
+
+    def _report_end(self, response: EventStream, reason: str) -> None:
+        if self.connection is response:
+            self.connection_ended(reason, self.retry_s())
+
+    # -- --timestamp-field -----------------------------------------------------------------------
+    def deliver_stamped(self, item: sse_protocol.Event, rx_ns: int) -> None:
+        """A server-stamped event; one without a usable stamp is an error with its reason, not a delivery."""
         assert self.stamp is not None
         try:
             sent_ns = self.stamp.extract_ns(item.data)
         except timestamps.TimestampError as exc:
-            return f"sse error: {exc}"
-        return timestamps.Stamped(sent_ns, "server", self.sequence.seq(item.id))
+            self.report_error(str(exc))
+            return
+        self.hooks.on_data(timestamps.Stamped(sent_ns, "server", self.sequence.seq(item.id)), rx_ns)
 
-    async def _run(self) -> None:
-        response = self._response
-        while not self.closing:
-            if response is not None:
-                try:
-                    await self._read(response)
-                except sse_protocol.LineTooLong as exc:
-                    self.report_error(str(exc))
-                except (TimeoutError, aiohttp.ClientError, OSError):
-                    pass  # the network took the stream away: reconnect, as a browser does
-                finally:
-                    response.close()
-                    self._response = None
-            if self.closing:
-                return
-            lost_at = time.perf_counter_ns()
-            self.hooks.on_drop()
-            response = await self._reconnect()
-            if response is None:
-                return
-            took_ns = time.perf_counter_ns() - lost_at
-            self._response = response
-            self.hooks.on_resubscribed()
-            self.on_reconnect_ns(took_ns)
 
-    async def _reconnect(self) -> aiohttp.ClientResponse | None:
-        """Wait the server's retry delay and reopen, for ever on network errors; None when it ended."""
-        while not self.closing:
-            delay_ms = self.parser.retry_ms if self.parser.retry_ms is not None else self.provider.reconnect_ms
-            await asyncio.sleep(delay_ms / 1000)
-            if self.closing:
-                return None
-            try:
-                return await self._open()
-            except StreamClosed as exc:
-                self.report_error(str(exc))
-                return None
-            except (TimeoutError, aiohttp.ClientError, OSError):
-                continue
-        return None
+def _request_bytes(endpoint: Endpoint, last_event_id: str) -> bytes:
+    try:
+        return http1.event_stream_request(endpoint.target, endpoint.host_header, last_event_id)
+    except ValueError as exc:  # a Location with spaces, say: no request can be made of it
+        raise StreamClosed(f"cannot request {endpoint.target!r}: {exc}") from None
 
-    async def close(self) -> None:
-        self.closing = True
-        if self._response is not None:
-            self._response.close()
-        if self._task is not None and not self._task.done():
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await self._task
+
+def _endpoint(url: str) -> Endpoint:
+    scheme = urlsplit(url).scheme
+    if scheme not in ("http", "https"):
+        raise StreamClosed(f"cannot open {url!r}: not an http or https URL")
+    try:
+        return Endpoint.parse(url)
+    except ValueError as exc:
+        raise StreamClosed(str(exc)) from None
 
 
 class SSEPublisher(PublisherHandle):
@@ -191,8 +377,7 @@ class SSEPublisher(PublisherHandle):
 
     async def publish(self, channel: str, text: str) -> None:
         provider = self.provider
-        body = {"channel": channel if provider.multi_channel else None, "event": provider.options.event,
-                "data": text}
+        body = {"channel": channel if provider.multi_channel else None, "event": provider.options.event, "data": text}
         session = await shared_session()
         async with session.post(provider.publish_url, json=body) as resp:
             if resp.status >= 300:
@@ -216,20 +401,43 @@ class SSEProvider(Provider):
         self.reconnect_ms = int(options.sse_reconnect_ms)
         spec = str(getattr(options, "timestamp_field", "") or "")
         self.timestamp_spec = timestamps.parse_spec(spec) if spec else None
+        self.tls: ssl.SSLContext | None = None
+
+    def tls_context(self) -> ssl.SSLContext:
+        """One client context for every https stream (certificates verified); loading the CA store per
+        connection would cost milliseconds each."""
+        if self.tls is None:
+            self.tls = client_tls_context()
+        return self.tls
 
     @classmethod
     def add_arguments(cls, group: Any) -> None:
-        group.add_argument("--sse-path", default="/api/events",
-                           help="SSE: the event stream's path (default: /api/events)")
-        group.add_argument("--sse-publish-path", default="/api/publish",
-                           help="SSE: where the publisher POSTs {channel, event, data} (default: /api/publish)")
-        group.add_argument("--sse-reconnect-ms", type=str, default=str(DEFAULT_RECONNECT_MS),
-                           help="SSE: reconnect delay until the server sends retry: (default: 1000)")
-        group.add_argument("--sse-max-line", type=str, default=str(sse_protocol.DEFAULT_MAX_LINE),
-                           help="SSE: longest line or event accepted, in characters (default: 2 MiB)")
+        group.add_argument(
+            "--sse-path", default="/api/events", help="SSE: the event stream's path (default: /api/events)"
+        )
+        group.add_argument(
+            "--sse-publish-path",
+            default="/api/publish",
+            help="SSE: where the publisher POSTs {channel, event, data} (default: /api/publish)",
+        )
+        group.add_argument(
+            "--sse-reconnect-ms",
+            type=str,
+            default=str(DEFAULT_RECONNECT_MS),
+            help="SSE: reconnect delay until the server sends retry: (default: 1000)",
+        )
+        group.add_argument(
+            "--sse-max-line",
+            type=str,
+            default=str(sse_protocol.DEFAULT_MAX_LINE),
+            help="SSE: longest line or event accepted, in characters (default: 2 MiB)",
+        )
         if not _has_option(group, "--event"):
-            group.add_argument("--event", default="message",
-                               help="SSE: event type subscribers listen to and publishers send (default: message)")
+            group.add_argument(
+                "--event",
+                default="message",
+                help="SSE: event type subscribers listen to and publishers send (default: message)",
+            )
 
     @classmethod
     def validate(cls, options: argparse.Namespace) -> None:
@@ -265,7 +473,8 @@ class SSEProvider(Provider):
         source = EventSource(self, self.stream_url(channel), hooks)
         try:
             await source.start()
-        except StreamClosed as exc:
+        except StreamClosed as exc:  # the reason reads "SSEError: ..." as before
+            await source.close()
             raise SSEError(str(exc)) from None
         except BaseException:
             await source.close()

@@ -620,3 +620,22 @@ def test_reads_sized_by_next_read_size_end_on_chunk_boundaries() -> None:
         ]
     )
     assert parser.eof() == []
+
+
+@pytest.mark.parametrize(
+    ("received", "between"),
+    [
+        (SSE_HEAD, True),
+        (SSE_HEAD + b"3\r\nabc\r\n", True),
+        (SSE_HEAD + b"3\r\nabc\r\n1", False),  # a size line begun
+        (SSE_HEAD + b"a\r\nabc", False),  # inside a chunk's data
+        (SSE_HEAD + b"3\r\nabc\r", False),  # the CRLF after the data not complete
+        (SSE_HEAD + b"0\r\n", False),  # the trailer section
+        (b"HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\nabc", False),
+        (b"HTTP/1.1 200 OK\r\nContent-Le", False),
+    ],
+)
+def test_between_chunks_says_a_close_would_cut_no_chunk(received: bytes, between: bool) -> None:
+    parser = ResponseParser()
+    parser.feed(received)
+    assert parser.between_chunks is between
