@@ -1,7 +1,7 @@
 """Cost of one SSE delivery in the lean EventSource (harness/providers/sse.py), two ways.
 
 1. In process, no sockets: ``EventStream.data_received`` fed one HTTP chunk holding one probe event, as the
-   transport does when ``next_read_size`` is right: http1 decode + SSE parse + the hook, in us per event.
+   transport does in its steady state (one event per read): http1 decode + SSE parse + the hook, in us per event.
    Beside it, the bare codecs (http1 + sse.Parser) so the driver's own share shows.
 2. Over loopback against the reference target (started here): ``--subscribers`` streams, ``--messages``
    probes published one at a time; the generator process's CPU time (``time.process_time``) while the
@@ -79,7 +79,6 @@ def in_process(events: int, repeat: int) -> None:
         response.data_received(HEAD, 0)
         t0 = time.perf_counter()
         for chunk in chunks:
-            response.next_read_size(0)
             response.data_received(chunk, 1)
         took = time.perf_counter() - t0
         assert got == events, got
@@ -90,7 +89,6 @@ def in_process(events: int, repeat: int) -> None:
         parser.feed(HEAD)
         t0 = time.perf_counter()
         for chunk in chunks:
-            parser.next_read_size()
             for body in parser.feed(chunk):
                 events_parser.feed(body.data)  # type: ignore[union-attr]
         return (time.perf_counter() - t0) / events * 1e6

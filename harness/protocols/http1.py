@@ -9,10 +9,10 @@ bytes start the next response, so a publisher can reuse one connection for many 
 
 Hand-written rather than wrapping httptools (llhttp, in C). httptools decodes a one-chunk SSE event
 faster (about 0.6 against 1.9 us on the project's 2-core box, ``benchmarks/http1_codec.py``; the SSE
-parser behind either costs about 4 us), but it does not expose chunk sizes, so it cannot say how many
-bytes the next read should ask for (:meth:`ResponseParser.next_read_size`): that is what lets one
-``recvmsg`` carry one message and so its own kernel timestamp. It also sets no bound on the head, and
-would be one more compiled dependency. The hot path (a read holding exactly one chunk) is one regex match.
+parser behind either costs about 4 us), but it does not expose chunk boundaries, which tell whether a
+read ended with a message (:attr:`ResponseParser.between_chunks`: an event that did not end its read
+carries the stamp of the bytes behind it). It also sets no bound on the head, and would be one more
+compiled dependency. The hot path (a read holding exactly one chunk) is one regex match.
 
 Strict where leniency would hide a broken server: bare LF line ends, a chunk size that is not plain
 hex, a missing CRLF after chunk data, ``Transfer-Encoding`` together with ``Content-Length``.
@@ -29,8 +29,6 @@ from dataclasses import dataclass
 __all__ = [
     "DEFAULT_MAX_CHUNK_LINE",
     "DEFAULT_MAX_HEAD",
-    "DEFAULT_READ_SIZE",
-    "SIZE_PROBE",
     "Body",
     "End",
     "Head",
@@ -46,13 +44,6 @@ DEFAULT_MAX_HEAD = 64 * 1024
 
 DEFAULT_MAX_CHUNK_LINE = 1024
 """Bytes allowed in one chunk-size line, extensions included."""
-
-DEFAULT_READ_SIZE = 64 * 1024
-"""What :meth:`ResponseParser.next_read_size` suggests when the framing says nothing better."""
-
-SIZE_PROBE = 8
-"""The read :meth:`ResponseParser.next_read_size` suggests when a chunk's size is unknown: a short size line
-and a few data bytes, less than an SSE event's chunk (the rest is then read exactly)."""
 
 _TOKEN = re.compile(rb"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
 _STATUS_LINE = re.compile(rb"HTTP/1\.([0-9]) ([1-5][0-9][0-9])(?: ([^\x00-\x08\x0a-\x1f\x7f]*))?")
@@ -197,18 +188,15 @@ class ResponseParser:
         self._buf = b""
         self._scanned = 0  # head/trailer bytes already searched for the blank line
         self._remaining = 0  # of the current chunk or Content-Length body
-        self._chunk_wire = 0  # bytes on the wire of the chunk being read (size line, data, CRLF)
-        self._last_chunk_wire = 0
         self._error = ""
 
     # -- public -------------------------------------------------------------------------------------
     def feed(self, data: bytes) -> list[Head | Body | End]:
         """Parse the next bytes. Raises ProtocolError (events before the fault in ``before``)."""
         if self._state == _SIZE and not self._buf:
-            # The hot path: a read that holds exactly one whole chunk (what next_read_size asks for).
+            # The hot path: a read that holds exactly one whole chunk (a push stream's steady state).
             whole = _WHOLE_CHUNK.fullmatch(data)
             if whole is not None and len(whole[2]) == int(whole[1], 16):
-                self._last_chunk_wire = len(data)
                 return [Body(whole[2])]
         elif self._state == _FAILED:
             raise ProtocolError(f"parser already failed: {self._error}")
@@ -257,27 +245,6 @@ class ResponseParser:
         """
         return self._state == _SIZE and not self._buf
 
-    def next_read_size(self) -> int:
-        """Bytes the next read should ask for so that it ends where a message does.
-
-        A read that stops short is always right (the message completes, and is stamped, in a later
-        read); one that runs into the next message, already queued, stamps the earlier one late.
-        Inside a chunk: the rest of it and its CRLF. Between chunks: the wire size of the previous
-        chunk (the events of one stream tend to be alike), or a short probe before the first one.
-        With a Content-Length: what is left, up to DEFAULT_READ_SIZE. Otherwise DEFAULT_READ_SIZE.
-        """
-        state = self._state
-        if state == _DATA:
-            return self._remaining + 2
-        if state == _CRLF:
-            return 2 - len(self._buf)
-        if state == _SIZE:
-            guess = self._last_chunk_wire - len(self._buf)
-            return guess if guess > 0 else SIZE_PROBE
-        if state == _LENGTH:
-            return min(self._remaining, DEFAULT_READ_SIZE)
-        return DEFAULT_READ_SIZE
-
     # -- parsing ------------------------------------------------------------------------------------
     def _parse(self, data: bytes, out: list[Head | Body | End]) -> None:
         pos = 0
@@ -303,10 +270,8 @@ class ResponseParser:
                 if not digits or len(digits) > 16 or digits.translate(None, _HEXDIGITS):
                     raise ProtocolError(f"bad chunk size {line[:40]!r}")
                 size = int(digits, 16)
-                self._chunk_wire = nl + 1 - pos + size + 2
                 pos = nl + 1
                 if size == 0:
-                    self._last_chunk_wire = self._chunk_wire
                     self._state = _TRAILER
                     self._scanned = pos
                     continue
@@ -316,7 +281,6 @@ class ResponseParser:
                         raise ProtocolError("chunk data not followed by CRLF")
                     out.append(Body(data[pos:stop]))
                     pos = stop + 2
-                    self._last_chunk_wire = self._chunk_wire
                     continue
                 self._remaining = size
                 self._state = _DATA
@@ -337,7 +301,6 @@ class ResponseParser:
                 if data[pos : pos + 2] != b"\r\n":
                     raise ProtocolError("chunk data not followed by CRLF")
                 pos += 2
-                self._last_chunk_wire = self._chunk_wire
                 self._state = _SIZE
             elif state in (_HEAD, _TRAILER):
                 block_end = self._find_blank_line(data, pos)

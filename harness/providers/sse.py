@@ -1,8 +1,8 @@
 """Server-Sent Events: a lean, browser-faithful EventSource on the measuring transport; publish by POST.
 
 Each subscriber holds one GET on its own non-blocking socket (:mod:`harness.net.stream`): every read
-carries the kernel's receive time, goes through the HTTP/1.1 response codec (:mod:`harness.protocols.http1`,
-whose ``next_read_size`` makes one read end where a chunk does) and the SSE parser
+carries the kernel's receive time, goes through the HTTP/1.1 response codec (:mod:`harness.protocols.http1`)
+and the SSE parser
 (:mod:`harness.protocols.sse`), and reaches ``hooks.on_data(data, rx_ns)`` in the reader callback, with no
 task or queue per event. Publishing POSTs on the shared aiohttp session.
 
@@ -39,7 +39,7 @@ from urllib.parse import urlencode, urljoin, urlsplit
 
 from harness import timestamps
 from harness.net.reconnect import Backoff, GiveUp
-from harness.net.stream import ConnectError, Stream, client_tls_context
+from harness.net.stream import ConnectError, Stream, client_tls_context, note_shared
 from harness.net.websocket import Endpoint
 from harness.protocols import http1
 from harness.protocols import sse as sse_protocol
@@ -139,9 +139,6 @@ class EventStream:
         self.stream.close()
 
     # -- the stream's protocol (the hot path) ----------------------------------------------------
-    def next_read_size(self, default: int) -> int:
-        return self.http.next_read_size()
-
     def data_received(self, data: bytes, rx_ns: int) -> None:
         try:
             events = self.http.feed(data)
@@ -150,22 +147,29 @@ class EventStream:
             self._end(f"bad HTTP response from {self.where}: {exc}", protocol=True)
             return
         if len(events) == 1 and self.accepted and type(events[0]) is _Body:  # one read, one chunk: the usual
-            self._body(events[0].data, rx_ns)
-            return
-        self._handle(events, rx_ns)
+            delivered = self._body(events[0].data, rx_ns)
+        else:
+            delivered = self._handle(events, rx_ns)
+        if delivered > 1 or (delivered and not self.http.between_chunks):
+            # events that did not end their read carry the stamp of the bytes behind them
+            note_shared(delivered - 1 if self.http.between_chunks else delivered, rx_ns)
 
-    def _handle(self, events: list[http1.Head | http1.Body | http1.End], rx_ns: int) -> None:
+    def _handle(self, events: list[http1.Head | http1.Body | http1.End], rx_ns: int) -> int:
+        delivered = 0
         for event in events:
             if self.done:
-                return
+                break
             if type(event) is _Body:
-                self._body(event.data, rx_ns)
+                delivered += self._body(event.data, rx_ns)
             elif type(event) is _Head:
                 self._head(event)
             else:
                 self._end("the server ended the stream")
+        return delivered
 
-    def _body(self, data: bytes, rx_ns: int) -> None:
+    def _body(self, data: bytes, rx_ns: int) -> int:
+        """Parse one piece of body; returns how many wanted events it delivered."""
+        delivered = 0
         too_long = None
         try:
             items = self.sse.feed(data)
@@ -174,6 +178,7 @@ class EventStream:
         for item in items:
             if type(item) is _Event:
                 if item.type == self.wanted:
+                    delivered += 1
                     if self.stamped:
                         self.source.deliver_stamped(item, rx_ns)
                     else:
@@ -182,6 +187,7 @@ class EventStream:
                 self.on_error(item.reason)  # type: ignore[union-attr]
         if too_long is not None:
             self._end(too_long, protocol=True)
+        return delivered
 
     def _head(self, head: http1.Head) -> None:
         self.head = head

@@ -146,14 +146,14 @@ def test_cut_through_the_generator_drops_reconnects_and_loses_nothing(target: tu
         recorder = run_.generator.recorder
         try:
             for _ in range(5):
-                await run_.publish()
+                await asyncio.wrap_future(run_.publish())
             await run_.delivered(25)
             session = await shared_session()
             async with session.post(f"{url}/admin/cut?mode=close") as resp:
                 assert (await resp.json())["cut"] == 5
             await until(lambda: recorder.counts["dropped"] == 5)
             for _ in range(5):  # while every subscriber is away: replayed on reconnect
-                await run_.publish()
+                await asyncio.wrap_future(run_.publish())
             await run_.delivered(50)
             await until(lambda: recorder.counts["reconnected"] == 5)
             assert recorder.rx_clocks == {"kernel": 5}

@@ -6,8 +6,6 @@ import pytest
 
 from harness.protocols import sse
 from harness.protocols.http1 import (
-    DEFAULT_READ_SIZE,
-    SIZE_PROBE,
     Body,
     End,
     Head,
@@ -286,7 +284,6 @@ def test_no_body_statuses_end_at_once(head: bytes) -> None:
     parser = ResponseParser()
     events = parser.feed(head)
     assert [type(e) for e in events] == [Head, End]
-    assert parser.next_read_size() == DEFAULT_READ_SIZE
 
 
 def test_interim_responses_are_skipped() -> None:
@@ -547,78 +544,6 @@ def test_eof_between_responses_is_quiet() -> None:
     assert ResponseParser().eof() == []
     parser = ResponseParser()
     parser.feed(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
-    assert parser.eof() == []
-
-
-# -- next_read_size ---------------------------------------------------------------------------------
-
-
-def test_next_read_size_follows_the_chunk_framing() -> None:
-    parser = ResponseParser()
-    assert parser.next_read_size() == DEFAULT_READ_SIZE  # the head: nothing known yet
-    parser.feed(SSE_HEAD)
-    assert parser.next_read_size() == SIZE_PROBE == 8  # no chunk seen yet: its size line first
-    parser.feed(b"27\r\n")
-    assert parser.next_read_size() == 39 + 2
-    parser = ResponseParser()
-    parser.feed(SSE_HEAD)
-    parser.feed(b"27\r\nid: 17\n")
-    assert parser.next_read_size() == 39 - 7 + 2  # rest of the data and its CRLF
-    parser.feed(EVENT_17[7:])
-    assert parser.next_read_size() == 2
-    parser.feed(b"\r")
-    assert parser.next_read_size() == 1
-    parser.feed(b"\n")
-    assert parser.next_read_size() == 45  # the previous chunk on the wire: 4 + 39 + 2
-    parser.feed(b"2")
-    assert parser.next_read_size() == 44  # what is still missing if the next chunk is alike
-    parser.feed(b"7\r\n" + EVENT_17 + b"\r\n")
-    assert parser.next_read_size() == 45
-    parser.feed(b"3\r\nabc\r\n")
-    assert parser.next_read_size() == 8
-    parser.feed(b"0\r\n")
-    assert parser.next_read_size() == DEFAULT_READ_SIZE
-
-
-def test_next_read_size_for_content_length_and_close_delimited() -> None:
-    parser = ResponseParser()
-    parser.feed(b"HTTP/1.1 200 OK\r\nContent-Length: 100000\r\n\r\n")
-    assert parser.next_read_size() == DEFAULT_READ_SIZE
-    parser.feed(b"x" * 90000)
-    assert parser.next_read_size() == 10000
-    parser = ResponseParser()
-    parser.feed(CLOSE_DELIMITED)
-    assert parser.next_read_size() == DEFAULT_READ_SIZE
-
-
-def test_reads_sized_by_next_read_size_end_on_chunk_boundaries() -> None:
-    """A burst already queued in the kernel: reads as suggested end on chunk boundaries, never past."""
-    chunks = [b"%x\r\n%s\r\n" % (len(data), data) for data in (b"a" * 40, b"b" * 40, b"c" * 40, b"d" * 300, b"e" * 300)]
-    queued = b"".join(chunks) + b"0\r\n\r\n"
-    parser = ResponseParser()
-    parser.feed(SSE_HEAD)
-    reads: list[bytes] = []
-    bodies: list[bytes] = []
-    pos = 0
-    while pos < len(queued):
-        piece = queued[pos : pos + parser.next_read_size()]
-        pos += len(piece)
-        reads.append(piece)
-        bodies.extend(e.data for e in parser.feed(piece) if isinstance(e, Body))
-    assert b"".join(bodies) == b"a" * 40 + b"b" * 40 + b"c" * 40 + b"d" * 300 + b"e" * 300
-    assert (
-        reads
-        == [
-            chunks[0][:8],  # probe: size line and a little data
-            chunks[0][8:],  # then exactly the rest
-            chunks[1],  # one chunk per read while sizes repeat
-            chunks[2],
-            chunks[3][:46],  # a larger chunk: a read as long as the last one, then its rest
-            chunks[3][46:],
-            chunks[4],
-            b"0\r\n\r\n",  # the terminal chunk is shorter: the read takes what there is
-        ]
-    )
     assert parser.eof() == []
 
 
