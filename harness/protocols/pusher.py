@@ -1,8 +1,9 @@
 """Pusher Channels protocol 7, sans-I/O: frames, channel rules, close codes and both signatures.
 
-Shared by the reference target (targets/pusher) and our asyncio client (harness/providers/pusher.py);
-nothing here touches a socket or a clock (timestamps are passed in). Tests hold golden frames and the
-documented worked examples, so one bug cannot hide on both sides.
+Shared by the reference target (targets/pusher) and our lean client (harness/providers/pusher.py), whose
+connection state machine is :class:`ClientConnection`; nothing here touches a socket or a clock (timestamps
+are passed in). Tests hold golden frames and the documented worked examples, so one bug cannot hide on both
+sides.
 
 Wire rules worth knowing (from the protocol documentation and pusher-js):
 
@@ -24,6 +25,7 @@ import json
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
+from json.decoder import scanstring as _scan_json_string  # type: ignore[attr-defined]
 from typing import Any, Literal
 
 PROTOCOL_VERSION = 7
@@ -100,9 +102,12 @@ class ProtocolError(ValueError):
 # -- frames ------------------------------------------------------------------------------------
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Frame:
-    """One decoded frame. ``data`` is exactly what was on the wire (a string stays a string)."""
+    """One decoded frame. ``data`` is exactly what was on the wire (a string stays a string).
+
+    Not frozen: every delivery decodes one, and a frozen dataclass costs ~1 µs more to build.
+    """
 
     event: str
     data: Any = None
@@ -358,3 +363,218 @@ def verify_request(key: str, secret: str, method: str, path: str, params: Mappin
     if not hmac.compare_digest(params["auth_signature"].encode(), hmac_hex(secret, to_sign).encode()):
         return "Invalid signature: you should have sent HmacSHA256Hex(" + repr(to_sign)[1:-1] + ", your_secret)"
     return None
+
+
+# -- the client's side of one connection ----------------------------------------------------------
+
+
+class ClientState(enum.Enum):
+    CONNECTING = "waiting for pusher:connection_established"
+    SUBSCRIBING = "waiting for the subscription to be confirmed"
+    SUBSCRIBED = "subscribed"
+    FAILED = "failed"
+
+
+@dataclass(frozen=True, slots=True)
+class Established:
+    """``pusher:connection_established``: the socket id and the seconds of silence before a client pings."""
+
+    socket_id: str
+    activity_timeout: float
+
+
+@dataclass(frozen=True, slots=True)
+class Subscribed:
+    channel: str
+
+
+@dataclass(frozen=True, slots=True)
+class SubscriptionRefused:
+    """``pusher:subscription_error`` for our channel (``status`` is the auth endpoint's HTTP status)."""
+
+    channel: str
+    reason: str
+    status: int | None
+
+
+@dataclass(slots=True)
+class ChannelEvent:
+    """An event on our channel (not frozen: one per delivery)."""
+
+    channel: str
+    event: str
+    data: Any
+    user_id: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class ServerError:
+    """``pusher:error``. ``code`` null: the connection stays; 4000-4399: the close that follows means
+    ``close_action(code)``."""
+
+    message: str
+    code: int | None
+
+    @property
+    def action(self) -> CloseAction | None:
+        return close_action(self.code)
+
+
+ClientEvent = Established | Subscribed | SubscriptionRefused | ChannelEvent | ServerError
+
+
+class ClientConnection:
+    """One client connection subscribed to one channel, run as pusher-js runs it.
+
+    Fed decoded frames (:meth:`receive`), it answers what happened (one event per frame, or None) and queues
+    what the client must send (:meth:`data_to_send`): the subscription once the connection is established
+    (private and presence auth signed here with the app secret, as an app's auth endpoint would), a pong for
+    every ping. Frames that break the handshake raise ProtocolError. A new connection needs a new instance
+    (the socket id, and so the auth, change).
+    """
+
+    __slots__ = ("_outbox", "activity_timeout", "channel", "key", "max_activity_timeout", "secret", "socket_id",
+                 "state", "user_id", "user_info")
+
+    def __init__(self, channel: str, *, key: str = "", secret: str = "", user_id: str | int | None = None,
+                 user_info: Any = None, max_activity_timeout: float = ACTIVITY_TIMEOUT_S) -> None:
+        kind = channel_kind(channel)
+        if kind == "encrypted":
+            raise ValueError("encrypted channels are not supported")
+        if kind != "public" and not (key and secret):
+            raise ValueError(f"a {kind} channel needs the app key and secret to sign its auth")
+        if kind == "presence" and (user_id is None or user_id == ""):
+            raise ValueError("a presence channel needs a user id")
+        self.channel = channel
+        self.key, self.secret = key, secret
+        self.user_id, self.user_info = user_id, user_info
+        self.max_activity_timeout = max_activity_timeout
+        self.state = ClientState.CONNECTING
+        self.socket_id = ""
+        self.activity_timeout = float(max_activity_timeout)
+        self._outbox: list[str] = []
+
+    def receive(self, frame: Frame) -> ClientEvent | None:
+        event = frame.event
+        if self.state is ClientState.SUBSCRIBED and frame.channel == self.channel and not event.startswith(
+                ("pusher:", "pusher_internal:")):
+            return ChannelEvent(frame.channel, event, frame.data, frame.user_id)
+        if event == "pusher:ping":
+            self._outbox.append(client_pong())
+            return None
+        if event == "pusher:error":
+            return _server_error(frame.data)
+        if self.state is ClientState.CONNECTING:
+            if event != "pusher:connection_established":
+                self.state = ClientState.FAILED
+                raise ProtocolError(f"expected pusher:connection_established, got {event}")
+            return self._established(frame.data)
+        if frame.channel != self.channel:
+            return None  # pongs, and anything about channels we are not on
+        if event == "pusher_internal:subscription_succeeded":
+            if self.state is ClientState.SUBSCRIBING:
+                self.state = ClientState.SUBSCRIBED
+                return Subscribed(self.channel)
+        elif event == "pusher:subscription_error":
+            self.state = ClientState.FAILED
+            body = _object_or_none(frame.data)
+            if body is None:
+                return SubscriptionRefused(self.channel, str(frame.data)[:200], None)
+            status = body.get("status")
+            reason = body.get("error") or body.get("message") or body.get("type") or body
+            return SubscriptionRefused(self.channel, str(reason)[:200], status if type(status) is int else None)
+        return None  # member_added / member_removed and the like
+
+    def _established(self, data: Any) -> Established:
+        try:
+            body = data_object(data)
+        except ProtocolError:
+            self.state = ClientState.FAILED
+            raise
+        socket_id = body.get("socket_id")
+        if not isinstance(socket_id, str) or not SOCKET_ID_RE.match(socket_id):
+            self.state = ClientState.FAILED
+            raise ProtocolError(f"connection_established with an invalid socket_id {socket_id!r}")
+        timeout = body.get("activity_timeout")
+        if isinstance(timeout, bool) or not isinstance(timeout, int | float) or not timeout > 0:
+            self.state = ClientState.FAILED
+            raise ProtocolError(f"connection_established with an invalid activity_timeout {timeout!r}")
+        self.socket_id = socket_id
+        self.activity_timeout = float(min(timeout, self.max_activity_timeout))
+        self.state = ClientState.SUBSCRIBING
+        self._outbox.append(self._subscribe())
+        return Established(socket_id, self.activity_timeout)
+
+    def _subscribe(self) -> str:
+        kind = channel_kind(self.channel)
+        if kind == "public":
+            return subscribe(self.channel)
+        channel_data = None
+        if kind == "presence":
+            channel_data = encode_json({"user_id": self.user_id, "user_info": self.user_info})
+        return subscribe(self.channel, channel_auth(self.key, self.secret, self.socket_id, self.channel, channel_data),
+                         channel_data)
+
+    def data_to_send(self) -> list[str]:
+        """Frames to send now, in order (each is sent once)."""
+        out, self._outbox = self._outbox, []
+        return out
+
+    @staticmethod
+    def ping() -> str:
+        """What to send when the line has been quiet for ``activity_timeout``."""
+        return client_ping()
+
+    def unsubscribe(self) -> str:
+        return unsubscribe(self.channel)
+
+
+class PlainEventMatcher:
+    """Reads, without parsing the whole frame, a frame that is exactly one event on one channel and returns its
+    string data; anything else gives None (decode and ``receive`` it then).
+
+    Why: a subscriber's steady state is that one frame, again and again, and building the frame's dict with
+    ``json.loads`` is most of its cost. This checks the fixed text around the data (the key order of either
+    known server: ``event, channel, data`` or ``event, data, channel``, no spaces) and reads the data with
+    the JSON module's own C string scanner (strict, as ``json.loads``), so the result is the one ``decode``
+    would give, escapes included. Use it only once subscribed.
+    """
+
+    __slots__ = ("_after_data_first", "_after_data_last", "_data_first", "_data_last")
+
+    def __init__(self, channel: str, event: str) -> None:
+        name, where = encode_json(event), encode_json(channel)
+        self._data_last = f'{{"event":{name},"channel":{where},"data":"'
+        self._after_data_last = "}"
+        self._data_first = f'{{"event":{name},"data":"'
+        self._after_data_first = f',"channel":{where}}}'
+
+    def __call__(self, text: str) -> str | None:
+        if text.startswith(self._data_last):
+            start, after = len(self._data_last), self._after_data_last
+        elif text.startswith(self._data_first):
+            start, after = len(self._data_first), self._after_data_first
+        else:
+            return None
+        if not text.endswith(after):
+            return None
+        try:
+            data, end = _scan_json_string(text, start)
+        except ValueError:  # not a valid JSON string: the general path reports it
+            return None
+        return data if end == len(text) - len(after) else None
+
+
+def _object_or_none(data: Any) -> dict[str, Any] | None:
+    try:
+        return data_object(data)
+    except ProtocolError:
+        return None
+
+
+def _server_error(data: Any) -> ServerError:
+    body = _object_or_none(data)
+    if body is None:
+        return ServerError(str(data)[:200], None)
+    code = body.get("code")
+    return ServerError(str(body.get("message") or "")[:200], code if type(code) is int else None)

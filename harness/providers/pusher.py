@@ -1,11 +1,15 @@
-"""Pusher Channels: our asyncio protocol-7 subscriber, and a publisher signed by the official SDK.
+"""Pusher Channels: our lean protocol-7 subscriber, and a publisher signed by the official SDK.
 
-No maintained Python Pusher client exists, so subscribers speak the protocol themselves
-(harness.protocols.pusher) over websockets from the shared aiohttp session: connect to
-``/app/<key>?protocol=7``, read ``connection_established``, subscribe (private and presence auth computed
-locally with the secret, as an app's auth endpoint would), answer pings, ping when the line goes quiet,
-and reconnect and re-subscribe after a drop the way pusher-js does (4000-4099: give up; 4100-4199: back
-off; 4200-4299: at once).
+No maintained Python Pusher client exists, so subscribers speak the protocol themselves: the connection
+state machine is the sans-I/O ``harness.protocols.pusher.ClientConnection`` (connection_established,
+subscribe with private and presence auth computed locally with the secret as an app's auth endpoint would,
+pongs), driven over the measuring transport (``harness.net.websocket``: every message comes with the
+kernel's receive time of its bytes, ``ws://`` and ``wss://`` alike). Once subscribed, a message goes from
+the socket's reader straight to ``on_data``: decode, check event and channel, hand over, no task or queue.
+One sweeper task per provider pings connections quiet for ``activity_timeout`` and drops those whose pong
+does not come. Drops reconnect and re-subscribe through the shared driver the way pusher-js does
+(4000-4099 and 4300-4399: give up; 4100-4199 and other closes: back off; 4200-4299 and a missed pong: at
+once), and the time back is reported as ``reconnect_ms``.
 
 The publisher uses the official ``pusher`` SDK to build and sign each Events API request
 (``PusherClient.trigger.make_request``: the SDK's own validation and signature) and sends it on the shared
@@ -25,17 +29,17 @@ import argparse
 import asyncio
 import contextlib
 import itertools
-import logging
 import os
+import ssl
 import time
-from collections.abc import Coroutine
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlsplit
 
-import aiohttp
 from pusher.pusher_client import PusherClient  # type: ignore[import-untyped,unused-ignore]
 
+from harness.net.reconnect import Backoff, GiveUp
+from harness.net.websocket import ClosedError, OnMessage, WebSocket
 from harness.protocols import pusher as proto
 from harness.providers.base import (
     Provider,
@@ -45,13 +49,13 @@ from harness.providers.base import (
     SubscriberHooks,
 )
 from harness.providers.http import shared_session
-
-log = logging.getLogger("rtbench.pusher")
+from harness.providers.lean import Connection, LeanSubscriber
 
 CONNECT_TIMEOUT_S = 15.0
+"""Budget for connect, TLS, upgrade, connection_established and the subscription together."""
+GUARD_MARGIN_S = 1.0
 MAX_MESSAGE_BYTES = 4 * 1024 * 1024
-BACKOFF_FIRST_S = 0.5
-BACKOFF_MAX_S = 5.0
+USER_INFO = {"tool": "rtbench"}
 CLIENT_NAME = "rtbench-python"
 CLIENT_VERSION = "1.0"
 DEFAULT_CLUSTER = "mt1"
@@ -61,11 +65,15 @@ _ENV = {"app_id": "PUSHER_APP_ID", "key": "PUSHER_KEY", "secret": "PUSHER_SECRET
 
 
 class PusherConnectError(ConnectionError):
-    """The server refused the connection or the subscription (its reason and Pusher code, if any)."""
+    """A connection or subscription attempt failed (the reason, and the Pusher code if the server gave one)."""
 
     def __init__(self, message: str, code: int | None = None) -> None:
         super().__init__(message if code is None else f"{message} (code {code})")
         self.code = code
+
+
+class PusherRefused(PusherConnectError, GiveUp):
+    """The server said not to come back (4000-4099, 4300-4399, a refused subscription): no retry."""
 
 
 def _option(options: argparse.Namespace, name: str) -> str:
@@ -119,187 +127,157 @@ class Endpoints:
                 f"&version={CLIENT_VERSION}&flash=false")
 
 
-class PusherSubscriber(SubscriberHandle):
-    """One connection subscribed to one channel, reconnecting by itself until closed."""
+class PusherSubscriber(LeanSubscriber):
+    """One connection subscribed to one channel on the measuring transport, reconnecting as pusher-js does."""
+
+    #: pusher-js: ``retryIn(1000)`` after a drop or a 4100-4199 close; failed attempts back off to 5 s
+    backoff = Backoff(first_s=1.0, max_s=5.0)
 
     def __init__(self, provider: PusherProvider, channel: str, hooks: SubscriberHooks, user_id: str) -> None:
+        # the handshake has its own deadline (with a reason); the base's guard only backs it up
+        super().__init__(hooks, provider.connect_timeout_s + GUARD_MARGIN_S)
         self.provider = provider
         self.channel = channel
-        self.hooks = hooks
         self.user_id = user_id
         self.event = str(provider.options.event)
-        self.ws: aiohttp.ClientWebSocketResponse | None = None
-        self.socket_id = ""
-        self.activity_timeout = float(proto.ACTIVITY_TIMEOUT_S)
-        self.last_seen = time.monotonic()
-        self.pinged_at: float | None = None
-        self.closing = False
-        self._task: asyncio.Task[None] | None = None
+        self.ws: WebSocket | None = None
+        self.client: proto.ClientConnection | None = None
+        self.pinged_at_ns = 0
+        self._refused: str | None = None
 
-    # -- connect -----------------------------------------------------------------------------------
-    async def connect(self) -> None:
-        """Connect and subscribe; returns once the server confirmed the subscription."""
-        session = await shared_session()
-        ws = await session.ws_connect(self.provider.endpoints.ws_url, autoping=True, compress=0,
-                                      max_msg_size=MAX_MESSAGE_BYTES, timeout=aiohttp.ClientWSTimeout(
-                                          ws_receive=None, ws_close=5.0))
-        try:
-            await self._handshake(ws)
-        except BaseException:
-            await ws.close()
-            raise
-        self.ws = ws
-        self.last_seen, self.pinged_at = time.monotonic(), None
-
-    async def _receive_frame(self, ws: aiohttp.ClientWebSocketResponse, deadline: float) -> proto.Frame:
-        while True:
-            remaining = deadline - time.monotonic()
-            if remaining <= 0:
-                raise TimeoutError("no answer from the server")
-            msg = await ws.receive(timeout=remaining)
-            if msg.type == aiohttp.WSMsgType.TEXT:
-                return proto.decode(msg.data)
-            if msg.type in (aiohttp.WSMsgType.CLOSE, aiohttp.WSMsgType.CLOSING, aiohttp.WSMsgType.CLOSED,
-                            aiohttp.WSMsgType.ERROR):
-                raise PusherConnectError(f"connection closed during the handshake: {msg.extra or ''}".rstrip(": "),
-                                         ws.close_code)
-
-    async def _handshake(self, ws: aiohttp.ClientWebSocketResponse) -> None:
-        deadline = time.monotonic() + CONNECT_TIMEOUT_S
-        frame = await self._receive_frame(ws, deadline)
-        if frame.event == "pusher:error":
-            raise _error_from(frame)
-        if frame.event != "pusher:connection_established":
-            raise PusherConnectError(f"expected pusher:connection_established, got {frame.event}")
-        data = proto.data_object(frame.data)
-        socket_id = data.get("socket_id")
-        if not isinstance(socket_id, str) or not proto.SOCKET_ID_RE.match(socket_id):
-            raise PusherConnectError(f"invalid socket_id {socket_id!r}")
-        timeout = data.get("activity_timeout")
-        self.socket_id = socket_id
-        if isinstance(timeout, int | float) and timeout > 0:
-            self.activity_timeout = float(timeout)
-        await ws.send_str(self._subscribe_frame())
-        while True:
-            frame = await self._receive_frame(ws, deadline)
-            if frame.event == "pusher_internal:subscription_succeeded" and frame.channel == self.channel:
-                return
-            if frame.event == "pusher:subscription_error" and frame.channel == self.channel:
-                raise PusherConnectError(f"subscription to {self.channel} refused: {_reason(frame.data)}")
-            if frame.event == "pusher:error":
-                raise _error_from(frame)
-            if frame.event == "pusher:ping":
-                await ws.send_str(proto.client_pong())
-
-    def _subscribe_frame(self) -> str:
-        kind = proto.channel_kind(self.channel)
+    # -- connecting ----------------------------------------------------------------------------
+    async def connect_and_subscribe(self) -> WebSocket:
+        if self._refused is not None:
+            raise GiveUp(self._refused)
         endpoints = self.provider.endpoints
-        if kind == "public":
-            return proto.subscribe(self.channel)
-        channel_data = None
-        if kind == "presence":
-            channel_data = proto.encode_json({"user_id": self.user_id, "user_info": {"tool": "rtbench"}})
-        auth = proto.channel_auth(endpoints.key, endpoints.secret, self.socket_id, self.channel, channel_data)
-        return proto.subscribe(self.channel, auth, channel_data)
+        client = proto.ClientConnection(self.channel, key=endpoints.key, secret=endpoints.secret, user_id=self.user_id,
+                                        user_info=USER_INFO)
+        ws = await self._handshake(client)
+        self.ws, self.client, self.pinged_at_ns = ws, client, 0
+        ws.deliver_to(self._deliverer(client), lambda code, reason: self._ended(ws, code, reason))
+        return ws
 
-    # -- run ---------------------------------------------------------------------------------------
-    def start(self) -> None:
-        self._task = asyncio.ensure_future(self._run())
+    async def _handshake(self, client: proto.ClientConnection) -> WebSocket:
+        """Connect, read connection_established, subscribe and read the answer, within the connect timeout."""
+        timeout = self.provider.connect_timeout_s
+        ws: WebSocket | None = None
+        try:
+            async with asyncio.timeout(timeout):
+                ws = await WebSocket.connect(self.provider.endpoints.ws_url, timeout=timeout,
+                                             max_message=MAX_MESSAGE_BYTES, tls=self.provider.tls_context)
+                while client.state is not proto.ClientState.SUBSCRIBED:
+                    data, _rx_ns = await ws.receive(timeout)
+                    event = client.receive(proto.decode(data))
+                    for text in client.data_to_send():
+                        ws.send_text(text)
+                    if type(event) is proto.ServerError:
+                        raise _error_from(event)
+                    if type(event) is proto.SubscriptionRefused:
+                        raise PusherRefused(f"subscription to {self.channel} refused: {event.reason}")
+        except TimeoutError:
+            stage = "connecting" if ws is None else client.state.value
+            raise PusherConnectError(f"{stage}: no answer within {timeout:g} s") from None
+        except ClosedError as exc:
+            if ws is None:
+                raise  # the websocket upgrade failed: its reason says why
+            raise _closed_during_handshake(exc) from None
+        except proto.ProtocolError as exc:
+            raise PusherConnectError(f"pusher: {exc}") from None
+        finally:
+            if ws is not None and client.state is not proto.ClientState.SUBSCRIBED:
+                ws.close()
+        return ws
 
-    async def _run(self) -> None:
-        while True:
-            code = await self._read()
-            if self.closing:
-                return
-            self.ws = None
-            self.hooks.on_drop()
-            if not await self._reconnect(code):
-                return
-            self.hooks.on_resubscribed()
+    # -- the hot path ---------------------------------------------------------------------------
+    def _deliverer(self, client: proto.ClientConnection) -> OnMessage:
+        """The callback the transport calls for every message: our event on our channel goes to ``on_data``
+        with the arrival time the transport read; everything else is decoded and run through the codec.
 
-    async def _read(self) -> int | None:
-        """Deliver until the connection ends; returns its close code."""
-        ws = self.ws
-        assert ws is not None
-        hooks, event, channel = self.hooks, self.event, self.channel
-        async for msg in ws:
-            self.last_seen, self.pinged_at = time.monotonic(), None
-            if msg.type != aiohttp.WSMsgType.TEXT:
-                continue  # BINARY is not Pusher; ERROR ends the iteration by itself
+        A frame that is just our event is read without building the frame's dict (``PlainEventMatcher``:
+        exact, about a third of the general path's CPU, benchmarks/pusher_delivery.py); any other frame
+        takes the general path, with the same result."""
+        decode, receive, channel_event = proto.decode, client.receive, proto.ChannelEvent
+        on_data, on_error, wanted = self.hooks.on_data, self.hooks.on_error, self.event
+        plain = proto.PlainEventMatcher(self.channel, wanted)
+
+        def on_message(data: str | bytes, rx_ns: int) -> None:
+            if type(data) is str:
+                text = plain(data)
+                if text is not None:
+                    on_data(text, rx_ns)
+                    return
             try:
-                frame = proto.decode(msg.data)
+                frame = decode(data)
             except proto.ProtocolError as exc:
-                hooks.on_error(f"pusher: malformed frame: {exc}")
-                continue
-            if frame.event == event and frame.channel == channel:
-                hooks.on_data(frame.data, time.time_ns())
-            elif frame.event == "pusher:ping":
-                await ws.send_str(proto.client_pong())
-            elif frame.event == "pusher:error":
-                hooks.on_error(f"pusher:error {_reason(frame.data)}")
-        return ws.close_code
+                on_error(f"pusher: malformed frame: {exc}")
+                return
+            event = receive(frame)
+            if type(event) is channel_event:
+                if event.event == wanted:
+                    on_data(event.data, rx_ns)
+                return
+            self._other(client, event)
 
-    async def _reconnect(self, code: int | None) -> bool:
-        """Reconnect as pusher-js would after a close with ``code``; False when the server refused us."""
+        return on_message
+
+    def _other(self, client: proto.ClientConnection, event: proto.ClientEvent | None) -> None:
+        ws = self.ws
+        if ws is not None and self.client is client:
+            for text in client.data_to_send():
+                ws.send_text(text)
+        if type(event) is proto.ServerError:
+            code = "" if event.code is None else f" (code {event.code})"
+            self.hooks.on_error(f"pusher:error {event.message}{code}")
+        elif type(event) is proto.SubscriptionRefused:
+            self.hooks.on_error(f"pusher: subscription to {event.channel} refused: {event.reason}")
+
+    # -- the end of a connection ---------------------------------------------------------------
+    def _ended(self, ws: WebSocket, code: int | None, reason: str) -> None:
+        """The server closed, or the connection broke: come back as pusher-js would after ``code``."""
+        if self.ws is ws:
+            self.ws = None
+        if self.closing:
+            return
         action = proto.close_action(code)
         if action in ("refused", "tls_only"):
-            self.hooks.on_error(f"pusher: server closed the connection with {code}; not reconnecting")
-            return False
-        delay = 0.0 if action == "retry" else BACKOFF_FIRST_S
-        while not self.closing:
-            if delay:
-                await asyncio.sleep(delay)
-            if self.closing:
-                return False
-            try:
-                await asyncio.wait_for(self.connect(), CONNECT_TIMEOUT_S)
-            except PusherConnectError as exc:
-                if proto.close_action(exc.code) in ("refused", "tls_only"):
-                    self.hooks.on_error(f"pusher: reconnect refused: {exc}")
-                    return False
-            except (OSError, TimeoutError, aiohttp.ClientError, proto.ProtocolError) as exc:
-                log.debug("pusher: reconnect failed: %s", exc)
-            else:
-                if self.closing:
-                    await self._close_ws()
-                    return False
-                return True
-            delay = min(BACKOFF_MAX_S, max(BACKOFF_FIRST_S, delay * 2))
-        return False
+            self._refused = f"pusher: {reason}; not reconnecting"
+            self.connection_ended(reason, 0.0)
+        elif action == "retry":
+            self.connection_ended(reason, 0.0)
+        else:
+            if code is None:  # no close frame: an abnormal end (RFC 6455 1006), reported with its cause
+                self.hooks.on_error(f"pusher: {reason}")
+            self.connection_ended(reason)
 
-    # -- liveness (driven by the provider's sweeper) -----------------------------------------------
-    def check_alive(self, now: float) -> None:
-        ws = self.ws
-        if ws is None or ws.closed:
+    # -- liveness (driven by the provider's sweeper) --------------------------------------------
+    def check_alive(self, now_ns: int) -> None:
+        """Ping after ``activity_timeout`` of silence; drop the connection when the pong does not come."""
+        ws, client = self.ws, self.client
+        if ws is None or client is None or ws.closed:
             return
-        if self.pinged_at is None:
-            if now - self.last_seen >= self.activity_timeout:
-                self.pinged_at = now
-                _spawn(_send_quietly(ws, proto.client_ping()))
-        elif now - self.pinged_at >= proto.PONG_TIMEOUT_S:
-            self.pinged_at = now + 3600
-            _spawn(ws.close())  # the read loop ends and reconnects
+        if self.pinged_at_ns and ws.last_rx_ns < self.pinged_at_ns:
+            if now_ns - self.pinged_at_ns >= self.provider.pong_timeout_s * 1e9:
+                self.ws = None
+                ws.close()
+                reason = f"no pong within {self.provider.pong_timeout_s:g} s of a ping"
+                self.hooks.on_error(f"pusher: {reason}")
+                self.connection_ended(reason, 0.0)  # pusher-js: retryIn(0)
+            return
+        self.pinged_at_ns = 0
+        if now_ns - ws.last_rx_ns >= client.activity_timeout * 1e9:
+            self.pinged_at_ns = now_ns
+            ws.send_text(client.ping())
 
-    async def _close_ws(self) -> None:
-        ws, self.ws = self.ws, None
-        if ws is not None and not ws.closed:
-            with contextlib.suppress(Exception):
-                await ws.close()
+    # -- closing -------------------------------------------------------------------------------
+    async def say_goodbye(self, connection: Connection) -> None:
+        ws, client = self.ws, self.client
+        if ws is not None and client is not None and not ws.closed:
+            ws.send_text(client.unsubscribe())
 
     async def close(self) -> None:
-        self.closing = True
         self.provider.subscribers.discard(self)
-        ws = self.ws
-        if ws is not None and not ws.closed:
-            with contextlib.suppress(Exception):
-                await ws.send_str(proto.unsubscribe(self.channel))
-        await self._close_ws()
-        task = self._task
-        if task is not None and not task.done():
-            try:
-                await asyncio.wait_for(asyncio.shield(task), 5)
-            except (TimeoutError, asyncio.CancelledError):
-                task.cancel()
+        await super().close()
+        self.ws = None
 
 
 class PusherPublisher(PublisherHandle):
@@ -335,6 +313,11 @@ class PusherProvider(Provider):
         self.endpoints = Endpoints.resolve(self.host, options)
         self.prefix = _PREFIX[str(getattr(options, "channel_type", "public"))]
         self.subscribers: set[PusherSubscriber] = set()
+        #: tunables (tests shorten them): handshake budget, pong wait, liveness check period, TLS trust
+        self.connect_timeout_s = CONNECT_TIMEOUT_S
+        self.pong_timeout_s = float(proto.PONG_TIMEOUT_S)
+        self.sweep_interval_s = 1.0
+        self.tls_context: ssl.SSLContext | None = None  # None: the system's CAs, verification on
         self._user_ids = itertools.count(1)
         self._sweeper: asyncio.Task[None] | None = None
 
@@ -395,9 +378,8 @@ class PusherProvider(Provider):
     async def open_subscriber(self, channel: str, hooks: SubscriberHooks) -> SubscriberHandle:
         user_id = f"rtb-{os.getpid()}-{next(self._user_ids)}"
         subscriber = PusherSubscriber(self, self.wire_channel(channel), hooks, user_id)
-        await subscriber.connect()
+        await subscriber.start()
         self.subscribers.add(subscriber)
-        subscriber.start()
         if self._sweeper is None or self._sweeper.done():
             self._sweeper = asyncio.ensure_future(self._sweep())
         return subscriber
@@ -408,10 +390,10 @@ class PusherProvider(Provider):
     async def _sweep(self) -> None:
         """One task for every subscriber: ping quiet connections, drop the ones that stopped answering."""
         while True:
-            await asyncio.sleep(1.0)
-            now = time.monotonic()
+            await asyncio.sleep(self.sweep_interval_s)
+            now_ns = time.time_ns()  # the clock of the transport's receive times
             for subscriber in list(self.subscribers):
-                subscriber.check_alive(now)
+                subscriber.check_alive(now_ns)
 
     async def aclose(self) -> None:
         if self._sweeper is not None:
@@ -422,36 +404,19 @@ class PusherProvider(Provider):
             await subscriber.close()
 
 
-def _reason(data: Any) -> str:
-    try:
-        obj = proto.data_object(data)
-    except proto.ProtocolError:
-        return str(data)[:200]
-    return str(obj.get("error") or obj.get("message") or obj)[:200]
+def _error_from(event: proto.ServerError) -> PusherConnectError:
+    """A ``pusher:error`` during the handshake: a refusal when its code says not to come back."""
+    message = f"pusher:error {event.message}"
+    if event.action in ("refused", "tls_only"):
+        return PusherRefused(message, event.code)
+    return PusherConnectError(message, event.code)
 
 
-def _error_from(frame: proto.Frame) -> PusherConnectError:
-    try:
-        obj = proto.data_object(frame.data)
-    except proto.ProtocolError:
-        return PusherConnectError(f"pusher:error {frame.data!r}")
-    code = obj.get("code")
-    return PusherConnectError(f"pusher:error {obj.get('message')}", code if isinstance(code, int) else None)
-
-
-_BACKGROUND: set[asyncio.Future[Any]] = set()
-
-
-def _spawn(coro: Coroutine[Any, Any, Any]) -> None:
-    """Fire and forget, keeping a reference so the task is not collected mid-flight."""
-    task = asyncio.ensure_future(coro)
-    _BACKGROUND.add(task)
-    task.add_done_callback(_BACKGROUND.discard)
-
-
-async def _send_quietly(ws: aiohttp.ClientWebSocketResponse, text: str) -> None:
-    with contextlib.suppress(Exception):
-        await ws.send_str(text)
+def _closed_during_handshake(exc: ClosedError) -> PusherConnectError:
+    message = f"connection closed during the handshake: {exc}"
+    if proto.close_action(exc.code) in ("refused", "tls_only"):
+        return PusherRefused(message, exc.code)
+    return PusherConnectError(message, exc.code)
 
 
 PROVIDER = PusherProvider

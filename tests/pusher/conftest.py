@@ -1,16 +1,25 @@
-"""Shared fixtures for the Pusher suites: the reference target on port 0 and a raw protocol client."""
+"""Shared fixtures for the Pusher suites: the reference target on port 0 (a process, or in this process for
+tests that cut connections from the server side), a raw protocol client, and an inbox of what a subscriber's
+hooks saw."""
 
 from __future__ import annotations
 
+import argparse
 import asyncio
+import contextlib
 import time
-from collections.abc import Coroutine, Iterator
+from collections.abc import AsyncIterator, Callable, Coroutine, Iterator
 from typing import Any, TypeVar
 
 import aiohttp
 import pytest
+from aiohttp import web
 
 from harness.protocols import pusher as proto
+from harness.providers.base import SubscriberHooks
+from harness.providers.pusher import PusherProvider
+from targets.base import Faults
+from targets.pusher.server import TARGET, PusherTarget, build_app
 from tests.helpers import TargetProcess, start_target
 
 T = TypeVar("T")
@@ -101,3 +110,95 @@ def signed(method: str, path: str, body: bytes = b"", *, secret: str = SECRET, t
            params: dict[str, str] | None = None) -> dict[str, str]:
     return proto.sign_request(KEY, secret, method, path, body, int(time.time() if timestamp is None else timestamp),
                               params)
+
+
+def options(host: str | None = None, **overrides: Any) -> argparse.Namespace:
+    values: dict[str, Any] = {"host": host, "channel_type": "public", "event": "rtbench", "app_id": "", "key": "",
+                              "secret": "", "cluster": ""}
+    values.update(overrides)
+    return argparse.Namespace(**values)
+
+
+def provider_for(url: str, **overrides: Any) -> PusherProvider:
+    creds = {"app_id": APP_ID, "key": KEY, "secret": SECRET}
+    creds.update(overrides)
+    return PusherProvider(url, options(url, **creds))
+
+
+class Inbox:
+    """Everything a subscriber's hooks reported, with a way to wait for a condition on it."""
+
+    def __init__(self) -> None:
+        self.items: list[object] = []
+        self.rx_ns: list[int] = []
+        self.handled_ns: list[int] = []
+        self.errors: list[str] = []
+        self.drops = 0
+        self.resubscribes = 0
+        self.reconnect_ns: list[int] = []
+        self.changed = asyncio.Event()
+        self.resubscribed = asyncio.Event()
+        self.dropped = asyncio.Event()
+
+    def hooks(self) -> SubscriberHooks:
+        def on_data(data: object, rx_ns: int) -> None:
+            self.handled_ns.append(time.time_ns())
+            self.items.append(data)
+            self.rx_ns.append(rx_ns)
+            self.changed.set()
+
+        def on_drop() -> None:
+            self.drops += 1
+            self.dropped.set()
+            self.changed.set()
+
+        def on_resubscribed() -> None:
+            self.resubscribes += 1
+            self.resubscribed.set()
+            self.changed.set()
+
+        def on_error(reason: str) -> None:
+            self.errors.append(reason)
+            self.changed.set()
+
+        def on_reconnect_ns(took_ns: int) -> None:
+            self.reconnect_ns.append(took_ns)
+            self.changed.set()
+
+        return SubscriberHooks(on_data=on_data, on_drop=on_drop, on_resubscribed=on_resubscribed, on_error=on_error,
+                               on_reconnect_ns=on_reconnect_ns)
+
+    async def until(self, condition: Callable[[], bool], timeout: float = 5) -> None:
+        async def wait() -> None:
+            while not condition():
+                self.changed.clear()
+                await self.changed.wait()
+
+        await asyncio.wait_for(wait(), timeout)
+
+    async def wait_for(self, count: int, timeout: float = 5) -> list[object]:
+        await self.until(lambda: len(self.items) >= count, timeout)
+        return self.items
+
+
+@contextlib.asynccontextmanager
+async def serving(app: web.Application, ssl_context: Any = None) -> AsyncIterator[str]:
+    """Serve ``app`` in this loop on 127.0.0.1, port 0; yields its base URL."""
+    runner = web.AppRunner(app, handle_signals=False)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0, ssl_context=ssl_context)
+    await site.start()
+    port = runner.addresses[0][1]
+    try:
+        yield f"{'https' if ssl_context else 'http'}://127.0.0.1:{port}"
+    finally:
+        await runner.cleanup()
+
+
+@contextlib.asynccontextmanager
+async def target_here(ssl_context: Any = None, **args: Any) -> AsyncIterator[tuple[str, PusherTarget]]:
+    """The reference target in this process, so a test can cut its connections as an operator would."""
+    namespace = argparse.Namespace(app_id=APP_ID, key=KEY, secret=SECRET, **args)
+    app = build_app(namespace, Faults())
+    async with serving(app, ssl_context) as url:
+        yield url, app[TARGET]

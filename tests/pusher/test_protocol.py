@@ -246,3 +246,172 @@ def test_parse_channel_data() -> None:
 )
 def test_close_actions_follow_the_protocol(code: int | None, action: str | None) -> None:
     assert proto.close_action(code) == action
+
+
+# -- the client's connection state machine: literal frames in, events and literal frames out ---------
+
+
+def feed(client: proto.ClientConnection, text: str) -> proto.ClientEvent | None:
+    return client.receive(proto.decode(text))
+
+
+def state(client: proto.ClientConnection) -> proto.ClientState:
+    return client.state
+
+
+def test_a_public_subscription_from_handshake_to_deliveries() -> None:
+    client = proto.ClientConnection("my-channel")
+    assert state(client) is proto.ClientState.CONNECTING and client.data_to_send() == []
+    assert feed(client, CONNECTION_ESTABLISHED) == proto.Established("123.456", 120.0)
+    assert client.socket_id == "123.456" and state(client) is proto.ClientState.SUBSCRIBING
+    assert client.data_to_send() == ['{"event":"pusher:subscribe","data":{"channel":"my-channel"}}']
+    assert client.data_to_send() == []  # each frame is sent once
+    # an event before the subscription is confirmed is not ours yet
+    assert feed(client, '{"event":"my-event","channel":"my-channel","data":"early"}') is None
+    assert feed(client, '{"event":"pusher_internal:subscription_succeeded","channel":"other","data":"{}"}') is None
+    assert feed(client, '{"event":"pusher_internal:subscription_succeeded","channel":"my-channel","data":"{}"}') == (
+        proto.Subscribed("my-channel"))
+    assert state(client) is proto.ClientState.SUBSCRIBED
+    assert feed(client, '{"event":"my-event","channel":"my-channel","data":"rtb1|x"}') == proto.ChannelEvent(
+        "my-channel", "my-event", "rtb1|x", None)
+    assert feed(client, '{"event":"client-typing","channel":"my-channel","data":{"a":1},"user_id":"7"}') == (
+        proto.ChannelEvent("my-channel", "client-typing", {"a": 1}, "7"))
+    assert feed(client, '{"event":"my-event","channel":"not-mine","data":"x"}') is None
+    assert feed(client, '{"event":"pusher:pong","data":"{}"}') is None
+    assert client.data_to_send() == []
+    assert client.unsubscribe() == '{"event":"pusher:unsubscribe","data":{"channel":"my-channel"}}'
+    assert client.ping() == '{"event":"pusher:ping","data":{}}'
+
+
+def test_server_pings_are_answered_in_every_state() -> None:
+    client = proto.ClientConnection("my-channel")
+    assert feed(client, '{"event":"pusher:ping","data":"{}"}') is None
+    assert client.data_to_send() == ['{"event":"pusher:pong","data":{}}']
+    feed(client, CONNECTION_ESTABLISHED)
+    client.data_to_send()
+    feed(client, '{"event":"pusher_internal:subscription_succeeded","channel":"my-channel","data":"{}"}')
+    assert feed(client, '{"event":"pusher:ping","data":"{}"}') is None
+    assert client.data_to_send() == ['{"event":"pusher:pong","data":{}}']
+
+
+def test_private_auth_is_the_documented_signature() -> None:
+    client = proto.ClientConnection("private-foobar", key=DOC_KEY, secret=DOC_SECRET)
+    feed(client, '{"event":"pusher:connection_established","data":"{\\"socket_id\\":\\"1234.1234\\",'
+                 '\\"activity_timeout\\":120}"}')
+    assert client.data_to_send() == [
+        '{"event":"pusher:subscribe","data":{"channel":"private-foobar","auth":"278d425bdf160c739803:'
+        '58df8b0c36d6982b82c3ecf6b4662e34fe8c25bba48f5369f135bf843651c3a4"}}'
+    ]
+
+
+def test_presence_auth_and_channel_data_are_the_documented_ones() -> None:
+    client = proto.ClientConnection("presence-foobar", key=DOC_KEY, secret=DOC_SECRET, user_id=10,
+                                    user_info={"name": "Mr. Channels"})
+    feed(client, '{"event":"pusher:connection_established","data":"{\\"socket_id\\":\\"1234.1234\\",'
+                 '\\"activity_timeout\\":120}"}')
+    assert json.loads(client.data_to_send()[0]) == {"event": "pusher:subscribe", "data": {
+        "channel": "presence-foobar",
+        "auth": "278d425bdf160c739803:31935e7d86dba64c2a90aed31fdc61869f9b22ba9d8863bba239c03ca481bc80",
+        "channel_data": '{"user_id":10,"user_info":{"name":"Mr. Channels"}}'}}
+
+
+@pytest.mark.parametrize(("announced", "kept"), [(120, 120.0), (300, 120.0), (1, 1.0), (0.5, 0.5)])
+def test_the_activity_timeout_is_the_servers_capped_at_the_clients(announced: float, kept: float) -> None:
+    client = proto.ClientConnection("c")
+    event = feed(client, proto.connection_established("1.2", announced))  # type: ignore[arg-type]
+    assert event == proto.Established("1.2", kept) and client.activity_timeout == kept
+
+
+def test_refusals_and_errors() -> None:
+    client = proto.ClientConnection("c")
+    error = feed(client, '{"event":"pusher:error","data":{"code":4001,"message":"Could not find app by key nope"}}')
+    assert error == proto.ServerError("Could not find app by key nope", 4001)
+    assert isinstance(error, proto.ServerError) and error.action == "refused"
+    assert feed(client, '{"event":"pusher:error","data":{"code":4100,"message":"Over capacity"}}') == (
+        proto.ServerError("Over capacity", 4100))
+    assert feed(client, '{"event":"pusher:error","data":"not an object"}') == proto.ServerError("not an object", None)
+    private = proto.ClientConnection("private-x", key="k", secret="s")
+    feed(private, CONNECTION_ESTABLISHED)
+    refused = feed(private, '{"event":"pusher:subscription_error","channel":"private-x","data":'
+                            '"{\\"type\\":\\"AuthError\\",\\"error\\":\\"nope\\",\\"status\\":401}"}')
+    assert refused == proto.SubscriptionRefused("private-x", "nope", 401)
+    assert private.state is proto.ClientState.FAILED
+    # once subscribed, a pusher:error with a null code is reported and the connection stays
+    live = proto.ClientConnection("c")
+    feed(live, CONNECTION_ESTABLISHED)
+    feed(live, '{"event":"pusher_internal:subscription_succeeded","channel":"c","data":"{}"}')
+    assert feed(live, '{"event":"pusher:error","data":{"code":null,"message":"Invalid JSON"}}') == (
+        proto.ServerError("Invalid JSON", None))
+    assert live.state is proto.ClientState.SUBSCRIBED
+    assert feed(live, '{"event":"pusher_internal:member_added","channel":"c","data":"{\\"user_id\\":\\"2\\"}"}') is None
+
+
+@pytest.mark.parametrize(
+    ("text", "fragment"),
+    [
+        ('{"event":"rtbench","channel":"c","data":"x"}', "expected pusher:connection_established, got rtbench"),
+        ('{"event":"pusher:connection_established","data":"{\\"socket_id\\":\\"abc\\",\\"activity_timeout\\":1}"}',
+         "invalid socket_id 'abc'"),
+        ('{"event":"pusher:connection_established","data":"{\\"socket_id\\":\\"1.2\\"}"}', "activity_timeout None"),
+        ('{"event":"pusher:connection_established","data":"{\\"socket_id\\":\\"1.2\\",\\"activity_timeout\\":0}"}',
+         "activity_timeout 0"),
+        ('{"event":"pusher:connection_established","data":"{\\"socket_id\\":\\"1.2\\",\\"activity_timeout\\":true}"}',
+         "activity_timeout True"),
+        ('{"event":"pusher:connection_established","data":"nope"}', "not valid JSON"),
+    ],
+)
+def test_a_broken_handshake_raises_protocol_error(text: str, fragment: str) -> None:
+    client = proto.ClientConnection("c")
+    with pytest.raises(proto.ProtocolError, match=fragment):
+        feed(client, text)
+    assert client.state is proto.ClientState.FAILED and client.data_to_send() == []
+
+
+def test_channels_the_client_cannot_sign_are_refused_up_front() -> None:
+    for channel, kwargs in [("private-x", {}), ("presence-x", {"key": "k", "secret": "s"}),
+                            ("private-encrypted-x", {"key": "k", "secret": "s"})]:
+        with pytest.raises(ValueError, match=r"private|presence|encrypted"):
+            proto.ClientConnection(channel, **kwargs)  # type: ignore[arg-type]
+
+
+# -- the plain-frame shortcut: exactly what decode + receive would give, or None ------------------
+
+PLAIN_FRAMES = [
+    ('{"event":"rtbench","channel":"rtbench-0","data":"rtb1|r|p|1|2|xx"}', "rtb1|r|p|1|2|xx"),  # our target
+    ('{"event":"rtbench","data":"rtb1|r|p|1|2|xx","channel":"rtbench-0"}', "rtb1|r|p|1|2|xx"),  # Pusher's order
+    ('{"event":"rtbench","channel":"rtbench-0","data":""}', ""),
+    ('{"event":"rtbench","channel":"rtbench-0","data":"h\u00e9llo \u2603"}', "h\u00e9llo \u2603"),
+    ('{"event":"rtbench","channel":"rtbench-0","data":"{\\"a\\":1}"}', '{"a":1}'),  # escapes: an app's JSON
+    ('{"event":"rtbench","data":"\\u00e9\\n","channel":"rtbench-0"}', "\u00e9\n"),
+    ('{"event":"rtbench","channel":"rtbench-0","data":"a\u2028b"}', "a\u2028b"),
+    # everything below takes the general path
+    ('{"event":"rtbench","channel":"rtbench-0","data":"x","user_id":"7"}', None),  # another key after data
+    ('{"event":"rtbench","data":"x","channel":"rtbench-0","user_id":"7"}', None),
+    ('{"event":"rtbench","channel":"rtbench-1","data":"x"}', None),  # another channel
+    ('{"event":"rtbench","channel":"rtbench-00","data":"x"}', None),
+    ('{"event":"rtbench2","channel":"rtbench-0","data":"x"}', None),  # another event
+    ('{"event":"rtbench", "channel":"rtbench-0", "data":"x"}', None),  # spaces
+    ('{"event":"rtbench","channel":"rtbench-0","data":{"a":1}}', None),  # data is an object
+    ('{"event":"rtbench","channel":"rtbench-0","data":"a\u0001b"}', None),  # not valid JSON: decode says so
+    ('{"event":"rtbench","channel":"rtbench-0","data":"a\\qb"}', None),  # a bad escape, likewise
+    ('{"event":"rtbench","channel":"rtbench-0","data":"a"b"}', None),
+    ('{"event":"rtbench","data":"x","event":"e2","channel":"rtbench-0"}', None),  # a second key
+    ('{"event":"rtbench","channel":"rtbench-0","data":"x"} ', None),
+    ('{"event":"rtbench","channel":"rtbench-0","data":"x', None),  # truncated
+]
+
+
+@pytest.mark.parametrize(("text", "data"), PLAIN_FRAMES)
+def test_plain_event_matcher(text: str, data: str | None) -> None:
+    match = proto.PlainEventMatcher("rtbench-0", "rtbench")
+    assert match(text) == data
+    if data is not None:  # the shortcut agrees with the general path
+        client = proto.ClientConnection("rtbench-0")
+        feed(client, CONNECTION_ESTABLISHED)
+        feed(client, '{"event":"pusher_internal:subscription_succeeded","channel":"rtbench-0","data":"{}"}')
+        assert feed(client, text) == proto.ChannelEvent("rtbench-0", "rtbench", data, None)
+
+
+def test_plain_event_matcher_encodes_names_as_json() -> None:
+    match = proto.PlainEventMatcher("c", 'say "hi"')
+    assert match('{"event":"say \\"hi\\"","channel":"c","data":"x"}') == "x"

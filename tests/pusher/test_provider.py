@@ -1,30 +1,22 @@
-"""Our asyncio Pusher client: endpoints and options, subscribe/publish on every channel type, refusals,
-liveness and reconnection after a server restart."""
+"""Our lean Pusher client against the reference target: endpoints and options, subscribe/publish on every
+channel type, refusals, liveness and reconnection after a server restart."""
 
 from __future__ import annotations
 
-import argparse
 import asyncio
-from typing import Any
 
 import pytest
 
+from harness.net.reconnect import GiveUp
 from harness.protocols import pusher as proto
-from harness.providers.base import ProviderConfigError, SubscriberHooks
+from harness.providers.base import ProviderConfigError
 from harness.providers.http import close_shared_session
-from harness.providers.pusher import Endpoints, PusherConnectError, PusherProvider
+from harness.providers.pusher import Endpoints, PusherProvider, PusherRefused
 from tests.helpers import TargetProcess, start_target
-from tests.pusher.conftest import APP_ID, KEY, SECRET, run
+from tests.pusher.conftest import Inbox, options, provider_for, run
 
 Target = tuple[str, TargetProcess]
 ENV = ("PUSHER_APP_ID", "PUSHER_KEY", "PUSHER_SECRET", "PUSHER_CLUSTER")
-
-
-def options(host: str | None = None, **overrides: Any) -> argparse.Namespace:
-    values: dict[str, Any] = {"host": host, "channel_type": "public", "event": "rtbench", "app_id": "", "key": "",
-                              "secret": "", "cluster": ""}
-    values.update(overrides)
-    return argparse.Namespace(**values)
 
 
 @pytest.fixture(autouse=True)
@@ -97,45 +89,10 @@ def test_bad_options_are_one_line_config_errors(overrides: dict[str, str], fragm
 # -- against the reference target ----------------------------------------------------------------
 
 
-def _provider(url: str, **overrides: Any) -> PusherProvider:
-    creds = {"app_id": APP_ID, "key": KEY, "secret": SECRET}
-    creds.update(overrides)
-    return PusherProvider(url, options(url, **creds))
-
-
-class Inbox:
-    def __init__(self) -> None:
-        self.items: list[object] = []
-        self.changed = asyncio.Event()
-        self.drops = 0
-        self.resubscribed = asyncio.Event()
-        self.dropped = asyncio.Event()
-
-    def hooks(self) -> SubscriberHooks:
-        def on_data(data: object) -> None:
-            self.items.append(data)
-            self.changed.set()
-
-        def on_drop() -> None:
-            self.drops += 1
-            self.dropped.set()
-
-        return SubscriberHooks(on_data=on_data, on_drop=on_drop, on_resubscribed=self.resubscribed.set)
-
-    async def wait_for(self, count: int, timeout: float = 5) -> list[object]:
-        async def wait() -> None:
-            while len(self.items) < count:
-                self.changed.clear()
-                await self.changed.wait()
-
-        await asyncio.wait_for(wait(), timeout)
-        return self.items
-
-
 @pytest.mark.parametrize("channel_type", ["public", "private", "presence"])
 def test_subscribe_and_publish_on_every_channel_type(target: Target, channel_type: str) -> None:
     async def body() -> None:
-        provider = _provider(target[0], channel_type=channel_type)
+        provider = provider_for(target[0], channel_type=channel_type)
         inboxes = [Inbox(), Inbox()]
         try:
             subscribers = [await provider.open_subscriber("rtbench-7", inbox.hooks()) for inbox in inboxes]
@@ -157,13 +114,15 @@ def test_subscribe_and_publish_on_every_channel_type(target: Target, channel_typ
 def test_refusals_surface_as_connect_errors(target: Target) -> None:
     async def body() -> None:
         try:
-            with pytest.raises(PusherConnectError) as info:
-                await _provider(target[0], key="no-such-key").open_subscriber("rtbench-0", Inbox().hooks())
-            assert info.value.code == proto.CloseCode.APP_NOT_FOUND
-            with pytest.raises(PusherConnectError, match="refused"):
-                await _provider(target[0], secret="wrong", channel_type="private").open_subscriber(
+            # refusals are final (GiveUp: the reconnect driver would not retry them either)
+            with pytest.raises(PusherRefused) as info:
+                await provider_for(target[0], key="no-such-key").open_subscriber("rtbench-0", Inbox().hooks())
+            assert info.value.code == proto.CloseCode.APP_NOT_FOUND and isinstance(info.value, GiveUp)
+            assert "App key no-such-key not in this cluster" in str(info.value)
+            with pytest.raises(PusherRefused, match="subscription to private-rtbench-0 refused: Invalid signature"):
+                await provider_for(target[0], secret="wrong", channel_type="private").open_subscriber(
                     "rtbench-0", Inbox().hooks())
-            publisher = await _provider(target[0], secret="wrong").open_publisher()
+            publisher = await provider_for(target[0], secret="wrong").open_publisher()
             with pytest.raises(RuntimeError, match="HTTP 401"):
                 await publisher.publish("rtbench-0", "x")
         finally:
@@ -190,7 +149,10 @@ def test_reconnects_and_resubscribes_after_a_server_restart() -> None:
                 publisher = await provider.open_publisher()
                 await publisher.publish("rtbench-0", "after-restart")
                 assert await inbox.wait_for(1) == ["after-restart"]
-                assert inbox.drops == 1
+                assert inbox.drops == 1 and inbox.resubscribes == 1
+                # the time back is reported (issue 11 item 7): from the drop to the new subscription
+                assert len(inbox.reconnect_ns) == 1 and 1e9 <= inbox.reconnect_ns[0] < 15e9, inbox.reconnect_ns
+                assert inbox.errors == [], inbox.errors  # the target said goodbye (1001): a clean close
                 await subscriber.close()
             finally:
                 restarted[1].stop()
