@@ -131,6 +131,8 @@ class Recorder:
             self.reconnecting += 1
 
     def resubscribed(self, subscriber: SubscriberRecord) -> None:
+        if not subscriber.windows:  # lost and back before its first connect was done: nothing was counted
+            return
         if not subscriber.subscribed:
             self.reconnecting = max(0, self.reconnecting - 1)
         subscriber.open_window(time.time_ns())

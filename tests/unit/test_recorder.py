@@ -59,3 +59,49 @@ def test_drops_and_resubscribes_open_and_close_windows() -> None:
     rec.resubscribed(sub)
     assert rec.counts["dropped"] == 1 and rec.counts["reconnected"] == 1
     assert len(sub.windows) == 2 and sub.subscribed
+
+
+def test_a_resubscribe_before_the_first_window_counts_nothing() -> None:
+    rec = Recorder("run")
+    sub = rec.new_subscriber("c")
+    rec.dropped(sub)  # lost while its first connect was still being made
+    rec.resubscribed(sub)
+    assert rec.counts["dropped"] == 0 and rec.counts["reconnected"] == 0 and not sub.windows
+
+
+def test_ramp_up_is_kept_apart_and_fan_out_is_each_messages_slowest_delivery() -> None:
+    rec = Recorder("run")
+    rec.steady_from_ns = 2 * 10**9
+    ledger = rec.ledger("p", "c")
+    subs = [rec.new_subscriber("c") for _ in range(3)]
+    for sub in subs:
+        sub.open_window(0)
+    ramp_due, steady_due = 10**9, 3 * 10**9
+    rec.published(ledger, ramp_due + 7_000_000, ramp_due)  # late, but in the ramp: not publisher lag
+    rec.published(ledger, steady_due + 3_000_000, steady_due)
+    for sub, delay_ms in zip(subs, (4, 9, 6), strict=True):
+        rec.delivered_to(sub, probe.encode("run", "p", 0, ramp_due), ramp_due + delay_ms * 1_000_000)
+        rec.delivered_to(sub, probe.encode("run", "p", 1, steady_due), steady_due + delay_ms * 1_000_000)
+    interval = rec.interval_report()
+    assert hist.decode(interval["latency"]).get_total_count() == 6  # the interval log shows every delivery
+    final = rec.final_report(end_ns=4 * 10**9)
+    assert hist.decode(final["latency"]).get_total_count() == 3
+    assert hist.decode(final["ramp"]).get_total_count() == 3
+    assert final["fanout"] == {"p": [[1], [9000]]}  # steady messages only, the slowest of three
+    publish_lag = hist.decode(final["publish_lag"])
+    assert publish_lag.get_total_count() == 1 and abs(publish_lag.get_max_value() - 3000) <= 3
+    assert final["steady_from_ns"] == 2 * 10**9
+
+
+def test_client_lag_is_handled_minus_arrival_and_never_part_of_latency() -> None:
+    import time
+
+    rec = Recorder("run")
+    sub = rec.new_subscriber("c")
+    sub.open_window(0)
+    arrival = time.time_ns() - 250_000_000  # handled 250 ms after its bytes arrived
+    due = arrival - 5_000_000
+    rec.delivered_to(sub, probe.encode("run", "p", 0, due), arrival)
+    rec.interval_report()
+    assert abs(hist.latency_summary(rec.latency)["max"] - 5.0) <= 0.01
+    assert 250.0 <= hist.latency_summary(rec.client_lag)["max"] < 1000.0
