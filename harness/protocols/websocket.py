@@ -215,21 +215,22 @@ class FrameParser:
         if self._buffer:
             data = self._buffer + data
             self._buffer = b""
-        # fast path: exactly one short, final, unmasked text frame (a push delivery)
+        # fast path: exactly one final, unmasked data frame with a 7- or 16-bit length (a push delivery)
         size = len(data)
-        if (
-            size >= 2
-            and data[0] == 0x81
-            and data[1] < 126
-            and size == 2 + data[1]
-            and not self._fragments
-            and data[1] <= self.max_message
-        ):
-            try:
-                return [Message(data[2:].decode("utf-8"))]
-            except UnicodeDecodeError:
-                self.closed = True
-                raise ProtocolError("text frame is not UTF-8", CLOSE_BAD_DATA) from None
+        if size >= 2 and (data[0] == 0x81 or data[0] == 0x82) and not self._fragments:
+            n = data[1]
+            head = 2
+            if n == 126 and size >= 4:
+                n, head = (data[2] << 8) | data[3], 4
+            if size == head + n and n < 126 * (head == 2) + 65536 * (head == 4) and n <= self.max_message:
+                payload = data[head:]
+                if data[0] == 0x82:
+                    return [Message(payload)]
+                try:
+                    return [Message(payload.decode("utf-8"))]
+                except UnicodeDecodeError:
+                    self.closed = True
+                    raise ProtocolError("text frame is not UTF-8", CLOSE_BAD_DATA) from None
         events: list[Event] = []
         offset = 0
         while not self.closed:
