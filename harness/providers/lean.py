@@ -48,6 +48,8 @@ class LeanSubscriber(SubscriberHandle):
         except TimeoutError:
             raise ConnectionError(f"not subscribed within {self.connect_timeout_s:g} s") from None
         except GiveUp as exc:
+            if isinstance(exc, ConnectionError):  # already says what it is (a provider's refusal)
+                raise
             raise ConnectionError(str(exc)) from None
 
     async def _open(self) -> None:
