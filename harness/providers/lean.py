@@ -9,8 +9,10 @@ does the rest the same way for every provider.
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import time
 from abc import abstractmethod
-from typing import Protocol
+from typing import Generic, Protocol, TypeVar
 
 from harness.net.reconnect import Backoff, GiveUp, Reconnector
 from harness.providers.base import RX_KERNEL, SubscriberHandle, SubscriberHooks
@@ -23,6 +25,46 @@ class Connection(Protocol):
     def rx_clock(self) -> str: ...
 
     def close(self) -> None: ...
+
+
+class Watched(Protocol):
+    def check_alive(self, now_ns: int) -> None:
+        """Ping a quiet connection or drop a silent one (``now_ns``: the clock of receive times)."""
+
+
+W = TypeVar("W", bound=Watched)
+
+
+class Sweeper(Generic[W]):
+    """One task per provider that asks each watched subscriber, every ``interval_s``, whether its connection
+    is still alive: thousands of subscribers, one timer, and no per-message cost on the hot path."""
+
+    def __init__(self, interval_s: float = 1.0) -> None:
+        self.interval_s = interval_s
+        self.members: set[W] = set()
+        self._task: asyncio.Task[None] | None = None
+
+    def add(self, member: W) -> None:
+        self.members.add(member)
+        if self._task is None or self._task.done():
+            self._task = asyncio.ensure_future(self._run())
+
+    def discard(self, member: W) -> None:
+        self.members.discard(member)
+
+    async def _run(self) -> None:
+        while True:
+            await asyncio.sleep(self.interval_s)
+            now_ns = time.time_ns()
+            for member in list(self.members):
+                member.check_alive(now_ns)
+
+    async def aclose(self) -> None:
+        task, self._task = self._task, None
+        if task is not None:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
 
 
 class LeanSubscriber(SubscriberHandle):

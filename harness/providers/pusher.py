@@ -27,11 +27,9 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import contextlib
 import itertools
 import os
 import ssl
-import time
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlsplit
@@ -49,7 +47,7 @@ from harness.providers.base import (
     SubscriberHooks,
 )
 from harness.providers.http import shared_session
-from harness.providers.lean import Connection, LeanSubscriber
+from harness.providers.lean import Connection, LeanSubscriber, Sweeper
 
 CONNECT_TIMEOUT_S = 15.0
 """Budget for connect, TLS, upgrade, connection_established and the subscription together."""
@@ -312,14 +310,13 @@ class PusherProvider(Provider):
         super().__init__(host, options)
         self.endpoints = Endpoints.resolve(self.host, options)
         self.prefix = _PREFIX[str(getattr(options, "channel_type", "public"))]
-        self.subscribers: set[PusherSubscriber] = set()
-        #: tunables (tests shorten them): handshake budget, pong wait, liveness check period, TLS trust
+        #: live subscribers, asked every second whether their connection still answers
+        self.subscribers: Sweeper[PusherSubscriber] = Sweeper()
+        #: tunables (tests shorten them): handshake budget, pong wait, TLS trust
         self.connect_timeout_s = CONNECT_TIMEOUT_S
         self.pong_timeout_s = float(proto.PONG_TIMEOUT_S)
-        self.sweep_interval_s = 1.0
         self.tls_context: ssl.SSLContext | None = None  # None: the system's CAs, verification on
         self._user_ids = itertools.count(1)
-        self._sweeper: asyncio.Task[None] | None = None
 
     @classmethod
     def add_arguments(cls, group: Any) -> None:
@@ -380,27 +377,14 @@ class PusherProvider(Provider):
         subscriber = PusherSubscriber(self, self.wire_channel(channel), hooks, user_id)
         await subscriber.start()
         self.subscribers.add(subscriber)
-        if self._sweeper is None or self._sweeper.done():
-            self._sweeper = asyncio.ensure_future(self._sweep())
         return subscriber
 
     async def open_publisher(self) -> PublisherHandle:
         return PusherPublisher(self)
 
-    async def _sweep(self) -> None:
-        """One task for every subscriber: ping quiet connections, drop the ones that stopped answering."""
-        while True:
-            await asyncio.sleep(self.sweep_interval_s)
-            now_ns = time.time_ns()  # the clock of the transport's receive times
-            for subscriber in list(self.subscribers):
-                subscriber.check_alive(now_ns)
-
     async def aclose(self) -> None:
-        if self._sweeper is not None:
-            self._sweeper.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._sweeper
-        for subscriber in list(self.subscribers):
+        await self.subscribers.aclose()
+        for subscriber in list(self.subscribers.members):
             await subscriber.close()
 
 

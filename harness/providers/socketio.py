@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import contextlib
 import itertools
 import time
 from typing import Any
@@ -36,7 +35,7 @@ from harness.providers.base import (
     SubscriberHooks,
 )
 from harness.providers.http import shared_session
-from harness.providers.lean import Connection, LeanSubscriber
+from harness.providers.lean import Connection, LeanSubscriber, Sweeper
 
 CONNECT_TIMEOUT_S = 15.0
 SWEEP_S = 1.0
@@ -182,8 +181,7 @@ class SocketIOProvider(Provider):
     def __init__(self, host: str, options: argparse.Namespace) -> None:
         super().__init__(host.replace("ws://", "http://", 1).replace("wss://", "https://", 1), options)
         self.rooms = int(options.channels) > 1
-        self.live: set[LeanSocketIOSubscriber] = set()
-        self._sweeper: asyncio.Task[None] | None = None
+        self.live: Sweeper[LeanSocketIOSubscriber] = Sweeper(SWEEP_S)
 
     @property
     def websocket_url(self) -> str:
@@ -215,23 +213,10 @@ class SocketIOProvider(Provider):
             return await self._open_official_subscriber(channel, hooks)
         subscriber = LeanSocketIOSubscriber(self, channel, hooks)
         await subscriber.start()
-        if self._sweeper is None or self._sweeper.done():
-            self._sweeper = asyncio.ensure_future(self._sweep())
         return subscriber
 
-    async def _sweep(self) -> None:
-        """One task for every lean subscriber: drop connections whose server went silent."""
-        while True:
-            await asyncio.sleep(SWEEP_S)
-            now_ns = time.time_ns()
-            for subscriber in list(self.live):
-                subscriber.check_alive(now_ns)
-
     async def aclose(self) -> None:
-        if self._sweeper is not None:
-            self._sweeper.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._sweeper
+        await self.live.aclose()
 
     async def _open_official_subscriber(self, channel: str, hooks: SubscriberHooks) -> SubscriberHandle:
         client = await self._client(await shared_session())

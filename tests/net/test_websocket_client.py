@@ -25,8 +25,8 @@ from tests.net.servers import (
     read_client_frame,
     read_upgrade,
     run,
-    self_signed,
 )
+from tests.tls import self_signed
 
 MS = 1_000_000
 HELLO = bytes.fromhex("810548656c6c6f")  # RFC 6455 5.7: unmasked text "Hello"

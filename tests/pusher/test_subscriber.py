@@ -10,10 +10,7 @@ Pusher to misbehave in one precise way.
 from __future__ import annotations
 
 import asyncio
-import datetime
-import ipaddress
 import socket
-import ssl
 import time
 from collections.abc import Awaitable, Callable
 from pathlib import Path
@@ -26,6 +23,7 @@ from harness.protocols import pusher as proto
 from harness.providers.base import RX_KERNEL
 from harness.providers.pusher import PusherConnectError, PusherProvider, PusherSubscriber
 from tests.pusher.conftest import Inbox, provider_for, run, serving, target_here
+from tests.tls import tls_contexts
 
 Script = Callable[[web.WebSocketResponse, web.Request], Awaitable[None]]
 CHANNEL = "rtbench-0"
@@ -34,7 +32,7 @@ CHANNEL = "rtbench-0"
 def fast(provider: PusherProvider, connect_timeout_s: float = 2.0) -> PusherProvider:
     provider.connect_timeout_s = connect_timeout_s
     provider.pong_timeout_s = 0.3
-    provider.sweep_interval_s = 0.05
+    provider.subscribers.interval_s = 0.05
     return provider
 
 
@@ -320,7 +318,7 @@ def test_a_server_that_never_answers_fails_the_connect_in_time_with_a_reason(sta
                     await provider.open_subscriber(CHANNEL, inbox.hooks())
                 assert time.monotonic() - started < 1.5
                 assert str(info.value) == f"{stage}: no answer within 0.5 s"
-                assert provider.subscribers == set() and inbox.drops == 0
+                assert not provider.subscribers.members and inbox.drops == 0
                 await provider.aclose()
 
     run(body())
@@ -356,41 +354,8 @@ def test_closing_during_a_hopeless_reconnect_returns_at_once() -> None:
 # -- TLS ----------------------------------------------------------------------------------------
 
 
-def _self_signed(tmp_path: Path) -> tuple[ssl.SSLContext, ssl.SSLContext]:
-    """A certificate for 127.0.0.1: the server's context, and a client context that trusts it alone."""
-    from cryptography import x509
-    from cryptography.hazmat.primitives import hashes, serialization
-    from cryptography.hazmat.primitives.asymmetric import ec
-    from cryptography.x509.oid import NameOID
-
-    key = ec.generate_private_key(ec.SECP256R1())
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "rtbench test")])
-    now = datetime.datetime.now(datetime.UTC)
-    cert = (
-        x509.CertificateBuilder()
-        .subject_name(name)
-        .issuer_name(name)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - datetime.timedelta(minutes=5))
-        .not_valid_after(now + datetime.timedelta(hours=1))
-        .add_extension(x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]), False)
-        .add_extension(x509.BasicConstraints(ca=True, path_length=None), True)
-        .add_extension(x509.SubjectKeyIdentifier.from_public_key(key.public_key()), False)
-        .sign(key, hashes.SHA256())
-    )
-    cert_path, key_path = tmp_path / "cert.pem", tmp_path / "key.pem"
-    cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
-    key_path.write_bytes(
-        key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
-    )
-    server = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
-    server.load_cert_chain(cert_path, key_path)
-    return server, ssl.create_default_context(cafile=str(cert_path))
-
-
 def test_wss_goes_through_the_same_transport_with_verification_on(tmp_path: Path) -> None:
-    server_tls, client_tls = _self_signed(tmp_path)
+    server_tls, client_tls = tls_contexts(tmp_path)
 
     async def body() -> None:
         async with target_here(ssl_context=server_tls) as (url, target):

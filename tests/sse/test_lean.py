@@ -9,7 +9,6 @@ from __future__ import annotations
 import asyncio
 import re
 import ssl
-import subprocess
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager, suppress
@@ -25,6 +24,7 @@ from harness.providers.sse import EventSource, SSEError, SSEProvider
 from tests.generators import InProcessRun
 from tests.helpers import TargetProcess
 from tests.sse.test_provider import capture, options, run
+from tests.tls import self_signed
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -365,33 +365,7 @@ def test_bad_redirects_fail_the_connect_with_a_reason(response: bytes, reason: s
 # -- TLS ----------------------------------------------------------------------------------------
 @pytest.fixture(scope="module")
 def certificate(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
-    folder = tmp_path_factory.mktemp("tls")
-    cert, key = folder / "cert.pem", folder / "key.pem"
-    subprocess.run(
-        [
-            "openssl",
-            "req",
-            "-x509",
-            "-newkey",
-            "ec",
-            "-pkeyopt",
-            "ec_paramgen_curve:prime256v1",
-            "-nodes",
-            "-keyout",
-            str(key),
-            "-out",
-            str(cert),
-            "-days",
-            "2",
-            "-subj",
-            "/CN=127.0.0.1",
-            "-addext",
-            "subjectAltName=IP:127.0.0.1",
-        ],
-        check=True,
-        capture_output=True,
-    )
-    return cert, key
+    return self_signed(tmp_path_factory.mktemp("tls"))
 
 
 def test_https_stream_through_the_transport(certificate: tuple[Path, Path]) -> None:
