@@ -1,8 +1,9 @@
 """End to end through Locust: ``locust -f scenarios/sse.py --headless ...`` and its summary.json.
 
-Calibration (DESIGN rule 6): the target injects delay, drops and corruption; the summary must report
-exactly that. Reconnection: the test cuts every stream mid-run once publishing flows (a condition it
-observes on its own stream, not a sleep); Last-Event-ID replay must leave zero lost.
+Calibration (measurement rule 8): the target injects delay, drops and corruption; the summary must
+report exactly that (the delay as a shift against an undelayed run in the same test). Reconnection: the
+test cuts every stream mid-run once publishing flows (a condition it observes on its own stream, not a
+sleep); Last-Event-ID replay must leave zero lost.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ import aiohttp
 import pytest
 
 from tests.helpers import REPO, start_target
+from tests.runs import delay_calibration
 from tests.sse.conftest import Reader
 
 pytestmark = pytest.mark.timeout(180)
@@ -47,15 +49,7 @@ def test_embedded_target_clean_run(tmp_path: Path) -> None:
 
 
 def test_calibration_delay(tmp_path: Path) -> None:
-    url, proc = start_target("targets.sse", "--port", "0", "--delay-ms", "40")
-    try:
-        _, summary = locust(tmp_path, "--host", url, "--publish-rate", "40", "--gate", "p50<100ms")
-    finally:
-        proc.stop()
-    lat, msg = summary["latency_ms"], summary["messages"]
-    assert msg["lost"] == 0 and msg["delivered"] == msg["expected"] > 1000
-    assert lat["min"] >= 40.0, "a delivery arrived before the injected delay"
-    assert 40.0 <= lat["p50"] < 40.0 + 25.0
+    delay_calibration("sse", tmp_path, users=20)
 
 
 def test_calibration_drop_and_corrupt(tmp_path: Path) -> None:
