@@ -7,6 +7,7 @@ Validation happens once, on the master (or the only process), and reports one li
 from __future__ import annotations
 
 import argparse
+import math
 from typing import Any
 
 from harness import gates, timestamps
@@ -52,6 +53,8 @@ def _number(options: argparse.Namespace, name: str, kind: type, low: float, high
         value = kind(raw)
     except (TypeError, ValueError):
         raise OptionError(f"{flag} must be a number, got {raw!r}") from None
+    if not math.isfinite(value):  # nan compares false with every bound and would slip through
+        raise OptionError(f"{flag} must be a finite number, got {raw}")
     if value < low or (high is not None and value > high):
         bound = f"between {low:g} and {high:g}" if high is not None else f"at least {low:g}"
         raise OptionError(f"{flag} must be {bound}, got {raw}")

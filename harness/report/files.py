@@ -51,7 +51,7 @@ class RunFolder:
 
     def write_json(self, name: str, data: Any) -> None:
         tmp = self.folder / (name + ".tmp")
-        tmp.write_text(json.dumps(data, indent=2) + "\n", encoding="utf-8")
+        tmp.write_text(json.dumps(data, indent=2, allow_nan=False) + "\n", encoding="utf-8")  # strict JSON
         os.replace(tmp, self.folder / name)
 
     def close(self) -> None:
