@@ -112,6 +112,7 @@ def test_master_and_worker_as_separate_commands(tmp_path: Path) -> None:
             for w in workers:
                 w.wait(timeout=30)
     assert master.returncode in (0, 1), out
+    assert (tmp_path / "generators.json").exists(), out  # both workers' finals reached the master
     _check_merged(tmp_path)
 
 
