@@ -78,8 +78,14 @@ class StreamTracker:
         return seq in self.early
 
     def to_wire(self) -> dict[str, Any]:
-        return {"first": self.first, "next": self.next, "missing": sorted(self.missing),
-                "early": sorted(self.early), "dup": self.dup, "ooo": self.ooo}
+        return {
+            "first": self.first,
+            "next": self.next,
+            "missing": sorted(self.missing),
+            "early": sorted(self.early),
+            "dup": self.dup,
+            "ooo": self.ooo,
+        }
 
     @classmethod
     def from_wire(cls, data: dict[str, Any]) -> StreamTracker:
@@ -100,8 +106,12 @@ class Ledger:
     failed: set[int] = field(default_factory=set)
 
     def to_wire(self) -> dict[str, Any]:
-        return {"stream_id": self.stream_id, "channel": self.channel, "sent_ns": self.sent_ns,
-                "failed": sorted(self.failed)}
+        return {
+            "stream_id": self.stream_id,
+            "channel": self.channel,
+            "sent_ns": self.sent_ns,
+            "failed": sorted(self.failed),
+        }
 
     @classmethod
     def from_wire(cls, data: dict[str, Any]) -> Ledger:
@@ -130,8 +140,11 @@ class SubscriberRecord:
 
     def to_wire(self, end_ns: int) -> dict[str, Any]:
         windows = [[start, end if end >= 0 else end_ns] for start, end in self.windows]
-        return {"channel": self.channel, "windows": windows,
-                "streams": {sid: t.to_wire() for sid, t in self.streams.items()}}
+        return {
+            "channel": self.channel,
+            "windows": windows,
+            "streams": {sid: t.to_wire() for sid, t in self.streams.items()},
+        }
 
 
 @dataclass
@@ -144,8 +157,13 @@ class Totals:
     unexpected: int = 0  # arrivals outside any subscription window (already inside expected)
 
     def as_dict(self) -> dict[str, int]:
-        return {"expected": self.expected, "delivered": self.delivered, "lost": self.lost,
-                "duplicated": self.duplicated, "out_of_order": self.out_of_order}
+        return {
+            "expected": self.expected,
+            "delivered": self.delivered,
+            "lost": self.lost,
+            "duplicated": self.duplicated,
+            "out_of_order": self.out_of_order,
+        }
 
 
 def account(ledgers: list[dict[str, Any]], subscribers: list[dict[str, Any]]) -> Totals:

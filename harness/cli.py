@@ -57,8 +57,12 @@ def scenarios_dir(explicit: str | None = None) -> Path:
     """--scenarios, $RTBENCH_SCENARIOS, ./scenarios, then the folder next to the installed package."""
     if explicit and not Path(explicit).is_dir():
         raise UsageError(f"scenarios folder {explicit!r} does not exist")
-    candidates = [explicit, os.environ.get("RTBENCH_SCENARIOS"), "scenarios",
-                  str(Path(__file__).resolve().parent.parent / "scenarios")]
+    candidates = [
+        explicit,
+        os.environ.get("RTBENCH_SCENARIOS"),
+        "scenarios",
+        str(Path(__file__).resolve().parent.parent / "scenarios"),
+    ]
     for candidate in candidates:
         if candidate and Path(candidate).is_dir():
             return Path(candidate).resolve()
@@ -109,12 +113,13 @@ def option_value(args: Sequence[str], *names: str) -> str | None:
             elif name.startswith("--") and arg.startswith(name + "="):
                 found = arg.split("=", 1)[1]
             elif not name.startswith("--") and arg.startswith(name) and len(arg) > len(name):
-                found = arg[len(name):]
+                found = arg[len(name) :]
     return found
 
 
-def locust_command(scenario: Path, locust_args: Sequence[str], folder: Path,
-                   gates: Sequence[gates_mod.Gate]) -> list[str]:
+def locust_command(
+    scenario: Path, locust_args: Sequence[str], folder: Path, gates: Sequence[gates_mod.Gate]
+) -> list[str]:
     """The locust command line; -r defaults to -u (everyone at once, capped) rather than Locust's 1/s."""
     extra: list[str] = []
     if option_value(locust_args, "-r", "--spawn-rate") is None:
@@ -126,16 +131,25 @@ def locust_command(scenario: Path, locust_args: Sequence[str], folder: Path,
         extra += ["-r", str(rate)]
     for gate in gates:
         extra += ["--gate", gate.expr]
-    return [sys.executable, "-m", "locust", "-f", str(scenario), "--headless", *extra, *locust_args,
-            "--report-dir", str(folder)]
+    return [
+        sys.executable,
+        "-m",
+        "locust",
+        "-f",
+        str(scenario),
+        "--headless",
+        *extra,
+        *locust_args,
+        "--report-dir",
+        str(folder),
+    ]
 
 
 # -- progress -----------------------------------------------------------------------------------
 class Progress:
     """Follows timeseries.csv, which the run flushes once per interval, and draws one status line."""
 
-    def __init__(self, folder: Path, label: str, total_s: float | None, stream: IO[str],
-                 enabled: bool = True) -> None:
+    def __init__(self, folder: Path, label: str, total_s: float | None, stream: IO[str], enabled: bool = True) -> None:
         self.path = folder / "timeseries.csv"
         self.label, self.total_s, self.stream, self.enabled = label, total_s, stream, enabled
         self.tty = bool(getattr(stream, "isatty", lambda: False)())
@@ -190,9 +204,12 @@ class Progress:
                 elapsed = min(elapsed, self.total_s)
             parts.append(f"{elapsed:4.0f}{f'/{self.total_s:g}' if self.total_s else ''}s")
         if self._last:
-            parts += [f"connections {self._last.get('connections', 0):.0f}",
-                      f"deliveries/s {self.rate:,.0f}", f"p99 {self._last.get('p99_ms', 0):g} ms",
-                      f"errors {self._last.get('errors', 0):.0f}"]
+            parts += [
+                f"connections {self._last.get('connections', 0):.0f}",
+                f"deliveries/s {self.rate:,.0f}",
+                f"p99 {self._last.get('p99_ms', 0):g} ms",
+                f"errors {self._last.get('errors', 0):.0f}",
+            ]
             if "lost" in self._last:  # newer run folders count losses per interval
                 parts.append(f"lost {self._last['lost']:.0f}")
         else:
@@ -243,9 +260,18 @@ def _tail(path: Path, lines: int = 15) -> str:
         return ""
 
 
-def run_provider(provider: str, locust_args: Sequence[str], *, folder: Path,
-                 gates: Sequence[gates_mod.Gate], scenarios: Path, progress: bool = True,
-                 verbose: bool = False, label: str | None = None, quiet: bool = False) -> RunOutcome:
+def run_provider(
+    provider: str,
+    locust_args: Sequence[str],
+    *,
+    folder: Path,
+    gates: Sequence[gates_mod.Gate],
+    scenarios: Path,
+    progress: bool = True,
+    verbose: bool = False,
+    label: str | None = None,
+    quiet: bool = False,
+) -> RunOutcome:
     """Run one provider headless and write report.html; the outcome carries the gate verdict."""
     from harness.report import rundata
     from harness.report.summary import format_text
@@ -316,24 +342,41 @@ def ensure_report(folder: Path) -> Path:
 # -- argument parsing ---------------------------------------------------------------------------
 def _run_options(parser: argparse.ArgumentParser, *, compare: bool = False) -> None:
     """rtbench's own options for run/compare; everything else goes to Locust untouched."""
-    parser.add_argument("--gate", action="append", metavar="EXPR",
-                        help="pass/fail gate, repeatable (default 'p99<50ms'); see 'rtbench gate --help'")
+    parser.add_argument(
+        "--gate",
+        action="append",
+        metavar="EXPR",
+        help="pass/fail gate, repeatable (default 'p99<50ms'); see 'rtbench gate --help'",
+    )
     if compare:
-        parser.add_argument("--out", "--report-dir", dest="out", metavar="DIR",
-                            help="folder for index.html, compare.csv and one sub-folder per run "
-                                 "(default reports/compare-<UTC time>)")
-        parser.add_argument("--from", dest="from_dirs", nargs="+", metavar="DIR",
-                            help="compare existing run folders instead of running anything")
+        parser.add_argument(
+            "--out",
+            "--report-dir",
+            dest="out",
+            metavar="DIR",
+            help="folder for index.html, compare.csv and one sub-folder per run (default reports/compare-<UTC time>)",
+        )
+        parser.add_argument(
+            "--from",
+            dest="from_dirs",
+            nargs="+",
+            metavar="DIR",
+            help="compare existing run folders instead of running anything",
+        )
     else:
-        parser.add_argument("--report-dir", metavar="DIR",
-                            help="run folder (default reports/<provider>-<UTC time>)")
-    parser.add_argument("--scenarios", metavar="DIR",
-                        help="folder of scenarios/<provider>.py (default ./scenarios, then the one "
-                             "shipped next to the package; or $RTBENCH_SCENARIOS)")
+        parser.add_argument("--report-dir", metavar="DIR", help="run folder (default reports/<provider>-<UTC time>)")
+    parser.add_argument(
+        "--scenarios",
+        metavar="DIR",
+        help="folder of scenarios/<provider>.py (default ./scenarios, then the one "
+        "shipped next to the package; or $RTBENCH_SCENARIOS)",
+    )
     parser.add_argument("--no-progress", action="store_true", help="no live progress line")
-    parser.add_argument("--verbose", action="store_true",
-                        help="show Locust's own output instead of the progress line (it always goes to "
-                             f"RUN_DIR/{LOG_NAME})")
+    parser.add_argument(
+        "--verbose",
+        action="store_true",
+        help=f"show Locust's own output instead of the progress line (it always goes to RUN_DIR/{LOG_NAME})",
+    )
 
 
 RUN_EPILOG = f"""\
@@ -377,63 +420,89 @@ def _available_text() -> str:
 def build_parser() -> Parser:
     available = _available_text()
     parser = Parser(
-        prog="rtbench", allow_abbrev=False, formatter_class=argparse.RawDescriptionHelpFormatter,
+        prog="rtbench",
+        allow_abbrev=False,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
         description="Load tests and exact push-latency benchmarks for real-time providers "
-                    "(Socket.IO, SSE, Pusher, Ably), driven by Locust.",
+        "(Socket.IO, SSE, Pusher, Ably), driven by Locust.",
         epilog="Exit status everywhere: 0 ok, 1 a gate or the run failed, 2 bad usage.\n"
-               "Run 'rtbench COMMAND --help' for each command's options.")
+        "Run 'rtbench COMMAND --help' for each command's options.",
+    )
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=Parser)
 
-    run = sub.add_parser("run", help="one headless run with a live progress line, report and gate verdict",
-                         description="Run one provider headless under Locust, show a live progress line, "
-                                     "write the run folder with report.html and exit with the gate verdict.",
-                         epilog=f"{available}\n\n{RUN_EPILOG}", formatter_class=argparse.RawDescriptionHelpFormatter,
-                         allow_abbrev=False, usage="rtbench run PROVIDER [options] [locust options]")
+    run = sub.add_parser(
+        "run",
+        help="one headless run with a live progress line, report and gate verdict",
+        description="Run one provider headless under Locust, show a live progress line, "
+        "write the run folder with report.html and exit with the gate verdict.",
+        epilog=f"{available}\n\n{RUN_EPILOG}",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        allow_abbrev=False,
+        usage="rtbench run PROVIDER [options] [locust options]",
+    )
     run.add_argument("provider", metavar="PROVIDER", help="provider name (registry: harness.providers)")
     _run_options(run)
     run.add_argument("locust_args", nargs=argparse.REMAINDER, help=argparse.SUPPRESS)
 
-    compare = sub.add_parser("compare", help="run several providers with the same load, one side-by-side report",
-                             description="Run each provider with the identical load profile and build one "
-                                         "side-by-side report, or build it from existing run folders.",
-                             epilog=f"{available}\n\n{COMPARE_EPILOG}",
-                             formatter_class=argparse.RawDescriptionHelpFormatter,
-                             allow_abbrev=False,
-                             usage="rtbench compare [PROVIDER ...] [options] [locust options]\n"
-                                   "       rtbench compare --from DIR [DIR ...] [--gate EXPR] [--out DIR]")
+    compare = sub.add_parser(
+        "compare",
+        help="run several providers with the same load, one side-by-side report",
+        description="Run each provider with the identical load profile and build one "
+        "side-by-side report, or build it from existing run folders.",
+        epilog=f"{available}\n\n{COMPARE_EPILOG}",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        allow_abbrev=False,
+        usage="rtbench compare [PROVIDER ...] [options] [locust options]\n"
+        "       rtbench compare --from DIR [DIR ...] [--gate EXPR] [--out DIR]",
+    )
     _run_options(compare, compare=True)
     compare.add_argument("rest", nargs=argparse.REMAINDER, help=argparse.SUPPRESS)
 
-    gate = sub.add_parser("gate", help="check a summary.json against gates (exit 0/1/2), JUnit and CI output",
-                          description="Evaluate gates against a stored summary.json. Prints one line per "
-                                      "gate; writes JUnit XML with --junit; appends a markdown table to "
-                                      "$GITHUB_STEP_SUMMARY when that is set.",
-                          epilog=GATE_HELP + "\n\nExit status: 0 every gate passed, 1 a gate failed, "
-                                             "2 bad usage (unreadable summary, bad expression).\n\n"
-                                             "example:\n  rtbench gate reports/run/summary.json "
-                                             "--gate 'p99<50ms' --gate 'loss==0' --junit rtbench.xml",
-                          formatter_class=argparse.RawDescriptionHelpFormatter, allow_abbrev=False)
+    gate = sub.add_parser(
+        "gate",
+        help="check a summary.json against gates (exit 0/1/2), JUnit and CI output",
+        description="Evaluate gates against a stored summary.json. Prints one line per "
+        "gate; writes JUnit XML with --junit; appends a markdown table to "
+        "$GITHUB_STEP_SUMMARY when that is set.",
+        epilog=GATE_HELP + "\n\nExit status: 0 every gate passed, 1 a gate failed, "
+        "2 bad usage (unreadable summary, bad expression).\n\n"
+        "example:\n  rtbench gate reports/run/summary.json "
+        "--gate 'p99<50ms' --gate 'loss==0' --junit rtbench.xml",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        allow_abbrev=False,
+    )
     gate.add_argument("summary", metavar="SUMMARY", help="a summary.json, or the run folder holding one")
-    gate.add_argument("--gate", action="append", metavar="EXPR",
-                      help="gate expression, repeatable (default: the gates stored in the summary)")
+    gate.add_argument(
+        "--gate",
+        action="append",
+        metavar="EXPR",
+        help="gate expression, repeatable (default: the gates stored in the summary)",
+    )
     gate.add_argument("--junit", metavar="FILE", help="write JUnit XML, one testcase per gate")
-    gate.add_argument("--require-trustworthy", action="store_true",
-                      help="also fail when the load generator was saturated (harness.trustworthy false)")
+    gate.add_argument(
+        "--require-trustworthy",
+        action="store_true",
+        help="also fail when the load generator was saturated (harness.trustworthy false)",
+    )
     gate.add_argument("--quiet", action="store_true", help="print nothing; only the exit status")
 
-    report = sub.add_parser("report", help="regenerate report.html from a run folder without rerunning",
-                            description="Rebuild report.html from a run folder's summary.json, "
-                                        "timeseries.csv and latency.hlog.",
-                            epilog="Exit status: 0 written, 2 not a run folder.\n\nexample:\n"
-                                   "  rtbench report reports/socketio-20250101T120000Z",
-                            formatter_class=argparse.RawDescriptionHelpFormatter, allow_abbrev=False)
+    report = sub.add_parser(
+        "report",
+        help="regenerate report.html from a run folder without rerunning",
+        description="Rebuild report.html from a run folder's summary.json, timeseries.csv and latency.hlog.",
+        epilog="Exit status: 0 written, 2 not a run folder.\n\nexample:\n"
+        "  rtbench report reports/socketio-20250101T120000Z",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        allow_abbrev=False,
+    )
     report.add_argument("run_dir", metavar="RUN_DIR", help="a run folder (or its summary.json)")
     report.add_argument("-o", "--output", metavar="FILE", help="write here instead of RUN_DIR/report.html")
     return parser
 
 
-def _split_run_options(parser: argparse.ArgumentParser, namespace: argparse.Namespace,
-                       rest: Sequence[str], *, compare: bool) -> list[str]:
+def _split_run_options(
+    parser: argparse.ArgumentParser, namespace: argparse.Namespace, rest: Sequence[str], *, compare: bool
+) -> list[str]:
     """rtbench options may also come after the provider: pick them out; the rest is Locust's."""
     picker = Parser(prog=parser.prog, add_help=False, allow_abbrev=False)
     _run_options(picker, compare=compare)
@@ -463,8 +532,9 @@ def _locust_help(provider: str, scenarios: Path) -> int:
     from harness import providers
 
     scenario = scenario_for(provider, scenarios)
-    own = _PlainParser(prog=f"rtbench run {provider}", usage=f"rtbench run {provider} [options] [locust options]",
-                       add_help=False)
+    own = _PlainParser(
+        prog=f"rtbench run {provider}", usage=f"rtbench run {provider} [options] [locust options]", add_help=False
+    )
     options_mod.add_arguments(own)
     providers.load(provider).add_arguments(own)
     print(own.format_help().replace("options:", f"rtbench and {provider} options:", 1), flush=True)
@@ -483,8 +553,15 @@ def cmd_run(parser: Parser, args: argparse.Namespace) -> int:
     scenario_for(args.provider, scenarios)
     gates = parse_gates(args.gate)
     folder = Path(args.report_dir) if args.report_dir else files.default_folder(args.provider)
-    outcome = run_provider(args.provider, locust_args, folder=folder, gates=gates, scenarios=scenarios,
-                           progress=not args.no_progress, verbose=args.verbose)
+    outcome = run_provider(
+        args.provider,
+        locust_args,
+        folder=folder,
+        gates=gates,
+        scenarios=scenarios,
+        progress=not args.no_progress,
+        verbose=args.verbose,
+    )
     if outcome.code == EXIT_USAGE:
         raise UsageError(outcome.error)
     if outcome.summary is None:
@@ -535,8 +612,16 @@ def cmd_compare(parser: Parser, args: argparse.Namespace) -> int:
         for index, name in enumerate(providers, 1):
             label = f"[{index}/{len(providers)}] {name}"
             sys.stderr.write(f"rtbench compare: {label}\n")
-            outcome = run_provider(name, locust_args, folder=out / name, gates=gates, scenarios=scenarios,
-                                   progress=not args.no_progress, verbose=args.verbose, label=label)
+            outcome = run_provider(
+                name,
+                locust_args,
+                folder=out / name,
+                gates=gates,
+                scenarios=scenarios,
+                progress=not args.no_progress,
+                verbose=args.verbose,
+                label=label,
+            )
             if outcome.summary is None:
                 if outcome.code == EXIT_USAGE and index == 1 and len(providers) > 1:
                     # the same options go to every run: a usage error here would repeat for each
@@ -588,8 +673,10 @@ def cmd_gate(parser: Parser, args: argparse.Namespace) -> int:
         passed = False
     if not args.quiet:
         for result in results:
-            print(f"{'PASS' if result['passed'] else 'FAIL'}  {result['expr']:<22} measured "
-                  f"{gate_value_text(result['expr'], float(result['value']))}")
+            print(
+                f"{'PASS' if result['passed'] else 'FAIL'}  {result['expr']:<22} measured "
+                f"{gate_value_text(result['expr'], float(result['value']))}"
+            )
         if not trustworthy:
             reasons = "; ".join(summary.get("harness", {}).get("reasons", []))
             print(f"{'FAIL' if args.require_trustworthy else 'WARN'}  harness not trustworthy: {reasons}")

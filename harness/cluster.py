@@ -59,14 +59,16 @@ class Collector:
             return
         pending, self._pending = self._pending, []
         merged = hist.merge([r["latency"] for r in pending])
-        row = {"connections": sum(self._connections.values()),
-               "published": sum(r["counts"]["published"] for r in pending),
-               "delivered": sum(r["delivered"] for r in pending),
-               "errors": sum(r["counts"]["errors"] for r in pending),
-               "dropped": sum(r["counts"]["dropped"] for r in pending),
-               "lost": sum(int(r.get("lost", 0)) for r in pending),
-               "cpu_pct": max(float(r.get("cpu_pct", 0)) for r in pending),
-               "loop_lag_p99_ms": max(float(r.get("loop_lag_p99_ms", 0)) for r in pending)}
+        row = {
+            "connections": sum(self._connections.values()),
+            "published": sum(r["counts"]["published"] for r in pending),
+            "delivered": sum(r["delivered"] for r in pending),
+            "errors": sum(r["counts"]["errors"] for r in pending),
+            "dropped": sum(r["counts"]["dropped"] for r in pending),
+            "lost": sum(int(r.get("lost", 0)) for r in pending),
+            "cpu_pct": max(float(r.get("cpu_pct", 0)) for r in pending),
+            "loop_lag_p99_ms": max(float(r.get("loop_lag_p99_ms", 0)) for r in pending),
+        }
         start = min(r["start_ms"] for r in pending)
         end = max(r["end_ms"] for r in pending)
         self.folder.write_interval(start, end, merged, row)
@@ -76,17 +78,27 @@ class Collector:
         assert self.folder is not None
         self.flush()
         finals = [self.finals[node] for node in sorted(self.finals)]
-        load = {**load, "duration_s": round(time.monotonic() - self.started_monotonic, 3),
-                "processes": len(finals)}
-        summary = summary_mod.build(provider=self.provider, target=self.target, load=load, finals=finals,
-                                    gates=self.gates, run_id=self.run_id, started_at=self.started_at)
+        load = {**load, "duration_s": round(time.monotonic() - self.started_monotonic, 3), "processes": len(finals)}
+        summary = summary_mod.build(
+            provider=self.provider,
+            target=self.target,
+            load=load,
+            finals=finals,
+            gates=self.gates,
+            run_id=self.run_id,
+            started_at=self.started_at,
+        )
         if parameters:
             summary["parameters"] = parameters
         self.folder.write_json("summary.json", summary)
         if len(finals) > 1:
-            self.folder.write_json("generators.json", [
-                {"node": node, "latency": f["latency"], "delivered": f["delivered"], "counts": f["counts"]}
-                for node, f in sorted(self.finals.items())])
+            self.folder.write_json(
+                "generators.json",
+                [
+                    {"node": node, "latency": f["latency"], "delivered": f["delivered"], "counts": f["counts"]}
+                    for node, f in sorted(self.finals.items())
+                ],
+            )
         self.folder.close()
         self.last_summary = summary
         return summary

@@ -15,27 +15,46 @@ from typing import Any
 DEFAULT_GATES = ("p99<50ms",)
 
 _LATENCY_KEYS = {
-    "min": "min", "p50": "p50", "p90": "p90", "p95": "p95", "p99": "p99",
-    "p999": "p999", "p99.9": "p999", "max": "max", "mean": "mean",
+    "min": "min",
+    "p50": "p50",
+    "p90": "p90",
+    "p95": "p95",
+    "p99": "p99",
+    "p999": "p999",
+    "p99.9": "p999",
+    "max": "max",
+    "mean": "mean",
 }
 _CONNECT_KEYS = {"connect_p50": "p50", "connect_p95": "p95", "connect_p99": "p99", "connect_max": "max"}
 _RECONNECT_KEYS = {"reconnect_p50": "p50", "reconnect_p95": "p95", "reconnect_p99": "p99", "reconnect_max": "max"}
-_FANOUT_KEYS = {"fanout_p50": "p50", "fanout_p90": "p90", "fanout_p95": "p95", "fanout_p99": "p99",
-                "fanout_max": "max"}
-_COUNT_KEYS = {"loss": "lost", "dup": "duplicated", "reorder": "out_of_order", "errors": "errors",
-               "delivered": "delivered", "published": "published"}
+_FANOUT_KEYS = {"fanout_p50": "p50", "fanout_p90": "p90", "fanout_p95": "p95", "fanout_p99": "p99", "fanout_max": "max"}
+_COUNT_KEYS = {
+    "loss": "lost",
+    "dup": "duplicated",
+    "reorder": "out_of_order",
+    "errors": "errors",
+    "delivered": "delivered",
+    "published": "published",
+}
 _RATIO_KEYS = ("loss_rate",)
 _RATE_KEYS = ("deliveries_per_s",)
 
-METRICS = tuple([*_LATENCY_KEYS, *_FANOUT_KEYS, *_CONNECT_KEYS, *_RECONNECT_KEYS, *_COUNT_KEYS, *_RATIO_KEYS,
-                 *_RATE_KEYS])
-_DURATION_BLOCKS = {**{k: ("latency_ms", v) for k, v in _LATENCY_KEYS.items()},
-                    **{k: ("fanout_ms", v) for k, v in _FANOUT_KEYS.items()},
-                    **{k: ("connect_ms", v) for k, v in _CONNECT_KEYS.items()},
-                    **{k: ("reconnect_ms", v) for k, v in _RECONNECT_KEYS.items()}}
+METRICS = tuple(
+    [*_LATENCY_KEYS, *_FANOUT_KEYS, *_CONNECT_KEYS, *_RECONNECT_KEYS, *_COUNT_KEYS, *_RATIO_KEYS, *_RATE_KEYS]
+)
+_DURATION_BLOCKS = {
+    **{k: ("latency_ms", v) for k, v in _LATENCY_KEYS.items()},
+    **{k: ("fanout_ms", v) for k, v in _FANOUT_KEYS.items()},
+    **{k: ("connect_ms", v) for k, v in _CONNECT_KEYS.items()},
+    **{k: ("reconnect_ms", v) for k, v in _RECONNECT_KEYS.items()},
+}
 
 _OPS: dict[str, Callable[[float, float], bool]] = {
-    "<=": operator.le, ">=": operator.ge, "==": operator.eq, "<": operator.lt, ">": operator.gt,
+    "<=": operator.le,
+    ">=": operator.ge,
+    "==": operator.eq,
+    "<": operator.lt,
+    ">": operator.gt,
 }
 _UNITS_TO_MS = {"us": 0.001, "µs": 0.001, "ms": 1.0, "s": 1000.0}
 _PATTERN = re.compile(

@@ -23,26 +23,51 @@ class OptionError(ValueError):
 
 def add_arguments(parser: Any) -> Any:
     group = parser  # Locust's own parser: its add_argument knows include_in_web_ui; groups do not
-    group.add_argument("--publish-rate", type=str, default=str(DEFAULT_PUBLISH_RATE),
-                       help="messages per second published in total, on a fixed open-model schedule")
-    group.add_argument("--channels", type=str, default="1",
-                       help="channels (rooms); subscribers are spread over them round robin")
+    group.add_argument(
+        "--publish-rate",
+        type=str,
+        default=str(DEFAULT_PUBLISH_RATE),
+        help="messages per second published in total, on a fixed open-model schedule",
+    )
+    group.add_argument(
+        "--channels", type=str, default="1", help="channels (rooms); subscribers are spread over them round robin"
+    )
     group.add_argument("--payload-bytes", type=str, default="256", help="size of each published payload")
-    group.add_argument("--gate", action="append", default=None, include_in_web_ui=False,
-                       help="pass/fail gate, repeatable, e.g. 'p99<50ms' 'loss==0' (default: p99<50ms)")
-    group.add_argument("--report-dir", default="",
-                       help="folder for summary.json and latency.hlog (default reports/<provider>-<UTC time>)")
-    group.add_argument("--drain-timeout", type=str, default="5",
-                       help="seconds to wait for in-flight deliveries after publishing stops")
-    group.add_argument("--client", choices=CLIENTS, default="lean",
-                       help="subscribers: lean protocol clients timed at the socket (kernel receive time, default), "
-                            "or the provider's official library timed in its callback where one exists")
-    group.add_argument("--warmup", type=str, default="1",
-                       help="seconds after spawning completes still counted as ramp-up (default 1); the headline "
-                            "figures and the verdict are the steady state after it")
-    group.add_argument("--timestamp-field", default="",
-                       help="measure from a timestamp the server puts in its events (no publisher): PATH[:UNIT], "
-                            "UNIT s|ms|us|ns|iso (default ms), e.g. timestamp or meta.sent_at:us")
+    group.add_argument(
+        "--gate",
+        action="append",
+        default=None,
+        include_in_web_ui=False,
+        help="pass/fail gate, repeatable, e.g. 'p99<50ms' 'loss==0' (default: p99<50ms)",
+    )
+    group.add_argument(
+        "--report-dir",
+        default="",
+        help="folder for summary.json and latency.hlog (default reports/<provider>-<UTC time>)",
+    )
+    group.add_argument(
+        "--drain-timeout", type=str, default="5", help="seconds to wait for in-flight deliveries after publishing stops"
+    )
+    group.add_argument(
+        "--client",
+        choices=CLIENTS,
+        default="lean",
+        help="subscribers: lean protocol clients timed at the socket (kernel receive time, default), "
+        "or the provider's official library timed in its callback where one exists",
+    )
+    group.add_argument(
+        "--warmup",
+        type=str,
+        default="1",
+        help="seconds after spawning completes still counted as ramp-up (default 1); the headline "
+        "figures and the verdict are the steady state after it",
+    )
+    group.add_argument(
+        "--timestamp-field",
+        default="",
+        help="measure from a timestamp the server puts in its events (no publisher): PATH[:UNIT], "
+        "UNIT s|ms|us|ns|iso (default ms), e.g. timestamp or meta.sent_at:us",
+    )
     return group
 
 

@@ -17,8 +17,18 @@ from harness.monitor import HealthMonitor
 from harness.timestamps import Stamped
 
 MAX_UI_SAMPLES = 200_000  # the live-UI feed is drained every second; cap it if nobody drains it
-COUNTER_NAMES = ("published", "errors", "opened", "failed", "dropped", "reconnected", "foreign",
-                 "unrecordable", "server_clock", "clock_skew")
+COUNTER_NAMES = (
+    "published",
+    "errors",
+    "opened",
+    "failed",
+    "dropped",
+    "reconnected",
+    "foreign",
+    "unrecordable",
+    "server_clock",
+    "clock_skew",
+)
 
 
 class Recorder:
@@ -187,9 +197,12 @@ class Recorder:
             self._interval.add(self._interval_ramp)
         deltas = {k: self.counts[k] - self._last_counts[k] for k in COUNTER_NAMES}
         report = {
-            "start_ms": self._interval_start_ms, "end_ms": now_ms,
-            "latency": hist.encode(self._interval), "connect": hist.encode(self._interval_connect),
-            "delivered": self.delivered - self._last_delivered, "counts": deltas,
+            "start_ms": self._interval_start_ms,
+            "end_ms": now_ms,
+            "latency": hist.encode(self._interval),
+            "connect": hist.encode(self._interval_connect),
+            "delivered": self.delivered - self._last_delivered,
+            "counts": deltas,
             "connections": self.open_subscriptions(),
             "lost": self._gap_delta(),  # provisional: a gap may still fill; the summary has the final count
             **self.health.interval(),
@@ -208,12 +221,17 @@ class Recorder:
     def final_report(self, end_ns: int) -> dict[str, Any]:
         """Everything the collector needs for summary.json; call after a last ``interval_report``."""
         return {
-            "latency": hist.encode(self.latency), "connect": hist.encode(self.connect),
-            "reconnect": hist.encode(self.reconnect), "ramp": hist.encode(self.ramp),
-            "client_lag": hist.encode(self.client_lag), "publish_lag": hist.encode(self.publish_lag),
+            "latency": hist.encode(self.latency),
+            "connect": hist.encode(self.connect),
+            "reconnect": hist.encode(self.reconnect),
+            "ramp": hist.encode(self.ramp),
+            "client_lag": hist.encode(self.client_lag),
+            "publish_lag": hist.encode(self.publish_lag),
             "fanout": {stream: [list(seqs), list(seqs.values())] for stream, seqs in self.fanout.items()},
-            "rx_clocks": dict(self.rx_clocks), "steady_from_ns": self.steady_from_ns,
-            "delivered": self.delivered, "counts": dict(self.counts),
+            "rx_clocks": dict(self.rx_clocks),
+            "steady_from_ns": self.steady_from_ns,
+            "delivered": self.delivered,
+            "counts": dict(self.counts),
             "error_reasons": dict(self.error_reasons.most_common(20)),
             "ledgers": [ledger.to_wire() for ledger in self.ledgers.values()],
             "subscribers": [s.to_wire(end_ns) for s in self.subscribers],
@@ -221,8 +239,12 @@ class Recorder:
         }
 
     def max_latency_us(self) -> int:
-        return max(int(self.latency.get_max_value()), int(self._interval.get_max_value()),
-                   int(self.ramp.get_max_value()), int(self._interval_ramp.get_max_value()))
+        return max(
+            int(self.latency.get_max_value()),
+            int(self._interval.get_max_value()),
+            int(self.ramp.get_max_value()),
+            int(self._interval_ramp.get_max_value()),
+        )
 
     def take_ui_samples(self) -> list[float]:
         samples, self.ui_samples = self.ui_samples, []

@@ -67,10 +67,14 @@ class Runtime:
         self._greenlets: list[gevent.Greenlet] = []
         self._finished = True
         self._provider_actions: list[Any] = []
-        for hook, listener in ((events.init_command_line_parser, self._add_arguments), (events.init, self._on_init),
-                               (events.test_start, self._on_test_start),
-                               (events.test_stopping, self._on_test_stopping), (events.quitting, self._on_quitting),
-                               (events.spawning_complete, self._on_spawning_complete)):
+        for hook, listener in (
+            (events.init_command_line_parser, self._add_arguments),
+            (events.init, self._on_init),
+            (events.test_start, self._on_test_start),
+            (events.test_stopping, self._on_test_stopping),
+            (events.quitting, self._on_quitting),
+            (events.spawning_complete, self._on_spawning_complete),
+        ):
             hook.add_listener(listener)  # type: ignore[no-untyped-call]
 
     # -- setup --------------------------------------------------------------------------------
@@ -142,8 +146,9 @@ class Runtime:
                 environment.host = self.target.url
             self.run_id = uuid.uuid4().hex[:12]
             self.options.rtbench_run_id = self.run_id
-            folder = Path(self.options.report_dir) if self.options.report_dir else files.default_folder(
-                self.provider_name)
+            folder = (
+                Path(self.options.report_dir) if self.options.report_dir else files.default_folder(self.provider_name)
+            )
             self.collector.begin(self.run_id, folder)
             self._greenlets.append(gevent.spawn(self._flush_loop))
         else:
@@ -248,8 +253,11 @@ class Runtime:
             while len(self.collector.finals) < expected and time.monotonic() < deadline:
                 gevent.sleep(0.05)
             if len(self.collector.finals) < expected:
-                log.error("rtbench: only %d of %d workers reported; the summary covers those",
-                          len(self.collector.finals), expected)
+                log.error(
+                    "rtbench: only %d of %d workers reported; the summary covers those",
+                    len(self.collector.finals),
+                    expected,
+                )
         else:
             last, final = self._finish_generator(drain)
             self.collector.add_interval("local", last)
@@ -257,9 +265,12 @@ class Runtime:
         for greenlet in self._greenlets:
             greenlet.kill(block=False)
         self._greenlets = []
-        load = {"users": int(getattr(self.options, "num_users", 0) or 0),
-                "publish_rate": float(self.options.publish_rate), "channels": int(self.options.channels),
-                "payload_bytes": int(self.options.payload_bytes)}
+        load = {
+            "users": int(getattr(self.options, "num_users", 0) or 0),
+            "publish_rate": float(self.options.publish_rate),
+            "channels": int(self.options.channels),
+            "payload_bytes": int(self.options.payload_bytes),
+        }
         from harness.report.html import redact, write_report  # pandas/matplotlib: imported only when needed
 
         summary = self.collector.finalize(load, redact(self._parameters()))
@@ -274,11 +285,28 @@ class Runtime:
 
     def _parameters(self) -> dict[str, Any]:
         """The options that shaped this run, for the report (secrets are redacted by the caller)."""
-        shown = ("host", "num_users", "spawn_rate", "run_time", "processes", "expect_workers", "publish_rate",
-                 "channels", "payload_bytes", "gate", "drain_timeout", "timestamp_field", "client", "warmup")
+        shown = (
+            "host",
+            "num_users",
+            "spawn_rate",
+            "run_time",
+            "processes",
+            "expect_workers",
+            "publish_rate",
+            "channels",
+            "payload_bytes",
+            "gate",
+            "drain_timeout",
+            "timestamp_field",
+            "client",
+            "warmup",
+        )
         provider_flags = {a.dest for a in self._provider_actions}
-        params = {k: v for k, v in sorted(vars(self.options).items())
-                  if (k in shown or k in provider_flags) and isinstance(v, str | int | float | bool | list | None)}
+        params = {
+            k: v
+            for k, v in sorted(vars(self.options).items())
+            if (k in shown or k in provider_flags) and isinstance(v, str | int | float | bool | list | None)
+        }
         params["host"] = self.env.host if self.env else params.get("host")
         return params
 

@@ -41,8 +41,13 @@ class SubscriberUser(User):
         except Exception as exc:
             exception = exc
         self.environment.events.request.fire(
-            request_type="WS", name="connect", response_time=(time.perf_counter() - started) * 1000,
-            response_length=0, exception=exception, context={})
+            request_type="WS",
+            name="connect",
+            response_time=(time.perf_counter() - started) * 1000,
+            response_length=0,
+            exception=exception,
+            context={},
+        )
 
     @task
     def hold(self) -> None:
@@ -75,8 +80,13 @@ class PublisherUser(User):
             exception = exc
             get_bridge().call(generator.recorder.error, f"publisher connect failed: {exc}")
         self.environment.events.request.fire(
-            request_type="WS", name="connect publisher", response_time=(time.perf_counter() - started) * 1000,
-            response_length=0, exception=exception, context={})
+            request_type="WS",
+            name="connect publisher",
+            response_time=(time.perf_counter() - started) * 1000,
+            response_length=0,
+            exception=exception,
+            context={},
+        )
 
     @task
     def hold(self) -> None:

@@ -104,8 +104,10 @@ class InProcessRun:
         deadline = time.monotonic() + timeout
         while self.generator.recorder.delivered < count:
             if time.monotonic() > deadline:
-                raise AssertionError(f"{self.generator.recorder.delivered} of {count} deliveries after {timeout} s; "
-                                     f"errors: {dict(self.generator.recorder.error_reasons)}")
+                raise AssertionError(
+                    f"{self.generator.recorder.delivered} of {count} deliveries after {timeout} s; "
+                    f"errors: {dict(self.generator.recorder.error_reasons)}"
+                )
             await asyncio.sleep(0.005)
 
     async def close(self) -> None:

@@ -30,8 +30,16 @@ class RunResult:
 
 
 def run_scenario(provider: str, *args: str, folder: Path, timeout: float = 180) -> RunResult:
-    cmd = [*LOCUST, "-f", str(REPO / "scenarios" / f"{provider}.py"), "--headless", "--report-dir", str(folder),
-           "--only-summary", *args]
+    cmd = [
+        *LOCUST,
+        "-f",
+        str(REPO / "scenarios" / f"{provider}.py"),
+        "--headless",
+        "--report-dir",
+        str(folder),
+        "--only-summary",
+        *args,
+    ]
     proc = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True, timeout=timeout, stdin=subprocess.DEVNULL)
     return RunResult(proc.returncode, proc.stdout, proc.stderr, folder)
 
@@ -48,8 +56,9 @@ def assert_accounted(summary: dict[str, Any]) -> None:
 SHIFT_TOLERANCE_MS = 1.5
 
 
-def delay_calibration(provider: str, folder: Path, *args: str, users: int = 20,
-                      delay_ms: float = 25.0) -> dict[str, Any]:
+def delay_calibration(
+    provider: str, folder: Path, *args: str, users: int = 20, delay_ms: float = 25.0
+) -> dict[str, Any]:
     """DESIGN rule 8: the target delays every delivery by ``delay_ms``; against an undelayed target measured
     in the same test, p50 shifts by the delay (within 1.5 ms), nothing arrives faster than the delay, and
     nothing is lost. A shift, not an absolute window: a busy machine moves both runs alike."""
@@ -57,8 +66,21 @@ def delay_calibration(provider: str, folder: Path, *args: str, users: int = 20,
 
     def measure(extra: list[str], sub: str) -> dict[str, Any]:
         with running_target(f"targets.{provider}", "--port", "0", *extra) as url:
-            run = run_scenario(provider, "--host", url, "-u", str(users + 1), "-r", str(users + 1), "-t", "6s",
-                               "--publish-rate", "20", *args, folder=folder / sub)
+            run = run_scenario(
+                provider,
+                "--host",
+                url,
+                "-u",
+                str(users + 1),
+                "-r",
+                str(users + 1),
+                "-t",
+                "6s",
+                "--publish-rate",
+                "20",
+                *args,
+                folder=folder / sub,
+            )
         s = run.summary
         assert s["target"] == "external"
         assert s["messages"]["delivered"] >= users * 80
@@ -82,8 +104,23 @@ def drop_calibration(provider: str, folder: Path, *args: str, rate: float = 0.1)
     from tests.helpers import running_target
 
     with running_target(f"targets.{provider}", "--port", "0", "--drop-rate", str(rate), "--seed", "3") as url:
-        run = run_scenario(provider, "--host", url, "-u", "31", "-r", "31", "-t", "6s", "--publish-rate", "30",
-                           "--gate", "loss==0", *args, folder=folder)
+        run = run_scenario(
+            provider,
+            "--host",
+            url,
+            "-u",
+            "31",
+            "-r",
+            "31",
+            "-t",
+            "6s",
+            "--publish-rate",
+            "30",
+            "--gate",
+            "loss==0",
+            *args,
+            folder=folder,
+        )
     s = run.summary
     msg = s["messages"]
     assert_accounted(s)

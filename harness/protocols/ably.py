@@ -119,8 +119,12 @@ class ErrorInfo:
     message: str
 
     def to_wire(self) -> dict[str, Any]:
-        return {"message": self.message, "code": self.code, "statusCode": self.status_code,
-                "href": f"https://help.ably.io/error/{self.code}"}
+        return {
+            "message": self.message,
+            "code": self.code,
+            "statusCode": self.status_code,
+            "href": f"https://help.ably.io/error/{self.code}",
+        }
 
     @classmethod
     def from_wire(cls, value: object) -> ErrorInfo:
@@ -154,8 +158,12 @@ class ErrorInfo:
 
     @classmethod
     def too_large(cls, size: int, limit: int) -> ErrorInfo:
-        return cls(40009, 400, f"Maximum size of messages that can be published at once exceeded "
-                               f"(was {size} bytes; limit is {limit} bytes)")
+        return cls(
+            40009,
+            400,
+            f"Maximum size of messages that can be published at once exceeded "
+            f"(was {size} bytes; limit is {limit} bytes)",
+        )
 
 
 def _int(value: object) -> int:
@@ -251,10 +259,14 @@ class ConnectionDetails:
 
     def to_wire(self) -> dict[str, Any]:
         details: dict[str, Any] = {
-            "connectionKey": self.connection_key, "maxMessageSize": self.max_message_size,
-            "maxInboundRate": self.max_inbound_rate, "maxOutboundRate": self.max_outbound_rate,
-            "maxFrameSize": self.max_frame_size, "serverId": self.server_id,
-            "connectionStateTtl": self.connection_state_ttl, "maxIdleInterval": self.max_idle_interval,
+            "connectionKey": self.connection_key,
+            "maxMessageSize": self.max_message_size,
+            "maxInboundRate": self.max_inbound_rate,
+            "maxOutboundRate": self.max_outbound_rate,
+            "maxFrameSize": self.max_frame_size,
+            "serverId": self.server_id,
+            "connectionStateTtl": self.connection_state_ttl,
+            "maxIdleInterval": self.max_idle_interval,
         }
         if self.client_id is not None:
             details["clientId"] = self.client_id
@@ -262,8 +274,12 @@ class ConnectionDetails:
 
 
 def connected(connection_id: str, details: ConnectionDetails, error: ErrorInfo | None = None) -> dict[str, Any]:
-    message: dict[str, Any] = {"action": Action.CONNECTED, "connectionId": connection_id,
-                               "connectionKey": details.connection_key, "connectionDetails": details.to_wire()}
+    message: dict[str, Any] = {
+        "action": Action.CONNECTED,
+        "connectionId": connection_id,
+        "connectionKey": details.connection_key,
+        "connectionDetails": details.to_wire(),
+    }
     if error is not None:  # non-fatal, e.g. a resume that could not be honoured (RTN15c7)
         message["error"] = error.to_wire()
     return message
@@ -307,11 +323,23 @@ def closed() -> dict[str, Any]:
     return {"action": Action.CLOSED}
 
 
-def channel_message(channel: str, messages: Sequence[Mapping[str, Any]], *, message_id: str, timestamp: int,
-                    connection_id: str | None = None, channel_serial: str | None = None) -> dict[str, Any]:
+def channel_message(
+    channel: str,
+    messages: Sequence[Mapping[str, Any]],
+    *,
+    message_id: str,
+    timestamp: int,
+    connection_id: str | None = None,
+    channel_serial: str | None = None,
+) -> dict[str, Any]:
     """MESSAGE from the service: each message already carries its id, timestamp and connectionId (TM2)."""
-    message: dict[str, Any] = {"action": Action.MESSAGE, "id": message_id, "channel": channel,
-                               "timestamp": timestamp, "messages": list(messages)}
+    message: dict[str, Any] = {
+        "action": Action.MESSAGE,
+        "id": message_id,
+        "channel": channel,
+        "timestamp": timestamp,
+        "messages": list(messages),
+    }
     if connection_id is not None:
         message["connectionId"] = connection_id
     if channel_serial is not None:
@@ -319,11 +347,23 @@ def channel_message(channel: str, messages: Sequence[Mapping[str, Any]], *, mess
     return message
 
 
-def presence_message(action: Action, channel: str, presence: Iterable[Mapping[str, Any]], *, message_id: str,
-                     timestamp: int, channel_serial: str | None = None) -> dict[str, Any]:
+def presence_message(
+    action: Action,
+    channel: str,
+    presence: Iterable[Mapping[str, Any]],
+    *,
+    message_id: str,
+    timestamp: int,
+    channel_serial: str | None = None,
+) -> dict[str, Any]:
     """PRESENCE or SYNC from the service; a SYNC's ``channelSerial`` ends in ``:`` on its last page."""
-    message: dict[str, Any] = {"action": action, "id": message_id, "channel": channel, "timestamp": timestamp,
-                               "presence": list(presence)}
+    message: dict[str, Any] = {
+        "action": action,
+        "id": message_id,
+        "channel": channel,
+        "timestamp": timestamp,
+        "presence": list(presence),
+    }
     if channel_serial is not None:
         message["channelSerial"] = channel_serial
     return message
@@ -362,11 +402,16 @@ def parse_connect_params(query: Mapping[str, str]) -> ConnectParams:
         raise ProtocolError(ErrorInfo(40017, 400, f"Unsupported protocol version: {version!r}"))
     token = query.get("accessToken") or query.get("access_token")
     return ConnectParams(
-        fmt=fmt, version=version, key=query.get("key"), access_token=token, client_id=query.get("clientId"),
+        fmt=fmt,
+        version=version,
+        key=query.get("key"),
+        access_token=token,
+        client_id=query.get("clientId"),
         echo=_flag(query, "echo", True),
         # ably-js on Node sends heartbeats=false and watches websocket pings instead (RTN23b)
         heartbeats=_flag(query, "heartbeats", True),
-        resume=query.get("resume"), recover=query.get("recover"),
+        resume=query.get("resume"),
+        recover=query.get("recover"),
     )
 
 
@@ -378,11 +423,20 @@ def parse_key(key: str) -> tuple[str, str]:
     return f"{match['app']}.{match['key']}", match["secret"]
 
 
-def token_request_mac(secret: str, *, key_name: str, ttl: int | None, capability: str | None,
-                      client_id: str | None, timestamp: int, nonce: str) -> str:
+def token_request_mac(
+    secret: str,
+    *,
+    key_name: str,
+    ttl: int | None,
+    capability: str | None,
+    client_id: str | None,
+    timestamp: int,
+    nonce: str,
+) -> str:
     """The signature of a TokenRequest (RSA9g): HMAC-SHA256 over its fields, each followed by a newline."""
-    text = "".join(f"{v}\n" for v in (key_name, "" if ttl is None else ttl, capability or "", client_id or "",
-                                      timestamp, nonce))
+    text = "".join(
+        f"{v}\n" for v in (key_name, "" if ttl is None else ttl, capability or "", client_id or "", timestamp, nonce)
+    )
     digest = hmac.new(secret.encode("utf-8"), text.encode("utf-8"), hashlib.sha256).digest()
     return base64.b64encode(digest).decode("ascii")
 
@@ -403,8 +457,15 @@ def realtime_host(endpoint: str = "main") -> str:
     return f"{endpoint}.realtime.ably.net"
 
 
-def connect_query(key: str, fmt: str, *, echo: bool = False, heartbeats: bool = True,
-                  client_id: str | None = None, version: str = CLIENT_PROTOCOL_VERSION) -> str:
+def connect_query(
+    key: str,
+    fmt: str,
+    *,
+    echo: bool = False,
+    heartbeats: bool = True,
+    client_id: str | None = None,
+    version: str = CLIENT_PROTOCOL_VERSION,
+) -> str:
     """The websocket URL's query (RTN2) for basic auth, as ably-js sends it: the key itself in ``key``
     (so the URL is a secret: use it over TLS to the real service, never log it). ``heartbeats=true``
     asks for protocol HEARTBEATs, which the client can see (it cannot see websocket pings it answers)."""
@@ -521,8 +582,9 @@ class Ignored:
     action: int
 
 
-ClientEvent = (Connected | Attached | Detached | ChannelFailed | Deliveries | Heartbeat | Disconnected | Failed
-               | Closed | Ignored)
+ClientEvent = (
+    Connected | Attached | Detached | ChannelFailed | Deliveries | Heartbeat | Disconnected | Failed | Closed | Ignored
+)
 
 
 class ClientSession:
@@ -608,8 +670,12 @@ class ClientSession:
         self.connection_id = connection_id if isinstance(connection_id, str) else ""
         if self.state == "connecting":
             self.state = "connected"
-        return Connected(self.connection_id, _int(details.get("maxIdleInterval")) or 15000,
-                         _int(details.get("connectionStateTtl")) or 120000, info)
+        return Connected(
+            self.connection_id,
+            _int(details.get("maxIdleInterval")) or 15000,
+            _int(details.get("connectionStateTtl")) or 120000,
+            info,
+        )
 
     def _deliveries(self, message: Mapping[str, Any]) -> Deliveries:
         items = message.get("messages")

@@ -169,9 +169,13 @@ def data_string(data: Any) -> str:
 
 # server -> client
 
+
 def connection_established(socket_id: str, activity_timeout: int = ACTIVITY_TIMEOUT_S) -> str:
-    return encode(Frame("pusher:connection_established",
-                        encode_json({"socket_id": socket_id, "activity_timeout": activity_timeout})))
+    return encode(
+        Frame(
+            "pusher:connection_established", encode_json({"socket_id": socket_id, "activity_timeout": activity_timeout})
+        )
+    )
 
 
 def error(message: str, code: int | None = None) -> str:
@@ -197,8 +201,9 @@ def subscription_succeeded(channel: str, presence: Mapping[str, Any] | None = No
 
 
 def subscription_error(channel: str, message: str, status: int = 401, kind: str = "AuthError") -> str:
-    return encode(Frame("pusher:subscription_error", encode_json({"type": kind, "error": message, "status": status}),
-                        channel))
+    return encode(
+        Frame("pusher:subscription_error", encode_json({"type": kind, "error": message, "status": status}), channel)
+    )
 
 
 def member_added(channel: str, user_id: str, user_info: Any) -> str:
@@ -217,6 +222,7 @@ def channel_event(channel: str, event: str, data: str, user_id: str | None = Non
 
 
 # client -> server
+
 
 def subscribe(channel: str, auth: str | None = None, channel_data: str | None = None) -> str:
     body: dict[str, Any] = {"channel": channel}
@@ -301,8 +307,9 @@ def channel_auth(key: str, secret: str, socket_id: str, channel: str, channel_da
     return f"{key}:{hmac_hex(secret, channel_string_to_sign(socket_id, channel, channel_data))}"
 
 
-def verify_channel_auth(auth: object, key: str, secret: str, socket_id: str, channel: str,
-                        channel_data: str | None = None) -> str | None:
+def verify_channel_auth(
+    auth: object, key: str, secret: str, socket_id: str, channel: str, channel_data: str | None = None
+) -> str | None:
     """None if ``auth`` is right, else the reason (as Pusher words it, naming the string to sign)."""
     if not isinstance(auth, str) or ":" not in auth:
         return "Invalid auth: expected '<key>:<signature>'"
@@ -326,8 +333,15 @@ def request_string_to_sign(method: str, path: str, params: Mapping[str, str]) ->
     return "\n".join((method.upper(), path, "&".join(f"{k}={v}" for k, v in pairs)))
 
 
-def sign_request(key: str, secret: str, method: str, path: str, body: bytes = b"", timestamp: int = 0,
-                 params: Mapping[str, str] | None = None) -> dict[str, str]:
+def sign_request(
+    key: str,
+    secret: str,
+    method: str,
+    path: str,
+    body: bytes = b"",
+    timestamp: int = 0,
+    params: Mapping[str, str] | None = None,
+) -> dict[str, str]:
     """Query parameters for a signed HTTP API request (``params`` plus the auth ones)."""
     query = dict(params or {})
     query.update({"auth_key": key, "auth_timestamp": str(int(timestamp)), "auth_version": AUTH_VERSION})
@@ -337,8 +351,9 @@ def sign_request(key: str, secret: str, method: str, path: str, body: bytes = b"
     return query
 
 
-def verify_request(key: str, secret: str, method: str, path: str, params: Mapping[str, str], body: bytes,
-                   now: float) -> str | None:
+def verify_request(
+    key: str, secret: str, method: str, path: str, params: Mapping[str, str], body: bytes, now: float
+) -> str | None:
     """None if the request is signed right and fresh, else the reason for the 401."""
     for name in ("auth_key", "auth_timestamp", "auth_version", "auth_signature"):
         if not params.get(name):
@@ -352,8 +367,10 @@ def verify_request(key: str, secret: str, method: str, path: str, params: Mappin
     except ValueError:
         return "auth_timestamp is not an integer"
     if abs(now - timestamp) > TIMESTAMP_GRACE_S:
-        return (f"Timestamp expired: given timestamp ({timestamp}) not within {TIMESTAMP_GRACE_S}s "
-                f"of server time ({int(now)})")
+        return (
+            f"Timestamp expired: given timestamp ({timestamp}) not within {TIMESTAMP_GRACE_S}s "
+            f"of server time ({int(now)})"
+        )
     given_md5 = params.get("body_md5")
     if body and given_md5 is None:
         return "Missing body_md5"
@@ -433,11 +450,29 @@ class ClientConnection:
     (the socket id, and so the auth, change).
     """
 
-    __slots__ = ("_outbox", "activity_timeout", "channel", "key", "max_activity_timeout", "secret", "socket_id",
-                 "state", "user_id", "user_info")
+    __slots__ = (
+        "_outbox",
+        "activity_timeout",
+        "channel",
+        "key",
+        "max_activity_timeout",
+        "secret",
+        "socket_id",
+        "state",
+        "user_id",
+        "user_info",
+    )
 
-    def __init__(self, channel: str, *, key: str = "", secret: str = "", user_id: str | int | None = None,
-                 user_info: Any = None, max_activity_timeout: float = ACTIVITY_TIMEOUT_S) -> None:
+    def __init__(
+        self,
+        channel: str,
+        *,
+        key: str = "",
+        secret: str = "",
+        user_id: str | int | None = None,
+        user_info: Any = None,
+        max_activity_timeout: float = ACTIVITY_TIMEOUT_S,
+    ) -> None:
         kind = channel_kind(channel)
         if kind == "encrypted":
             raise ValueError("encrypted channels are not supported")
@@ -456,8 +491,11 @@ class ClientConnection:
 
     def receive(self, frame: Frame) -> ClientEvent | None:
         event = frame.event
-        if self.state is ClientState.SUBSCRIBED and frame.channel == self.channel and not event.startswith(
-                ("pusher:", "pusher_internal:")):
+        if (
+            self.state is ClientState.SUBSCRIBED
+            and frame.channel == self.channel
+            and not event.startswith(("pusher:", "pusher_internal:"))
+        ):
             return ChannelEvent(frame.channel, event, frame.data, frame.user_id)
         if event == "pusher:ping":
             self._outbox.append(client_pong())
@@ -512,8 +550,9 @@ class ClientConnection:
         channel_data = None
         if kind == "presence":
             channel_data = encode_json({"user_id": self.user_id, "user_info": self.user_info})
-        return subscribe(self.channel, channel_auth(self.key, self.secret, self.socket_id, self.channel, channel_data),
-                         channel_data)
+        return subscribe(
+            self.channel, channel_auth(self.key, self.secret, self.socket_id, self.channel, channel_data), channel_data
+        )
 
     def data_to_send(self) -> list[str]:
         """Frames to send now, in order (each is sent once)."""

@@ -68,8 +68,9 @@ DISCONNECTED_RETRY_S = 1.0
 """Base of the lean client's retry delays. ably-js's schedule with its base (disconnectedRetryTimeout)
 at 1 s instead of 15 s: a benchmark wants a restarted target back within seconds (the app's own client
 backs off 1 s .. 5 s); ably-js users shorten it the same way."""
-_DROPPED_STATES = frozenset({ChannelState.ATTACHING, ChannelState.DETACHING, ChannelState.DETACHED,
-                             ChannelState.SUSPENDED, ChannelState.FAILED})
+_DROPPED_STATES = frozenset(
+    {ChannelState.ATTACHING, ChannelState.DETACHING, ChannelState.DETACHED, ChannelState.SUSPENDED, ChannelState.FAILED}
+)
 _ENDED = frozenset({ConnectionState.FAILED, ConnectionState.CLOSED, ConnectionState.INITIALIZED})
 
 
@@ -103,8 +104,17 @@ class LeanAblySubscriber(LeanSubscriber):
 
     backoff = AblyBackoff()
 
-    def __init__(self, hooks: SubscriberHooks, *, url: str, fmt: str, channel: str, event: str | None,
-                 tls: ssl.SSLContext | None = None, connect_timeout_s: float = CONNECT_TIMEOUT_S) -> None:
+    def __init__(
+        self,
+        hooks: SubscriberHooks,
+        *,
+        url: str,
+        fmt: str,
+        channel: str,
+        event: str | None,
+        tls: ssl.SSLContext | None = None,
+        connect_timeout_s: float = CONNECT_TIMEOUT_S,
+    ) -> None:
         super().__init__(hooks, connect_timeout_s)
         self.url = url  # holds the key: never log it
         self.fmt, self.channel, self.event, self.tls = fmt, channel, event, tls
@@ -418,23 +428,42 @@ class AblyProvider(Provider):
             port = parts.port or (443 if tls else 80)
             self.realtime_opts = {"endpoint": f"{hostname}:{port}", "tls": tls}
             # ably-python refuses Basic auth over plain http: sign token requests instead
-            self.rest_opts = {"endpoint": hostname, "tls": tls, ("tls_port" if tls else "port"): port,
-                              "use_token_auth": not tls}
+            self.rest_opts = {
+                "endpoint": hostname,
+                "tls": tls,
+                ("tls_port" if tls else "port"): port,
+                "use_token_auth": not tls,
+            }
             self._ws_url = f"{'wss' if tls else 'ws'}://{hostname}:{port}/?{query}"
 
     # -- options ------------------------------------------------------------------------------
     @classmethod
     def add_arguments(cls, group: Any) -> None:
-        group.add_argument("--ably-key", default="", include_in_web_ui=False,
-                           help=f"Ably: API key APP.KEYID:SECRET (default: ${KEY_ENV}; with no --host either one "
-                                "means the real Ably service, else the local target's key)")
-        group.add_argument("--ably-publish", choices=("realtime", "rest"), default="realtime",
-                           help="Ably: publish on a realtime connection (awaiting the ACK) or with the REST API")
-        group.add_argument("--ably-format", choices=("msgpack", "json"), default="msgpack",
-                           help="Ably: wire format (msgpack is the client's default)")
+        group.add_argument(
+            "--ably-key",
+            default="",
+            include_in_web_ui=False,
+            help=f"Ably: API key APP.KEYID:SECRET (default: ${KEY_ENV}; with no --host either one "
+            "means the real Ably service, else the local target's key)",
+        )
+        group.add_argument(
+            "--ably-publish",
+            choices=("realtime", "rest"),
+            default="realtime",
+            help="Ably: publish on a realtime connection (awaiting the ACK) or with the REST API",
+        )
+        group.add_argument(
+            "--ably-format",
+            choices=("msgpack", "json"),
+            default="msgpack",
+            help="Ably: wire format (msgpack is the client's default)",
+        )
         group.add_argument("--ably-event", default="todo:created", help="Ably: message name published and subscribed")
-        group.add_argument("--ably-endpoint", default="",
-                           help="Ably: endpoint of the real service, e.g. 'nonprod:sandbox' (default: main)")
+        group.add_argument(
+            "--ably-endpoint",
+            default="",
+            help="Ably: endpoint of the real service, e.g. 'nonprod:sandbox' (default: main)",
+        )
 
     @staticmethod
     def _given_key(options: argparse.Namespace) -> str:
@@ -487,9 +516,15 @@ class AblyProvider(Provider):
     async def open_subscriber(self, channel: str, hooks: SubscriberHooks) -> SubscriberHandle:
         if self.use_official_client():
             return await self._official_subscriber(channel, hooks)
-        subscriber = LeanAblySubscriber(hooks, url=self._ws_url, fmt="msgpack" if self.binary else "json",
-                                        channel=channel, event=self.event, tls=self.tls_context,
-                                        connect_timeout_s=self.connect_timeout_s)
+        subscriber = LeanAblySubscriber(
+            hooks,
+            url=self._ws_url,
+            fmt="msgpack" if self.binary else "json",
+            channel=channel,
+            event=self.event,
+            tls=self.tls_context,
+            connect_timeout_s=self.connect_timeout_s,
+        )
         await subscriber.start()
         return subscriber
 
@@ -546,8 +581,7 @@ class AblyProvider(Provider):
     async def _connected(client: Any) -> None:
         """Wait for CONNECTED; a FAILED connection raises its Ably error."""
         while client.connection.state != ConnectionState.CONNECTED:
-            if client.connection.state in (ConnectionState.FAILED, ConnectionState.CLOSED,
-                                           ConnectionState.SUSPENDED):
+            if client.connection.state in (ConnectionState.FAILED, ConnectionState.CLOSED, ConnectionState.SUSPENDED):
                 reason = client.connection.error_reason
                 raise ConnectionError(_reason(reason) if reason is not None else str(client.connection.state))
             await client.connection.once_async()

@@ -88,8 +88,9 @@ class Provider(ABC):
     def check_client(cls, options: argparse.Namespace) -> None:
         """``--client official`` needs an official library to exist for this provider."""
         if getattr(options, "client", "lean") == "official" and cls.official_client is None:
-            raise ProviderConfigError(f"--client official: {cls.name} has no official Python client; "
-                                      "its subscribers are always lean")
+            raise ProviderConfigError(
+                f"--client official: {cls.name} has no official Python client; its subscribers are always lean"
+            )
 
     def use_official_client(self) -> bool:
         return getattr(self.options, "client", "lean") == "official"

@@ -29,8 +29,7 @@ async def shared_session() -> aiohttp.ClientSession:
     session = _sessions.get(id(loop))
     if session is None or session.closed:
         connector = aiohttp.TCPConnector(limit=0, ttl_dns_cache=300, socket_factory=_native_socket_factory)
-        session = aiohttp.ClientSession(connector=connector, timeout=aiohttp.ClientTimeout(total=None,
-                                                                                          connect=15))
+        session = aiohttp.ClientSession(connector=connector, timeout=aiohttp.ClientTimeout(total=None, connect=15))
         _sessions[id(loop)] = session
     return session
 

@@ -76,8 +76,14 @@ class LeanSubscriber(SubscriberHandle):
         self.connect_timeout_s = connect_timeout_s
         self.connection: Connection | None = None
         self.closing = False
-        self.reconnector = Reconnector(self._open, backoff=self.backoff, timeout_s=connect_timeout_s,
-                                       on_drop=hooks.on_drop, on_back=self._back, on_give_up=self._give_up)
+        self.reconnector = Reconnector(
+            self._open,
+            backoff=self.backoff,
+            timeout_s=connect_timeout_s,
+            on_drop=hooks.on_drop,
+            on_back=self._back,
+            on_give_up=self._give_up,
+        )
 
     @property
     def rx_clock(self) -> str:

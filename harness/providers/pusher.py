@@ -110,8 +110,9 @@ class Endpoints:
         secret = _option(options, "secret") or proto.LOCAL_SECRET
         if cloud:
             cluster = _option(options, "cluster") or DEFAULT_CLUSTER
-            return cls(app_id, key, secret, f"wss://ws-{cluster}.pusher.com:443", f"api-{cluster}.pusher.com", 443,
-                       True, True)
+            return cls(
+                app_id, key, secret, f"wss://ws-{cluster}.pusher.com:443", f"api-{cluster}.pusher.com", 443, True, True
+            )
         parts = urlsplit(host)
         tls = parts.scheme in ("https", "wss")
         port = parts.port or (443 if tls else 80)
@@ -121,8 +122,10 @@ class Endpoints:
 
     @property
     def ws_url(self) -> str:
-        return (f"{self.ws_base}/app/{self.key}?protocol={proto.PROTOCOL_VERSION}&client={CLIENT_NAME}"
-                f"&version={CLIENT_VERSION}&flash=false")
+        return (
+            f"{self.ws_base}/app/{self.key}?protocol={proto.PROTOCOL_VERSION}&client={CLIENT_NAME}"
+            f"&version={CLIENT_VERSION}&flash=false"
+        )
 
 
 class PusherSubscriber(LeanSubscriber):
@@ -148,8 +151,9 @@ class PusherSubscriber(LeanSubscriber):
         if self._refused is not None:
             raise GiveUp(self._refused)
         endpoints = self.provider.endpoints
-        client = proto.ClientConnection(self.channel, key=endpoints.key, secret=endpoints.secret, user_id=self.user_id,
-                                        user_info=USER_INFO)
+        client = proto.ClientConnection(
+            self.channel, key=endpoints.key, secret=endpoints.secret, user_id=self.user_id, user_info=USER_INFO
+        )
         ws = await self._handshake(client)
         self.ws, self.client, self.pinged_at_ns = ws, client, 0
         ws.deliver_to(self._deliverer(client), lambda code, reason: self._ended(ws, code, reason))
@@ -161,8 +165,12 @@ class PusherSubscriber(LeanSubscriber):
         ws: WebSocket | None = None
         try:
             async with asyncio.timeout(timeout):
-                ws = await WebSocket.connect(self.provider.endpoints.ws_url, timeout=timeout,
-                                             max_message=MAX_MESSAGE_BYTES, tls=self.provider.tls_context)
+                ws = await WebSocket.connect(
+                    self.provider.endpoints.ws_url,
+                    timeout=timeout,
+                    max_message=MAX_MESSAGE_BYTES,
+                    tls=self.provider.tls_context,
+                )
                 while client.state is not proto.ClientState.SUBSCRIBED:
                     data, _rx_ns = await ws.receive(timeout)
                     event = client.receive(proto.decode(data))
@@ -284,15 +292,22 @@ class PusherPublisher(PublisherHandle):
     def __init__(self, provider: PusherProvider) -> None:
         self.provider = provider
         endpoints = provider.endpoints
-        self.client = PusherClient(endpoints.app_id, endpoints.key, endpoints.secret, ssl=endpoints.api_tls,
-                                   host=endpoints.api_host, port=endpoints.api_port)
+        self.client = PusherClient(
+            endpoints.app_id,
+            endpoints.key,
+            endpoints.secret,
+            ssl=endpoints.api_tls,
+            host=endpoints.api_host,
+            port=endpoints.api_port,
+        )
         self.event = str(provider.options.event)
 
     async def publish(self, channel: str, text: str) -> None:
         request = self.client.trigger.make_request([self.provider.wire_channel(channel)], self.event, text)
         session = await shared_session()
-        async with session.post(request.base_url + request.signed_path, data=request.body,
-                                headers=request.headers) as resp:
+        async with session.post(
+            request.base_url + request.signed_path, data=request.body, headers=request.headers
+        ) as resp:
             body = await resp.read()
             if resp.status != 200:
                 raise RuntimeError(f"Events API answered HTTP {resp.status}: {body[:200].decode(errors='replace')}")
@@ -320,18 +335,33 @@ class PusherProvider(Provider):
 
     @classmethod
     def add_arguments(cls, group: Any) -> None:
-        group.add_argument("--channel-type", choices=CHANNEL_TYPES, default="public",
-                           help="Pusher: public, private- or presence- channels (auth signed locally)")
-        group.add_argument("--event", default="rtbench",
-                           help="Pusher: event name published and listened to (default: rtbench)")
-        group.add_argument("--app-id", default="", help="Pusher app id (default: $PUSHER_APP_ID, else the "
-                           f"local target's {proto.LOCAL_APP_ID}); with credentials and no --host: real Pusher")
-        group.add_argument("--key", default="", help="Pusher app key (default: $PUSHER_KEY, else "
-                           f"{proto.LOCAL_KEY})")
-        group.add_argument("--secret", default="", include_in_web_ui=False,
-                           help="Pusher app secret (default: $PUSHER_SECRET, else the local default); never logged")
-        group.add_argument("--cluster", default="", help="Pusher cluster for real Pusher (default: $PUSHER_CLUSTER, "
-                           f"else {DEFAULT_CLUSTER})")
+        group.add_argument(
+            "--channel-type",
+            choices=CHANNEL_TYPES,
+            default="public",
+            help="Pusher: public, private- or presence- channels (auth signed locally)",
+        )
+        group.add_argument(
+            "--event", default="rtbench", help="Pusher: event name published and listened to (default: rtbench)"
+        )
+        group.add_argument(
+            "--app-id",
+            default="",
+            help="Pusher app id (default: $PUSHER_APP_ID, else the "
+            f"local target's {proto.LOCAL_APP_ID}); with credentials and no --host: real Pusher",
+        )
+        group.add_argument("--key", default="", help=f"Pusher app key (default: $PUSHER_KEY, else {proto.LOCAL_KEY})")
+        group.add_argument(
+            "--secret",
+            default="",
+            include_in_web_ui=False,
+            help="Pusher app secret (default: $PUSHER_SECRET, else the local default); never logged",
+        )
+        group.add_argument(
+            "--cluster",
+            default="",
+            help=f"Pusher cluster for real Pusher (default: $PUSHER_CLUSTER, else {DEFAULT_CLUSTER})",
+        )
 
     @classmethod
     def validate(cls, options: argparse.Namespace) -> None:
@@ -348,8 +378,9 @@ class PusherProvider(Provider):
         if app_id and not proto.APP_ID_RE.match(app_id):
             raise ProviderConfigError("--app-id / PUSHER_APP_ID must be digits")
         if _is_cloud(getattr(options, "host", None), options):
-            missing = [f"--{n.replace('_', '-')} ({_ENV[n]})" for n in ("app_id", "key", "secret")
-                       if not _option(options, n)]
+            missing = [
+                f"--{n.replace('_', '-')} ({_ENV[n]})" for n in ("app_id", "key", "secret") if not _option(options, n)
+            ]
             if missing:
                 raise ProviderConfigError(f"real Pusher needs {', '.join(missing)}; or give --host for a local target")
             cluster = _option(options, "cluster")

@@ -189,10 +189,15 @@ class SocketIOProvider(Provider):
 
     @classmethod
     def add_arguments(cls, group: Any) -> None:
-        group.add_argument("--publish-via", choices=("socket", "http"), default="socket",
-                           help="Socket.IO: publish with a socket emit, or POST /api/publish on the app")
-        group.add_argument("--event", default="message",
-                           help="event name subscribers listen to and publishers emit (default: message)")
+        group.add_argument(
+            "--publish-via",
+            choices=("socket", "http"),
+            default="socket",
+            help="Socket.IO: publish with a socket emit, or POST /api/publish on the app",
+        )
+        group.add_argument(
+            "--event", default="message", help="event name subscribers listen to and publishers emit (default: message)"
+        )
         group.add_argument("--socketio-path", default="socket.io", help="Socket.IO: the server's path")
 
     @classmethod
@@ -201,12 +206,22 @@ class SocketIOProvider(Provider):
             raise ProviderConfigError("--event must not be empty")
 
     async def _client(self, session: aiohttp.ClientSession) -> socketio.AsyncClient:
-        return socketio.AsyncClient(reconnection=True, reconnection_delay=0.5, reconnection_delay_max=5,
-                                    handle_sigint=False, http_session=session, ssl_verify=True)
+        return socketio.AsyncClient(
+            reconnection=True,
+            reconnection_delay=0.5,
+            reconnection_delay_max=5,
+            handle_sigint=False,
+            http_session=session,
+            ssl_verify=True,
+        )
 
     async def _connect(self, client: socketio.AsyncClient) -> None:
-        await client.connect(self.host, transports=["websocket"], socketio_path=self.options.socketio_path,
-                             wait_timeout=CONNECT_TIMEOUT_S)
+        await client.connect(
+            self.host,
+            transports=["websocket"],
+            socketio_path=self.options.socketio_path,
+            wait_timeout=CONNECT_TIMEOUT_S,
+        )
 
     async def open_subscriber(self, channel: str, hooks: SubscriberHooks) -> SubscriberHandle:
         if self.use_official_client():

@@ -21,15 +21,17 @@ PALETTE = ("#2563eb", "#dc2626", "#059669", "#d97706", "#7c3aed", "#0891b2", "#d
 _SIZE = (9.0, 3.4)
 THRESHOLD_SPAN = 3.0  # draw a gate line only when it is within this factor of the curve's top
 
-plt.rcParams.update({
-    "svg.fonttype": "none",  # text stays text: smaller files, selectable labels
-    "font.size": 9,
-    "axes.grid": True,
-    "grid.alpha": 0.3,
-    "axes.spines.top": False,
-    "axes.spines.right": False,
-    "svg.hashsalt": "rtbench",  # stable ids, so the same data renders the same file
-})
+plt.rcParams.update(
+    {
+        "svg.fonttype": "none",  # text stays text: smaller files, selectable labels
+        "font.size": 9,
+        "axes.grid": True,
+        "grid.alpha": 0.3,
+        "axes.spines.top": False,
+        "axes.spines.right": False,
+        "svg.hashsalt": "rtbench",  # stable ids, so the same data renders the same file
+    }
+)
 
 
 def _svg(fig: Figure) -> str:
@@ -38,7 +40,7 @@ def _svg(fig: Figure) -> str:
     fig.savefig(buffer, format="svg", bbox_inches="tight", metadata={"Date": None, "Creator": None})
     plt.close(fig)
     text = buffer.getvalue()
-    text = text[text.index("<svg"):]
+    text = text[text.index("<svg") :]
     text = re.sub(r"<metadata>.*?</metadata>", "", text, flags=re.S)
     return text
 
@@ -57,8 +59,11 @@ def _percentile_axis(ax: Any, top_pct: float) -> None:
     ax.set_xlabel("percentile")
 
 
-def percentile_chart(curves: Sequence[tuple[str, Sequence[float], Sequence[float]]],
-                     thresholds: Sequence[tuple[str, float]] = (), ylabel: str = "latency (ms)") -> str:
+def percentile_chart(
+    curves: Sequence[tuple[str, Sequence[float], Sequence[float]]],
+    thresholds: Sequence[tuple[str, float]] = (),
+    ylabel: str = "latency (ms)",
+) -> str:
     """One or more (label, percentiles, values) curves on an HdrHistogram-style axis, gates as lines."""
     fig, ax = plt.subplots(figsize=_SIZE)
     top = CURVE_TICKS[-1]
@@ -69,8 +74,14 @@ def percentile_chart(curves: Sequence[tuple[str, Sequence[float], Sequence[float
         if top_value and value > THRESHOLD_SPAN * top_value:
             continue  # a far-off gate would flatten the curve; the gate table shows it
         ax.axhline(value, color="#6b7280", ls="--", lw=1)
-        ax.annotate(label, xy=(_x(CURVE_TICKS[0]), value), xytext=(4, 3), textcoords="offset points",
-                    color="#4b5563", fontsize=8)
+        ax.annotate(
+            label,
+            xy=(_x(CURVE_TICKS[0]), value),
+            xytext=(4, 3),
+            textcoords="offset points",
+            color="#4b5563",
+            fontsize=8,
+        )
     _percentile_axis(ax, top)
     ax.set_ylabel(ylabel)
     ax.set_ylim(bottom=0)
@@ -79,28 +90,47 @@ def percentile_chart(curves: Sequence[tuple[str, Sequence[float], Sequence[float
     return _svg(fig)
 
 
-def time_chart(elapsed: Sequence[float], series: Sequence[tuple[str, Sequence[float]]], ylabel: str,
-               right: tuple[str, Sequence[float]] | None = None, right_label: str = "") -> str:
+def time_chart(
+    elapsed: Sequence[float],
+    series: Sequence[tuple[str, Sequence[float]]],
+    ylabel: str,
+    right: tuple[str, Sequence[float]] | None = None,
+    right_label: str = "",
+) -> str:
     """Lines over elapsed time; an optional second series on its own right-hand axis."""
     fig, ax = plt.subplots(figsize=_SIZE)
     for index, (label, values) in enumerate(series):
-        ax.plot(elapsed, values, label=label, color=PALETTE[index % len(PALETTE)], lw=1.6,
-                marker="o" if len(elapsed) < 30 else None, ms=3)
+        ax.plot(
+            elapsed,
+            values,
+            label=label,
+            color=PALETTE[index % len(PALETTE)],
+            lw=1.6,
+            marker="o" if len(elapsed) < 30 else None,
+            ms=3,
+        )
     ax.set_xlabel("elapsed (s)")
     ax.set_ylabel(ylabel)
     ax.set_ylim(bottom=0)
     handles, labels = ax.get_legend_handles_labels()
     if right is not None:
         twin = ax.twinx()
-        twin.plot(elapsed, right[1], label=right[0], color=PALETTE[len(series) % len(PALETTE)], lw=1.6,
-                  ls="--", marker="s" if len(elapsed) < 30 else None, ms=3)
+        twin.plot(
+            elapsed,
+            right[1],
+            label=right[0],
+            color=PALETTE[len(series) % len(PALETTE)],
+            lw=1.6,
+            ls="--",
+            marker="s" if len(elapsed) < 30 else None,
+            ms=3,
+        )
         twin.set_ylabel(right_label)
         twin.set_ylim(bottom=0)
         twin.grid(False)
         more_handles, more_labels = twin.get_legend_handles_labels()
         handles, labels = handles + more_handles, labels + more_labels
-    ax.legend(handles, labels, loc="lower left", bbox_to_anchor=(0.0, 1.0), frameon=False,
-              ncols=max(1, len(labels)))
+    ax.legend(handles, labels, loc="lower left", bbox_to_anchor=(0.0, 1.0), frameon=False, ncols=max(1, len(labels)))
     return _svg(fig)
 
 

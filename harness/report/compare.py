@@ -30,9 +30,30 @@ from harness.report.rundata import REPORT, SUMMARY, RunData, percentile_curve
 
 CSV = "compare.csv"
 INDEX = "index.html"
-CSV_COLUMNS = ("label", "provider", "target", "users", "publish_rate", "duration_s", "p50_ms", "p95_ms",
-               "p99_ms", "p999_ms", "max_ms", "connect_p95_ms", "delivered", "lost", "loss_rate",
-               "deliveries_per_s", "cpu_peak_pct", "trustworthy", "passed", "gates", "run_dir", "error")
+CSV_COLUMNS = (
+    "label",
+    "provider",
+    "target",
+    "users",
+    "publish_rate",
+    "duration_s",
+    "p50_ms",
+    "p95_ms",
+    "p99_ms",
+    "p999_ms",
+    "max_ms",
+    "connect_p95_ms",
+    "delivered",
+    "lost",
+    "loss_rate",
+    "deliveries_per_s",
+    "cpu_peak_pct",
+    "trustworthy",
+    "passed",
+    "gates",
+    "run_dir",
+    "error",
+)
 
 
 @dataclass
@@ -52,16 +73,16 @@ class Entry:
 def labels_for(runs: Sequence[RunData]) -> list[str]:
     """Provider names, disambiguated by folder when one provider appears more than once."""
     names = [r.provider for r in runs]
-    return [name if names.count(name) == 1 else f"{name} ({r.folder.name})" for name, r in zip(names, runs,
-                                                                                                 strict=True)]
+    return [
+        name if names.count(name) == 1 else f"{name} ({r.folder.name})" for name, r in zip(names, runs, strict=True)
+    ]
 
 
 def make_entries(runs: Sequence[RunData], gates: Sequence[gates_mod.Gate] | None) -> list[Entry]:
     """Entries with gate verdicts: re-evaluated when ``gates`` are given, else those stored in each run."""
     entries = []
     for label, run in zip(labels_for(runs), runs, strict=True):
-        results = (gates_mod.evaluate_all(list(gates), run.summary) if gates
-                   else list(run.summary.get("gates", [])))
+        results = gates_mod.evaluate_all(list(gates), run.summary) if gates else list(run.summary.get("gates", []))
         entries.append(Entry(label=label, run=run, gates=results))
     return entries
 
@@ -72,18 +93,28 @@ def _row(entry: Entry, out: Path) -> dict[str, Any]:
     s = entry.run.summary
     lat, load, health = s.get("latency_ms", {}), s.get("load", {}), s.get("harness", {})
     return {
-        "label": entry.label, "provider": entry.run.provider, "target": s.get("target", ""),
-        "users": load.get("users"), "publish_rate": load.get("publish_rate"),
+        "label": entry.label,
+        "provider": entry.run.provider,
+        "target": s.get("target", ""),
+        "users": load.get("users"),
+        "publish_rate": load.get("publish_rate"),
         "duration_s": load.get("duration_s"),
-        "p50_ms": lat.get("p50"), "p95_ms": lat.get("p95"), "p99_ms": lat.get("p99"),
-        "p999_ms": lat.get("p999"), "max_ms": lat.get("max"),
+        "p50_ms": lat.get("p50"),
+        "p95_ms": lat.get("p95"),
+        "p99_ms": lat.get("p99"),
+        "p999_ms": lat.get("p999"),
+        "max_ms": lat.get("max"),
         "connect_p95_ms": s.get("connect_ms", {}).get("p95"),
-        "delivered": s.get("messages", {}).get("delivered"), "lost": s.get("messages", {}).get("lost"),
-        "loss_rate": round(loss_rate(s), 6), "deliveries_per_s": round(deliveries_per_s(s), 3),
-        "cpu_peak_pct": health.get("cpu_peak_pct"), "trustworthy": bool(health.get("trustworthy", True)),
+        "delivered": s.get("messages", {}).get("delivered"),
+        "lost": s.get("messages", {}).get("lost"),
+        "loss_rate": round(loss_rate(s), 6),
+        "deliveries_per_s": round(deliveries_per_s(s), 3),
+        "cpu_peak_pct": health.get("cpu_peak_pct"),
+        "trustworthy": bool(health.get("trustworthy", True)),
         "passed": entry.passed,
         "gates": ";".join(f"{g['expr']}={'pass' if g['passed'] else 'FAIL'}" for g in entry.gates),
-        "run_dir": os.path.relpath(entry.run.folder, out), "error": entry.error,
+        "run_dir": os.path.relpath(entry.run.folder, out),
+        "error": entry.error,
     }
 
 
@@ -122,24 +153,44 @@ def context(entries: Sequence[Entry], out: Path, title: str) -> dict[str, Any]:
         if entry.run is not None:
             s = entry.run.summary
             lat = s.get("latency_ms", {})
-            row.update({
-                "ok": True, "link": _link(entry, out),
-                "cells": [fmt_num(lat.get(k, "")) for k in ("p50", "p95", "p99", "p999", "max")]
-                + [fmt_num(s.get("connect_ms", {}).get("p95", "")),
-                   fmt_num(s.get("messages", {}).get("lost", "")), f"{loss_rate(s) * 100:.4g}%",
-                   f"{deliveries_per_s(s):,.1f}", fmt_num(s.get("harness", {}).get("cpu_peak_pct", ""))],
-                "trustworthy": bool(s.get("harness", {}).get("trustworthy", True)),
-                "load": s.get("load", {}), "target": s.get("target", ""),
-                "gates": {str(g["expr"]): {"passed": g["passed"],
-                                           "text": gate_value_text(str(g["expr"]), float(g["value"]))}
-                          for g in entry.gates},
-            })
+            row.update(
+                {
+                    "ok": True,
+                    "link": _link(entry, out),
+                    "cells": [fmt_num(lat.get(k, "")) for k in ("p50", "p95", "p99", "p999", "max")]
+                    + [
+                        fmt_num(s.get("connect_ms", {}).get("p95", "")),
+                        fmt_num(s.get("messages", {}).get("lost", "")),
+                        f"{loss_rate(s) * 100:.4g}%",
+                        f"{deliveries_per_s(s):,.1f}",
+                        fmt_num(s.get("harness", {}).get("cpu_peak_pct", "")),
+                    ],
+                    "trustworthy": bool(s.get("harness", {}).get("trustworthy", True)),
+                    "load": s.get("load", {}),
+                    "target": s.get("target", ""),
+                    "gates": {
+                        str(g["expr"]): {
+                            "passed": g["passed"],
+                            "text": gate_value_text(str(g["expr"]), float(g["value"])),
+                        }
+                        for g in entry.gates
+                    },
+                }
+            )
         else:
             row["ok"] = False
         rows.append(row)
-    loads = {tuple(sorted((k, str(v)) for k, v in e.run.summary.get("load", {}).items()
-                          if k in ("users", "publish_rate", "channels", "payload_bytes", "processes")))
-             for e in runs if e.run is not None}
+    loads = {
+        tuple(
+            sorted(
+                (k, str(v))
+                for k, v in e.run.summary.get("load", {}).items()
+                if k in ("users", "publish_rate", "channels", "payload_bytes", "processes")
+            )
+        )
+        for e in runs
+        if e.run is not None
+    }
     return {
         "title": title,
         "rows": rows,

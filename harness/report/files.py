@@ -11,8 +11,21 @@ from typing import IO, Any
 
 from harness import hist
 
-TIMESERIES_COLUMNS = ("elapsed_s", "connections", "published", "delivered", "errors", "dropped",
-                      "p50_ms", "p95_ms", "p99_ms", "max_ms", "lost", "cpu_pct", "loop_lag_p99_ms")
+TIMESERIES_COLUMNS = (
+    "elapsed_s",
+    "connections",
+    "published",
+    "delivered",
+    "errors",
+    "dropped",
+    "p50_ms",
+    "p95_ms",
+    "p99_ms",
+    "max_ms",
+    "lost",
+    "cpu_pct",
+    "loop_lag_p99_ms",
+)
 
 
 def default_folder(provider: str) -> Path:
@@ -31,8 +44,10 @@ class RunFolder:
         self._csv = csv.writer(self._csv_file)
         self._csv.writerow(TIMESERIES_COLUMNS)
         self._hlog.write("#[Histogram log format version 1.2]\n")
-        self._hlog.write(f"#[StartTime: {start_ms / 1000:.3f} (seconds since epoch), "
-                         f"{time.strftime('%Y-%m-%d %H:%M:%S', time.gmtime(start_ms / 1000))} UTC]\n")
+        self._hlog.write(
+            f"#[StartTime: {start_ms / 1000:.3f} (seconds since epoch), "
+            f"{time.strftime('%Y-%m-%d %H:%M:%S', time.gmtime(start_ms / 1000))} UTC]\n"
+        )
         self._hlog.write(f"#[BaseTime: {start_ms / 1000:.3f} (seconds since epoch)]\n")
         self._hlog.write("#rtbench delivery latency; values in microseconds, Interval_Max in milliseconds\n")
         self._hlog.write('"StartTimestamp","Interval_Length","Interval_Max","Interval_Compressed_Histogram"\n')
@@ -40,12 +55,27 @@ class RunFolder:
     def write_interval(self, start_ms: int, end_ms: int, histogram: Any, row: dict[str, Any]) -> None:
         start_s = (start_ms - self.start_ms) / 1000.0
         length_s = max(0.0, (end_ms - start_ms) / 1000.0)
-        self._hlog.write(f"{start_s:.3f},{length_s:.3f},{histogram.get_max_value() / 1000.0:.3f},"
-                         f"{hist.encode(histogram)}\n")
+        self._hlog.write(
+            f"{start_s:.3f},{length_s:.3f},{histogram.get_max_value() / 1000.0:.3f},{hist.encode(histogram)}\n"
+        )
         lat = hist.latency_summary(histogram)
-        self._csv.writerow([round((end_ms - self.start_ms) / 1000.0, 3), row["connections"], row["published"],
-                            row["delivered"], row["errors"], row["dropped"], lat["p50"], lat["p95"], lat["p99"],
-                            lat["max"], row.get("lost", ""), row.get("cpu_pct", ""), row.get("loop_lag_p99_ms", "")])
+        self._csv.writerow(
+            [
+                round((end_ms - self.start_ms) / 1000.0, 3),
+                row["connections"],
+                row["published"],
+                row["delivered"],
+                row["errors"],
+                row["dropped"],
+                lat["p50"],
+                lat["p95"],
+                lat["p99"],
+                lat["max"],
+                row.get("lost", ""),
+                row.get("cpu_pct", ""),
+                row.get("loop_lag_p99_ms", ""),
+            ]
+        )
         self._hlog.flush()
         self._csv_file.flush()
 

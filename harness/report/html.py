@@ -43,11 +43,19 @@ HEADLINE = (
 
 
 # -- formatting ---------------------------------------------------------------------------------
-LATENCY_ROWS = (("delivery", "latency_ms"), ("fan-out", "fanout_ms"), ("ramp-up", "ramp_ms"),
-                ("client lag", "client_lag_ms"), ("publisher lag", "publish_lag_ms"))
-RX_CLOCK_TEXT = {"kernel": "kernel receive timestamp of the bytes", "read": "time of the socket read (no kernel stamp)",
-                 "callback": "client library's callback (includes the library's and the generator's delays)",
-                 "mixed": "mixed clocks, see rx_clocks in summary.json"}
+LATENCY_ROWS = (
+    ("delivery", "latency_ms"),
+    ("fan-out", "fanout_ms"),
+    ("ramp-up", "ramp_ms"),
+    ("client lag", "client_lag_ms"),
+    ("publisher lag", "publish_lag_ms"),
+)
+RX_CLOCK_TEXT = {
+    "kernel": "kernel receive timestamp of the bytes",
+    "read": "time of the socket read (no kernel stamp)",
+    "callback": "client library's callback (includes the library's and the generator's delays)",
+    "mixed": "mixed clocks, see rx_clocks in summary.json",
+}
 
 
 def _shown(summary: Mapping[str, Any], key: str) -> bool:
@@ -128,8 +136,9 @@ def redact(params: Mapping[str, Any]) -> dict[str, Any]:
 def known_secrets(environ: Mapping[str, str] | None = None) -> list[str]:
     """Values of credential-like environment variables (PUSHER_SECRET, ABLY_API_KEY, ...)."""
     env = os.environ if environ is None else environ
-    return sorted({v for k, v in env.items() if _SECRET_ENV.search(k) and len(v) >= MIN_SECRET_LEN},
-                  key=len, reverse=True)
+    return sorted(
+        {v for k, v in env.items() if _SECRET_ENV.search(k) and len(v) >= MIN_SECRET_LEN}, key=len, reverse=True
+    )
 
 
 def scrub(text: str, secrets: Iterable[str]) -> str:
@@ -140,9 +149,13 @@ def scrub(text: str, secrets: Iterable[str]) -> str:
 
 # -- the page -----------------------------------------------------------------------------------
 def environment() -> jinja2.Environment:
-    env = jinja2.Environment(loader=jinja2.FileSystemLoader(str(TEMPLATES)),
-                             autoescape=jinja2.select_autoescape(["html", "j2"]),
-                             undefined=jinja2.ChainableUndefined, trim_blocks=True, lstrip_blocks=True)
+    env = jinja2.Environment(
+        loader=jinja2.FileSystemLoader(str(TEMPLATES)),
+        autoescape=jinja2.select_autoescape(["html", "j2"]),
+        undefined=jinja2.ChainableUndefined,
+        trim_blocks=True,
+        lstrip_blocks=True,
+    )
     env.filters["num"] = fmt_num
     return env
 
@@ -177,18 +190,22 @@ def _charts(run: RunData) -> dict[str, str]:
     out: dict[str, str] = {}
     if run.latency is not None:
         pcts, values = percentile_curve(run.latency)
-        out["distribution"] = charts.percentile_chart([(run.provider, pcts, values)],
-                                                      _latency_thresholds(summary))
+        out["distribution"] = charts.percentile_chart([(run.provider, pcts, values)], _latency_thresholds(summary))
     if len(frame):
         elapsed = frame["elapsed_s"].tolist()
-        lines = [(c.replace("_ms", ""), frame[c].tolist()) for c in ("p50_ms", "p95_ms", "p99_ms")
-                 if c in frame.columns]
+        lines = [
+            (c.replace("_ms", ""), frame[c].tolist()) for c in ("p50_ms", "p95_ms", "p99_ms") if c in frame.columns
+        ]
         if lines:
             out["latency_over_time"] = charts.time_chart(elapsed, lines, "latency (ms)")
         if "connections" in frame.columns and "deliveries_per_s" in frame.columns:
             out["throughput"] = charts.time_chart(
-                elapsed, [("connections", frame["connections"].tolist())], "open connections",
-                right=("deliveries/s", frame["deliveries_per_s"].tolist()), right_label="deliveries/s")
+                elapsed,
+                [("connections", frame["connections"].tolist())],
+                "open connections",
+                right=("deliveries/s", frame["deliveries_per_s"].tolist()),
+                right_label="deliveries/s",
+            )
         health = [(c, frame[c].tolist()) for c in ("cpu_pct", "loop_lag_p99_ms") if c in frame.columns]
         if health:
             out["health"] = charts.time_chart(elapsed, health, "CPU % / loop lag ms")
@@ -208,22 +225,39 @@ def _charts(run: RunData) -> dict[str, str]:
 def context(run: RunData) -> dict[str, Any]:
     """Everything the template shows, computed here so the template stays declarative."""
     summary = run.summary
-    gates = [{**g, "value_text": gate_value_text(str(g.get("expr", "")), float(g.get("value", 0)))}
-             for g in summary.get("gates", [])]
-    headline = [{"label": label, "key": key, "value": fmt_num(lookup(summary, key)), "unit": unit}
-                for label, key, unit in HEADLINE if lookup(summary, key) is not None]
+    gates = [
+        {**g, "value_text": gate_value_text(str(g.get("expr", "")), float(g.get("value", 0)))}
+        for g in summary.get("gates", [])
+    ]
+    headline = [
+        {"label": label, "key": key, "value": fmt_num(lookup(summary, key)), "unit": unit}
+        for label, key, unit in HEADLINE
+        if lookup(summary, key) is not None
+    ]
     messages = summary.get("messages", {})
-    accounting = [(name, fmt_num(messages.get(key, 0))) for name, key in (
-        ("published", "published"), ("expected deliveries", "expected"), ("delivered", "delivered"),
-        ("lost", "lost"), ("duplicated", "duplicated"), ("out of order", "out_of_order"),
-        ("errors", "errors"))]
+    accounting = [
+        (name, fmt_num(messages.get(key, 0)))
+        for name, key in (
+            ("published", "published"),
+            ("expected deliveries", "expected"),
+            ("delivered", "delivered"),
+            ("lost", "lost"),
+            ("duplicated", "duplicated"),
+            ("out of order", "out_of_order"),
+            ("errors", "errors"),
+        )
+    ]
     accounting.append(("loss rate", f"{loss_rate(summary) * 100:.4g}%"))
     accounting.append(("deliveries/s", f"{deliveries_per_s(summary):,.1f}"))
     if "foreign_messages" in summary:
         accounting.append(("foreign messages (ignored)", fmt_num(summary["foreign_messages"])))
-    parameters: dict[str, Any] = {"provider": summary.get("provider"), "target": summary.get("target"),
-                                  "run_id": summary.get("run_id", ""), "started_at": summary.get("started_at", ""),
-                                  "schema": summary.get("schema", "")}
+    parameters: dict[str, Any] = {
+        "provider": summary.get("provider"),
+        "target": summary.get("target"),
+        "run_id": summary.get("run_id", ""),
+        "started_at": summary.get("started_at", ""),
+        "schema": summary.get("schema", ""),
+    }
     parameters["load"] = summary.get("load", {})
     if isinstance(summary.get("parameters"), Mapping):
         parameters["options"] = summary["parameters"]

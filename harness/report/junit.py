@@ -19,8 +19,9 @@ def _suite_name(summary: Mapping[str, Any]) -> str:
     return f"rtbench.{summary.get('provider', 'run')}"
 
 
-def to_junit(summary: Mapping[str, Any], results: Sequence[Mapping[str, Any]], *,
-             require_trustworthy: bool = False) -> ET.ElementTree[ET.Element]:
+def to_junit(
+    summary: Mapping[str, Any], results: Sequence[Mapping[str, Any]], *, require_trustworthy: bool = False
+) -> ET.ElementTree[ET.Element]:
     """``results`` are evaluated gates ({expr, value, passed}); untrustworthy runs fail one more case
     when ``require_trustworthy`` is set."""
     name = _suite_name(summary)
@@ -32,8 +33,9 @@ def to_junit(summary: Mapping[str, Any], results: Sequence[Mapping[str, Any]], *
         measured = gate_value_text(str(result["expr"]), float(result["value"]))
         if not result["passed"]:
             failures += 1
-            failure = ET.SubElement(case, "failure", {
-                "type": "GateFailed", "message": f"{result['expr']} failed: measured {measured}"})
+            failure = ET.SubElement(
+                case, "failure", {"type": "GateFailed", "message": f"{result['expr']} failed: measured {measured}"}
+            )
             failure.text = f"gate {result['expr']}: measured {measured}"
         out = ET.SubElement(case, "system-out")
         out.text = f"measured {measured}"
@@ -44,29 +46,34 @@ def to_junit(summary: Mapping[str, Any], results: Sequence[Mapping[str, Any]], *
         if not health.get("trustworthy", True):
             failures += 1
             reasons = "; ".join(str(r) for r in health.get("reasons", [])) or "no reason given"
-            failure = ET.SubElement(case, "failure", {"type": "Untrustworthy",
-                                                      "message": f"load generator saturated: {reasons}"})
+            failure = ET.SubElement(
+                case, "failure", {"type": "Untrustworthy", "message": f"load generator saturated: {reasons}"}
+            )
             failure.text = reasons
         cases.append(case)
-    counts = {"tests": str(len(cases)), "failures": str(failures), "errors": "0", "skipped": "0",
-              "time": duration}
+    counts = {"tests": str(len(cases)), "failures": str(failures), "errors": "0", "skipped": "0", "time": duration}
     root = ET.Element("testsuites", {"name": "rtbench", **counts})
-    suite = ET.SubElement(root, "testsuite", {"name": name, **counts,
-                                              "timestamp": str(summary.get("started_at", "")).rstrip("Z")})
+    suite = ET.SubElement(
+        root, "testsuite", {"name": name, **counts, "timestamp": str(summary.get("started_at", "")).rstrip("Z")}
+    )
     properties = ET.SubElement(suite, "properties")
-    for key, value in (("provider", summary.get("provider", "")), ("target", summary.get("target", "")),
-                       ("run_id", summary.get("run_id", "")),
-                       ("trustworthy", str(bool(health.get("trustworthy", True))).lower()),
-                       ("p50_ms", fmt_num(summary.get("latency_ms", {}).get("p50", ""))),
-                       ("p99_ms", fmt_num(summary.get("latency_ms", {}).get("p99", "")))):
+    for key, value in (
+        ("provider", summary.get("provider", "")),
+        ("target", summary.get("target", "")),
+        ("run_id", summary.get("run_id", "")),
+        ("trustworthy", str(bool(health.get("trustworthy", True))).lower()),
+        ("p50_ms", fmt_num(summary.get("latency_ms", {}).get("p50", ""))),
+        ("p99_ms", fmt_num(summary.get("latency_ms", {}).get("p99", ""))),
+    ):
         ET.SubElement(properties, "property", {"name": key, "value": str(value)})
     suite.extend(cases)
     ET.indent(root)
     return ET.ElementTree(root)
 
 
-def write_junit(path: Path, summary: Mapping[str, Any], results: Sequence[Mapping[str, Any]], *,
-                require_trustworthy: bool = False) -> None:
+def write_junit(
+    path: Path, summary: Mapping[str, Any], results: Sequence[Mapping[str, Any]], *, require_trustworthy: bool = False
+) -> None:
     if path.parent != Path(""):
         path.parent.mkdir(parents=True, exist_ok=True)
     tree = to_junit(summary, results, require_trustworthy=require_trustworthy)

@@ -104,8 +104,12 @@ def load_run(path: Path) -> RunData:
     summary_file = summary_path(path)
     summary = read_summary(summary_file)
     folder = summary_file.parent
-    return RunData(folder=folder, summary=summary, timeseries=read_timeseries(folder / TIMESERIES),
-                   latency=read_hlog(folder / HLOG))
+    return RunData(
+        folder=folder,
+        summary=summary,
+        timeseries=read_timeseries(folder / TIMESERIES),
+        latency=read_hlog(folder / HLOG),
+    )
 
 
 # HdrHistogram-style percentile axis: x = 1 / (1 - p), from the median to 99.99%.
@@ -117,6 +121,6 @@ def percentile_curve(histogram: Any, points: int = 160) -> tuple[list[float], li
     import numpy as np
 
     exponents = np.linspace(np.log10(2.0), 4.0, points)
-    pcts = [float(100.0 * (1.0 - 10.0 ** -x)) for x in exponents]
+    pcts = [float(100.0 * (1.0 - 10.0**-x)) for x in exponents]
     values = [v / 1000.0 for v in hist.percentiles(histogram, pcts)]
     return pcts, values

@@ -43,8 +43,7 @@ def _p99_max_ms(encoded: str | None) -> tuple[float, float]:
     histogram = hist.decode(encoded)
     if not histogram.get_total_count():
         return 0.0, 0.0
-    return (round(hist.percentiles(histogram, [99.0])[0] / 1000.0, 3),
-            round(histogram.get_max_value() / 1000.0, 3))
+    return (round(hist.percentiles(histogram, [99.0])[0] / 1000.0, 3), round(histogram.get_max_value() / 1000.0, 3))
 
 
 def harness_health(finals: list[dict[str, Any]], gates: list[gates_mod.Gate]) -> dict[str, Any]:
@@ -62,27 +61,48 @@ def harness_health(finals: list[dict[str, Any]], gates: list[gates_mod.Gate]) ->
         client_p99, client_max = _p99_max_ms(final.get("client_lag"))
         cpu = final["health"]["cpu_samples"]
         peak = max(cpu) if cpu else 0.0
-        generators.append({"generator": index, "loop_lag_p99_ms": p99, "loop_lag_max_ms": lag_max,
-                           "publish_lag_p99_ms": publish_p99, "publish_lag_max_ms": publish_max,
-                           "client_lag_p99_ms": client_p99, "client_lag_max_ms": client_max, "cpu_peak_pct": peak})
+        generators.append(
+            {
+                "generator": index,
+                "loop_lag_p99_ms": p99,
+                "loop_lag_max_ms": lag_max,
+                "publish_lag_p99_ms": publish_p99,
+                "publish_lag_max_ms": publish_max,
+                "client_lag_p99_ms": client_p99,
+                "client_lag_max_ms": client_max,
+                "cpu_peak_pct": peak,
+            }
+        )
         worst_p99, worst_max, cpu_peak = max(worst_p99, p99), max(worst_max, lag_max), max(cpu_peak, peak)
         if publish_p99 > limit:
-            reasons.append(f"generator {index}: publisher lag p99 {publish_p99:g} ms exceeds {limit:g} ms "
-                           f"(10% of the tightest latency gate): messages left late and latency counts from their "
-                           f"due time")
+            reasons.append(
+                f"generator {index}: publisher lag p99 {publish_p99:g} ms exceeds {limit:g} ms "
+                f"(10% of the tightest latency gate): messages left late and latency counts from their "
+                f"due time"
+            )
         if client_p99 > CLIENT_LAG_LIMIT_MS:
-            reasons.append(f"generator {index}: client lag p99 {client_p99:g} ms exceeds {CLIENT_LAG_LIMIT_MS:g} ms: "
-                           f"it read its sockets so late that their buffers may have slowed the server")
+            reasons.append(
+                f"generator {index}: client lag p99 {client_p99:g} ms exceeds {CLIENT_LAG_LIMIT_MS:g} ms: "
+                f"it read its sockets so late that their buffers may have slowed the server"
+            )
         callback = int(final.get("rx_clocks", {}).get("callback", 0))
         if callback and p99 > limit:
-            reasons.append(f"generator {index}: event-loop lag p99 {p99:g} ms exceeds {limit:g} ms while "
-                           f"{callback} subscribers are timed in a library callback (--client official)")
+            reasons.append(
+                f"generator {index}: event-loop lag p99 {p99:g} ms exceeds {limit:g} ms while "
+                f"{callback} subscribers are timed in a library callback (--client official)"
+            )
         if _saturated(cpu):
-            reasons.append(f"generator {index}: CPU at or above {CPU_SATURATED_PCT:g}% of a core for "
-                           f"{CPU_SATURATED_SAMPLES}+ seconds")
-    return {"trustworthy": not reasons, "reasons": reasons,
-            "loop_lag_ms": {"p99": worst_p99, "max": worst_max, "limit": limit},
-            "cpu_peak_pct": cpu_peak, "generators": generators}
+            reasons.append(
+                f"generator {index}: CPU at or above {CPU_SATURATED_PCT:g}% of a core for "
+                f"{CPU_SATURATED_SAMPLES}+ seconds"
+            )
+    return {
+        "trustworthy": not reasons,
+        "reasons": reasons,
+        "loop_lag_ms": {"p99": worst_p99, "max": worst_max, "limit": limit},
+        "cpu_peak_pct": cpu_peak,
+        "generators": generators,
+    }
 
 
 def fanout_histogram(finals: list[dict[str, Any]]) -> Any:
@@ -112,8 +132,16 @@ def rx_clock(finals: list[dict[str, Any]]) -> tuple[str, dict[str, int]]:
     return ("mixed" if named else "none"), counts
 
 
-def build(*, provider: str, target: str, load: dict[str, Any], finals: list[dict[str, Any]],
-          gates: list[gates_mod.Gate], run_id: str, started_at: str) -> dict[str, Any]:
+def build(
+    *,
+    provider: str,
+    target: str,
+    load: dict[str, Any],
+    finals: list[dict[str, Any]],
+    gates: list[gates_mod.Gate],
+    run_id: str,
+    started_at: str,
+) -> dict[str, Any]:
     """The whole summary from every generator's final report; histograms merge exactly."""
     latency = hist.merge([f["latency"] for f in finals])
     connect = hist.merge([f["connect"] for f in finals])
@@ -137,15 +165,27 @@ def build(*, provider: str, target: str, load: dict[str, Any], finals: list[dict
     totals = account(ledgers, subscribers)
     messages = {"published": counts.get("published", 0), **totals.as_dict(), "errors": counts.get("errors", 0)}
     summary: dict[str, Any] = {
-        "schema": SCHEMA, "provider": provider, "target": target, "run_id": run_id,
-        "started_at": started_at, "load": load,
-        "latency_ms": hist.latency_summary(latency), "fanout_ms": hist.latency_summary(fanout),
-        "ramp_ms": hist.latency_summary(ramp), "client_lag_ms": hist.latency_summary(client_lag),
-        "publish_lag_ms": hist.latency_summary(publish_lag), "rx_clock": clock_name, "rx_clocks": clock_counts,
+        "schema": SCHEMA,
+        "provider": provider,
+        "target": target,
+        "run_id": run_id,
+        "started_at": started_at,
+        "load": load,
+        "latency_ms": hist.latency_summary(latency),
+        "fanout_ms": hist.latency_summary(fanout),
+        "ramp_ms": hist.latency_summary(ramp),
+        "client_lag_ms": hist.latency_summary(client_lag),
+        "publish_lag_ms": hist.latency_summary(publish_lag),
+        "rx_clock": clock_name,
+        "rx_clocks": clock_counts,
         "connect_ms": hist.connect_summary(connect),
         "messages": messages,
-        "connections": {"opened": counts.get("opened", 0), "failed": counts.get("failed", 0),
-                        "dropped": counts.get("dropped", 0), "reconnected": counts.get("reconnected", 0)},
+        "connections": {
+            "opened": counts.get("opened", 0),
+            "failed": counts.get("failed", 0),
+            "dropped": counts.get("dropped", 0),
+            "reconnected": counts.get("reconnected", 0),
+        },
         "reconnect_ms": hist.connect_summary(reconnect),
         "clock": "server" if counts.get("server_clock", 0) else "harness",
         "errors_by_reason": dict(sorted(reasons.items(), key=lambda kv: -kv[1])[:20]),
@@ -153,8 +193,10 @@ def build(*, provider: str, target: str, load: dict[str, Any], finals: list[dict
         "harness": harness_health(finals, gates),
         "histograms": {"connect": hist.encode(connect), "ramp": hist.encode(ramp), "fanout": hist.encode(fanout)},
     }
-    stamps = {key: sum(int(f.get("rx_stamps", {}).get(key, 0)) for f in finals)
-              for key in ("reads", "unstamped_reads", "shared_stamps")}
+    stamps = {
+        key: sum(int(f.get("rx_stamps", {}).get(key, 0)) for f in finals)
+        for key in ("reads", "unstamped_reads", "shared_stamps")
+    }
     summary["rx_stamps"] = stamps
     steady = [int(f["steady_from_ns"]) for f in finals if 0 < int(f.get("steady_from_ns", 0)) < 2**63 - 1]
     summary["steady_from_ns"] = max(steady) if steady else None  # deliveries due earlier are in ramp_ms
@@ -163,16 +205,19 @@ def build(*, provider: str, target: str, load: dict[str, Any], finals: list[dict
         summary["harness"]["trustworthy"] = False
         summary["harness"]["reasons"].append(
             f"{stamps['shared_stamps']} messages ({100 * stamps['shared_stamps'] / delivered:.2g}% of steady "
-            f"deliveries) waited in a socket behind later bytes and carry their arrival stamp: the generator read late")
+            f"deliveries) waited in a socket behind later bytes and carry their arrival stamp: the generator read late"
+        )
     if not summary["latency_ms"]["count"] and summary["ramp_ms"]["count"]:
         summary["harness"]["trustworthy"] = False
         summary["harness"]["reasons"].append(
-            "the run ended before the steady state (spawning complete + --warmup): every delivery is in ramp_ms")
+            "the run ended before the steady state (spawning complete + --warmup): every delivery is in ramp_ms"
+        )
     if summary["clock"] == "server":  # DESIGN rule 2: clock-dependent numbers are flagged, never mixed
         summary["harness"]["trustworthy"] = False
         summary["harness"]["reasons"].append(
             f"latency measured against the server's clock (--timestamp-field), so it includes the clock offset; "
-            f"{counts.get('clock_skew', 0)} deliveries arrived before their server timestamp")
+            f"{counts.get('clock_skew', 0)} deliveries arrived before their server timestamp"
+        )
     summary["gates"] = gates_mod.evaluate_all(gates, summary)
     summary["passed"] = all(g["passed"] for g in summary["gates"])
     return summary
@@ -180,8 +225,9 @@ def build(*, provider: str, target: str, load: dict[str, Any], finals: list[dict
 
 def format_text(summary: dict[str, Any], folder: str) -> str:
     """The end-of-run printout: what a user reads in the terminal or a CI log."""
-    lat, con, msg, conn, health = (summary[k] for k in ("latency_ms", "connect_ms", "messages",
-                                                         "connections", "harness"))
+    lat, con, msg, conn, health = (
+        summary[k] for k in ("latency_ms", "connect_ms", "messages", "connections", "harness")
+    )
     lines = [
         f"rtbench {summary['provider']} ({summary['target']} target) — {summary['load']['users']} users, "
         f"{summary['load']['publish_rate']:g} msg/s, {summary['load']['duration_s']:g} s",
@@ -200,8 +246,10 @@ def format_text(summary: dict[str, Any], folder: str) -> str:
     ]
     rec = summary.get("reconnect_ms", {})
     if rec.get("count"):
-        lines.append(f"  reconnect ms         p50 {rec['p50']}  p95 {rec['p95']}  p99 {rec['p99']}  max {rec['max']}  "
-                     f"(n={rec['count']})")
+        lines.append(
+            f"  reconnect ms         p50 {rec['p50']}  p95 {rec['p95']}  p99 {rec['p99']}  max {rec['max']}  "
+            f"(n={rec['count']})"
+        )
     lines += [
         f"  harness              {'trustworthy' if health['trustworthy'] else 'NOT trustworthy'}; loop lag "
         f"p99 {health['loop_lag_ms']['p99']} ms, max {health['loop_lag_ms']['max']} ms; CPU peak "
@@ -219,5 +267,7 @@ def _optional_line(label: str, block: dict[str, Any] | None) -> list[str]:
     """A percentile line for a figure that only some runs have."""
     if not block or not block.get("count"):
         return []
-    return [f"  {label:<20} p50 {block['p50']}  p95 {block['p95']}  p99 {block['p99']}  max {block['max']}  "
-            f"(n={block['count']})"]
+    return [
+        f"  {label:<20} p50 {block['p50']}  p95 {block['p95']}  p99 {block['p99']}  max {block['max']}  "
+        f"(n={block['count']})"
+    ]

@@ -6,5 +6,12 @@ from targets.ably import DEFAULT_PORT, NAME, add_args, build_app
 from targets.base import main
 
 if __name__ == "__main__":
-    raise SystemExit(main(build_app, NAME, DEFAULT_PORT, add_args=add_args,
-                          description="Ably-protocol-compatible reference target for rtbench"))
+    raise SystemExit(
+        main(
+            build_app,
+            NAME,
+            DEFAULT_PORT,
+            add_args=add_args,
+            description="Ably-protocol-compatible reference target for rtbench",
+        )
+    )

@@ -131,8 +131,13 @@ class Tokens:
         body = {"k": key_name, "x": expires, "c": client_id, "i": now_ms, "p": capability}
         payload = base64.urlsafe_b64encode(json.dumps(body, separators=(",", ":")).encode()).decode().rstrip("=")
         token = f"{payload}.{self._sign(key_name, payload)}"
-        details: dict[str, Any] = {"token": token, "keyName": key_name, "issued": now_ms, "expires": expires,
-                                   "capability": capability}
+        details: dict[str, Any] = {
+            "token": token,
+            "keyName": key_name,
+            "issued": now_ms,
+            "expires": expires,
+            "capability": capability,
+        }
         if client_id is not None:
             details["clientId"] = client_id
         return details
@@ -166,8 +171,9 @@ class AblyTarget:
     so per-connection order equals publish order; with a delay, the whole fan-out of one publish is
     queued on one DelayLine, which keeps that order."""
 
-    def __init__(self, keys: Mapping[str, str], faults: Faults, *, max_message_size: int = 65536,
-                 max_idle_ms: int = 15000) -> None:
+    def __init__(
+        self, keys: Mapping[str, str], faults: Faults, *, max_message_size: int = 65536, max_idle_ms: int = 15000
+    ) -> None:
         self.keys = dict(keys)
         self.tokens = Tokens(self.keys)
         self.faults = faults
@@ -228,14 +234,27 @@ class AblyTarget:
             await ws.close()
             return ws
         assert transport is not None
-        conn = Connection(id=f"{self.server_id[-4:]}{uuid.uuid4().hex[:10]}", key="", key_name=key_name,
-                          fmt=params.fmt, client_id=client_id, echo=params.echo,
-                          protocol_heartbeats=params.heartbeats, ws=ws, transport=transport)
+        conn = Connection(
+            id=f"{self.server_id[-4:]}{uuid.uuid4().hex[:10]}",
+            key="",
+            key_name=key_name,
+            fmt=params.fmt,
+            client_id=client_id,
+            echo=params.echo,
+            protocol_heartbeats=params.heartbeats,
+            ws=ws,
+            transport=transport,
+        )
         conn.key = f"{conn.id}!{secrets.token_urlsafe(12)}"
         self.connections[conn.id] = conn
         self._ensure_heartbeats()
-        details = proto.ConnectionDetails(connection_key=conn.key, server_id=self.server_id, client_id=client_id,
-                                          max_message_size=self.max_message_size, max_idle_interval=self.max_idle_ms)
+        details = proto.ConnectionDetails(
+            connection_key=conn.key,
+            server_id=self.server_id,
+            client_id=client_id,
+            max_message_size=self.max_message_size,
+            max_idle_interval=self.max_idle_ms,
+        )
         not_resumed = None
         if params.resume or params.recover:
             not_resumed = ErrorInfo(80008, 400, "Unable to recover connection: connection expired")
@@ -309,8 +328,16 @@ class AblyTarget:
         conn.send(proto.attached(channel, flags, channel_serial=f"{self.server_id}:{next(self._ids)}"))
         if members:
             present = [{**m, "action": 1} for m in members.values()]  # PRESENT
-            conn.send(proto.presence_message(Action.SYNC, channel, present, message_id=f"sync:{next(self._ids)}",
-                                             timestamp=now_ms(), channel_serial=f"{self.server_id}:"))
+            conn.send(
+                proto.presence_message(
+                    Action.SYNC,
+                    channel,
+                    present,
+                    message_id=f"sync:{next(self._ids)}",
+                    timestamp=now_ms(),
+                    channel_serial=f"{self.server_id}:",
+                )
+            )
 
     def on_detach(self, conn: Connection, msg: Mapping[str, Any]) -> None:
         channel = self._channel_name(conn, msg)
@@ -331,8 +358,13 @@ class AblyTarget:
             conn.send(proto.error(exc.error))
             conn.transport.close()
             return
-        details = proto.ConnectionDetails(connection_key=conn.key, server_id=self.server_id, client_id=conn.client_id,
-                                          max_message_size=self.max_message_size, max_idle_interval=self.max_idle_ms)
+        details = proto.ConnectionDetails(
+            connection_key=conn.key,
+            server_id=self.server_id,
+            client_id=conn.client_id,
+            max_message_size=self.max_message_size,
+            max_idle_interval=self.max_idle_ms,
+        )
         conn.send(proto.connected(conn.id, details))
 
     def on_publish(self, conn: Connection, msg: Mapping[str, Any]) -> bool:
@@ -357,8 +389,9 @@ class AblyTarget:
     def validate_messages(self, raw: Any, client_id: str | None) -> list[dict[str, Any]]:
         """Messages from a publisher, checked as Ably checks them; ProtocolError to NACK / 400 them."""
         if not isinstance(raw, list) or not raw or not all(isinstance(m, dict) for m in raw):
-            raise ProtocolError(ErrorInfo(40013, 400, "Invalid message data or encoding: messages must be a "
-                                                      "non-empty list of objects"))
+            raise ProtocolError(
+                ErrorInfo(40013, 400, "Invalid message data or encoding: messages must be a non-empty list of objects")
+            )
         size = 0
         for m in raw:
             data, name, encoding = m.get("data"), m.get("name"), m.get("encoding")
@@ -367,16 +400,16 @@ class AblyTarget:
             if not (encoding is None or isinstance(encoding, str)):
                 raise ProtocolError(ErrorInfo(40013, 400, "Invalid message data or encoding"))
             sender_id = m.get("clientId")
-            if sender_id is not None and (not isinstance(sender_id, str) or (
-                    client_id is not None and sender_id != client_id)):
+            if sender_id is not None and (
+                not isinstance(sender_id, str) or (client_id is not None and sender_id != client_id)
+            ):
                 raise ProtocolError(ErrorInfo(40012, 400, f"Mismatched clientId {sender_id!r}"))
             size += proto.message_size(m)
         if size > self.max_message_size:
             raise ProtocolError(ErrorInfo.too_large(size, self.max_message_size))
         return raw
 
-    def fan_out(self, channel: str, messages: list[dict[str, Any]], base_id: str,
-                sender: Connection | None) -> int:
+    def fan_out(self, channel: str, messages: list[dict[str, Any]], base_id: str, sender: Connection | None) -> int:
         """Deliver to every connection attached to ``channel``; returns recipients at publish time."""
         stamp = now_ms()
         connection_id = sender.id if sender is not None else None
@@ -396,8 +429,7 @@ class AblyTarget:
         if not subscribers:
             return 0
         recipients = [c for c in subscribers if c.echo or c is not sender]
-        message = proto.channel_message(channel, out, message_id=base_id, timestamp=stamp,
-                                        connection_id=connection_id)
+        message = proto.channel_message(channel, out, message_id=base_id, timestamp=stamp, connection_id=connection_id)
         frames = _Frames(message)
         if not self.faults.active:
             self._deliver([(c, frames) for c in recipients])
@@ -452,8 +484,9 @@ class AblyTarget:
                 conn.send(proto.nack(serial, 1, ErrorInfo(40013, 400, f"Invalid presence action {action!r}")))
                 return True
             item = {k: v for k, v in p.items() if k in ("data", "encoding", "extras")}
-            item.update(id=f"{conn.id}:{serial}:{i}", clientId=client_id, connectionId=conn.id, timestamp=stamp,
-                        action=action)
+            item.update(
+                id=f"{conn.id}:{serial}:{i}", clientId=client_id, connectionId=conn.id, timestamp=stamp, action=action
+            )
             if action == 3:
                 members.pop((client_id, conn.id), None)
                 conn.presence.discard(channel)
@@ -466,8 +499,9 @@ class AblyTarget:
         return True
 
     def _broadcast_presence(self, channel: str, items: list[dict[str, Any]]) -> None:
-        message = proto.presence_message(Action.PRESENCE, channel, items, message_id=f"p:{next(self._ids)}",
-                                         timestamp=now_ms())
+        message = proto.presence_message(
+            Action.PRESENCE, channel, items, message_id=f"p:{next(self._ids)}", timestamp=now_ms()
+        )
         frames = _Frames(message)
         for conn in self.channels.get(channel, ()):
             conn.write(frames.get(conn.fmt))
@@ -482,8 +516,11 @@ class AblyTarget:
         if channel in conn.presence:
             conn.presence.discard(channel)
             members = self.members.get(channel, {})
-            left = [{**m, "action": 3, "timestamp": now_ms()} for (cid, conn_id), m in list(members.items())
-                    if conn_id == conn.id and members.pop((cid, conn_id), None) is not None]
+            left = [
+                {**m, "action": 3, "timestamp": now_ms()}
+                for (cid, conn_id), m in list(members.items())
+                if conn_id == conn.id and members.pop((cid, conn_id), None) is not None
+            ]
             if not members:
                 self.members.pop(channel, None)
             if left:
@@ -561,8 +598,13 @@ class AblyTarget:
         ttl = body.get("ttl")
         client_id = body.get("clientId")
         capability = body.get("capability") or '{"*":["*"]}'
-        details = self.tokens.issue(key_name, client_id if isinstance(client_id, str) else None, str(capability),
-                                    int(ttl) if isinstance(ttl, int) and ttl > 0 else TOKEN_TTL_MS, now_ms())
+        details = self.tokens.issue(
+            key_name,
+            client_id if isinstance(client_id, str) else None,
+            str(capability),
+            int(ttl) if isinstance(ttl, int) and ttl > 0 else TOKEN_TTL_MS,
+            now_ms(),
+        )
         return rest_reply(request, details)
 
     def _check_token_request(self, key_name: str, body: Mapping[str, Any]) -> None:
@@ -574,10 +616,15 @@ class AblyTarget:
         if abs(now_ms() - timestamp) > TOKEN_CLOCK_SKEW_MS:
             raise ProtocolError(ErrorInfo(40104, 401, "Timestamp not current"))
         ttl = body.get("ttl")
-        expected = proto.token_request_mac(self.keys[key_name], key_name=key_name,
-                                           ttl=ttl if isinstance(ttl, int) and ttl else None,
-                                           capability=body.get("capability"), client_id=body.get("clientId"),
-                                           timestamp=timestamp, nonce=nonce)
+        expected = proto.token_request_mac(
+            self.keys[key_name],
+            key_name=key_name,
+            ttl=ttl if isinstance(ttl, int) and ttl else None,
+            capability=body.get("capability"),
+            client_id=body.get("clientId"),
+            timestamp=timestamp,
+            nonce=nonce,
+        )
         if not hmac.compare_digest(str(body.get("mac")), expected):
             raise ProtocolError(ErrorInfo(40101, 401, "Invalid mac"))
 
@@ -651,12 +698,25 @@ TARGET: web.AppKey[AblyTarget] = web.AppKey("rtbench_ably_target", AblyTarget)
 
 
 def add_args(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--key", action="append", default=None, metavar="APP.KEYID:SECRET",
-                        help=f"an accepted API key, repeatable (default: the local key {DEFAULT_KEY})")
-    parser.add_argument("--max-message-size", type=int, default=65536,
-                        help="maxMessageSize in bytes: larger publishes are NACKed with 40009 (default: %(default)s)")
-    parser.add_argument("--max-idle-ms", type=int, default=15000,
-                        help="maxIdleInterval; heartbeats go out every half of it (default: %(default)s)")
+    parser.add_argument(
+        "--key",
+        action="append",
+        default=None,
+        metavar="APP.KEYID:SECRET",
+        help=f"an accepted API key, repeatable (default: the local key {DEFAULT_KEY})",
+    )
+    parser.add_argument(
+        "--max-message-size",
+        type=int,
+        default=65536,
+        help="maxMessageSize in bytes: larger publishes are NACKed with 40009 (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--max-idle-ms",
+        type=int,
+        default=15000,
+        help="maxIdleInterval; heartbeats go out every half of it (default: %(default)s)",
+    )
 
 
 def build_app(args: argparse.Namespace, faults: Faults) -> web.Application:

@@ -62,8 +62,6 @@ class AppCredentials:
     secret: str = field(repr=False)
 
 
-
-
 class Connection:
     """One websocket client: its socket id, channels (with its presence user id) and liveness."""
 
@@ -105,9 +103,15 @@ class HTTPError(Exception):
 
 
 class PusherTarget:
-    def __init__(self, app: AppCredentials, faults: Faults, *, activity_timeout: int = proto.ACTIVITY_TIMEOUT_S,
-                 pong_timeout: float = proto.PONG_TIMEOUT_S,
-                 max_event_bytes: int = proto.MAX_EVENT_DATA_BYTES) -> None:
+    def __init__(
+        self,
+        app: AppCredentials,
+        faults: Faults,
+        *,
+        activity_timeout: int = proto.ACTIVITY_TIMEOUT_S,
+        pong_timeout: float = proto.PONG_TIMEOUT_S,
+        max_event_bytes: int = proto.MAX_EVENT_DATA_BYTES,
+    ) -> None:
         self.app = app
         self.faults = faults
         self.activity_timeout = activity_timeout
@@ -204,11 +208,15 @@ class PusherTarget:
         if kind != "public":
             channel_data = data.get("channel_data") if kind == "presence" else None
             if kind == "presence" and not isinstance(channel_data, str):
-                conn.send(proto.subscription_error(name, "Presence subscriptions need channel_data", 400,
-                                                   "InvalidChannelData"))
+                conn.send(
+                    proto.subscription_error(
+                        name, "Presence subscriptions need channel_data", 400, "InvalidChannelData"
+                    )
+                )
                 return
-            reason = proto.verify_channel_auth(data.get("auth"), self.app.key, self.app.secret, conn.socket_id,
-                                               name, channel_data)
+            reason = proto.verify_channel_auth(
+                data.get("auth"), self.app.key, self.app.secret, conn.socket_id, name, channel_data
+            )
             if reason is not None:
                 conn.send(proto.subscription_error(name, reason))
                 return
@@ -308,15 +316,17 @@ class PusherTarget:
                         conn.send(proto.ping())
                 elif now - conn.pinged_at >= self.pong_timeout:
                     conn.pinged_at = now + 3600  # one close is enough
-                    task = asyncio.ensure_future(conn.ws.close(code=proto.CloseCode.PONG_NOT_RECEIVED,
-                                                               message=b"Pong reply not received"))
+                    task = asyncio.ensure_future(
+                        conn.ws.close(code=proto.CloseCode.PONG_NOT_RECEIVED, message=b"Pong reply not received")
+                    )
                     self._closing.add(task)
                     task.add_done_callback(self._closing.discard)
 
     # -- fan-out -----------------------------------------------------------------------------------
 
-    def broadcast(self, name: str, event: str, data: str, exclude: str | None = None,
-                  user_id: str | None = None) -> int:
+    def broadcast(
+        self, name: str, event: str, data: str, exclude: str | None = None, user_id: str | None = None
+    ) -> int:
         """Deliver an event to a channel's subscribers (but ``exclude``). Returns the recipients."""
         channel = self.channels.get(name)
         if channel is None:
@@ -355,8 +365,9 @@ class PusherTarget:
         if request.match_info["app_id"] != self.app.app_id:
             raise HTTPError(404, f"Unknown app id {request.match_info['app_id']!r}")
         body = await request.read()
-        reason = proto.verify_request(self.app.key, self.app.secret, request.method, request.path,
-                                      dict(request.query), body, self.clock())
+        reason = proto.verify_request(
+            self.app.key, self.app.secret, request.method, request.path, dict(request.query), body, self.clock()
+        )
         if reason is not None:
             raise HTTPError(401, reason)
         return body
@@ -448,8 +459,9 @@ class PusherTarget:
             self.broadcast(channels[0], name, data, exclude=socket_id)
         if not any(infos):
             return web.json_response({})
-        return web.json_response({"batch": [self._channel_info(ev[0][0], attrs) for ev, attrs in
-                                            zip(events, infos, strict=True)]})
+        return web.json_response(
+            {"batch": [self._channel_info(ev[0][0], attrs) for ev, attrs in zip(events, infos, strict=True)]}
+        )
 
     async def http_channels(self, request: web.Request) -> web.Response:
         try:
@@ -458,8 +470,11 @@ class PusherTarget:
             attributes = _attributes(request.query.get("info"))
             if "user_count" in attributes and not prefix.startswith("presence-"):
                 raise HTTPError(400, "info=user_count needs filter_by_prefix=presence-")
-            channels = {name: self._channel_info(name, attributes) for name, ch in sorted(self.channels.items())
-                        if name.startswith(prefix) and ch.subscribers}
+            channels = {
+                name: self._channel_info(name, attributes)
+                for name, ch in sorted(self.channels.items())
+                if name.startswith(prefix) and ch.subscribers
+            }
         except HTTPError as exc:
             return _error(exc)
         return web.json_response({"channels": channels})
@@ -521,19 +536,42 @@ TARGET: web.AppKey[PusherTarget] = web.AppKey("rtbench_pusher_target", PusherTar
 
 def add_args(parser: argparse.ArgumentParser) -> None:
     env = os.environ.get
-    parser.add_argument("--app-id", default=env("PUSHER_APP_ID") or proto.LOCAL_APP_ID,
-                        help=f"app id, digits (default: $PUSHER_APP_ID, else {proto.LOCAL_APP_ID})")
-    parser.add_argument("--key", default=env("PUSHER_KEY") or proto.LOCAL_KEY,
-                        help=f"app key clients connect with (default: $PUSHER_KEY, else {proto.LOCAL_KEY})")
-    parser.add_argument("--secret", default=env("PUSHER_SECRET") or proto.LOCAL_SECRET,
-                        help=f"app secret (default: $PUSHER_SECRET, else {proto.LOCAL_SECRET})")
-    parser.add_argument("--activity-timeout", type=int, default=proto.ACTIVITY_TIMEOUT_S, metavar="S",
-                        help="seconds announced in connection_established; silent clients get a ping "
-                             "(default: %(default)s)")
-    parser.add_argument("--pong-timeout", type=float, default=float(proto.PONG_TIMEOUT_S), metavar="S",
-                        help="seconds a pinged client has to answer before a 4201 close (default: %(default)s)")
-    parser.add_argument("--max-event-bytes", type=int, default=proto.MAX_EVENT_DATA_BYTES, metavar="N",
-                        help="largest event data accepted, as Pusher's message size limit (default: %(default)s)")
+    parser.add_argument(
+        "--app-id",
+        default=env("PUSHER_APP_ID") or proto.LOCAL_APP_ID,
+        help=f"app id, digits (default: $PUSHER_APP_ID, else {proto.LOCAL_APP_ID})",
+    )
+    parser.add_argument(
+        "--key",
+        default=env("PUSHER_KEY") or proto.LOCAL_KEY,
+        help=f"app key clients connect with (default: $PUSHER_KEY, else {proto.LOCAL_KEY})",
+    )
+    parser.add_argument(
+        "--secret",
+        default=env("PUSHER_SECRET") or proto.LOCAL_SECRET,
+        help=f"app secret (default: $PUSHER_SECRET, else {proto.LOCAL_SECRET})",
+    )
+    parser.add_argument(
+        "--activity-timeout",
+        type=int,
+        default=proto.ACTIVITY_TIMEOUT_S,
+        metavar="S",
+        help="seconds announced in connection_established; silent clients get a ping (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--pong-timeout",
+        type=float,
+        default=float(proto.PONG_TIMEOUT_S),
+        metavar="S",
+        help="seconds a pinged client has to answer before a 4201 close (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--max-event-bytes",
+        type=int,
+        default=proto.MAX_EVENT_DATA_BYTES,
+        metavar="N",
+        help="largest event data accepted, as Pusher's message size limit (default: %(default)s)",
+    )
 
 
 def build_app(args: argparse.Namespace, faults: Faults) -> web.Application:
@@ -554,8 +592,13 @@ def build_app(args: argparse.Namespace, faults: Faults) -> web.Application:
     max_event_bytes = int(getattr(args, "max_event_bytes", proto.MAX_EVENT_DATA_BYTES))
     if max_event_bytes <= 0:
         raise UsageError("--max-event-bytes must be > 0")
-    target = PusherTarget(AppCredentials(app_id, key, secret), faults, activity_timeout=activity_timeout,
-                          pong_timeout=pong_timeout, max_event_bytes=max_event_bytes)
+    target = PusherTarget(
+        AppCredentials(app_id, key, secret),
+        faults,
+        activity_timeout=activity_timeout,
+        pong_timeout=pong_timeout,
+        max_event_bytes=max_event_bytes,
+    )
     app = web.Application(client_max_size=MAX_BODY_BYTES)
     app.router.add_get("/app/{key}", target.websocket)
     app.router.add_post("/apps/{app_id}/events", target.http_events)

@@ -74,8 +74,6 @@ def parse_publish(obj: Any) -> tuple[str | None, str, Any]:
     return channel, event, obj["data"]
 
 
-
-
 @dataclass(slots=True)
 class _Wire:
     """A websocket engine.io client's raw transport, for writing pre-built frames straight to it."""

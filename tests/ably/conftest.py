@@ -23,8 +23,19 @@ class Target:
 
 @pytest.fixture
 def target() -> Iterator[Target]:
-    url, proc = start_target("targets.ably", "--port", "0", "--key", TEST_KEY, "--key", DEFAULT_KEY,
-                             "--max-message-size", "4096", "--max-idle-ms", "400")
+    url, proc = start_target(
+        "targets.ably",
+        "--port",
+        "0",
+        "--key",
+        TEST_KEY,
+        "--key",
+        DEFAULT_KEY,
+        "--max-message-size",
+        "4096",
+        "--max-idle-ms",
+        "400",
+    )
     try:
         yield Target(url, proc)
     finally:

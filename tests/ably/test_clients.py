@@ -25,8 +25,15 @@ def run(coro: Any, timeout: float = 30.0) -> Any:
 
 
 def options(**kw: Any) -> argparse.Namespace:
-    base = {"ably_key": TEST_KEY, "ably_publish": "realtime", "ably_format": "msgpack", "ably_event": "ev",
-            "ably_endpoint": "", "host": "http://set-on-the-command-line", "client": "lean"}
+    base = {
+        "ably_key": TEST_KEY,
+        "ably_publish": "realtime",
+        "ably_format": "msgpack",
+        "ably_event": "ev",
+        "ably_endpoint": "",
+        "host": "http://set-on-the-command-line",
+        "client": "lean",
+    }
     return argparse.Namespace(**{**base, **kw})
 
 
@@ -44,6 +51,7 @@ def test_ably_python_through_the_provider(target: Target, fmt: str, publish: str
                 got[i].append(data)
                 if all(len(g) == 3 for g in got):
                     arrived.set()
+
             return SubscriberHooks(on_data=on_data)
 
         subs = [await provider.open_subscriber("chan", hooks(i)) for i in range(2)]
@@ -91,6 +99,7 @@ def test_wrong_key_fails_with_ablys_error_and_others_keep_working(target: Target
 
 def test_oversized_publish_is_nacked_with_40009(target: Target) -> None:
     """The target's maxMessageSize is 4096 here; ably-python's own check only stops 64 KiB."""
+
     async def scenario() -> None:
         provider = AblyProvider(target.url, options())
         publisher = await provider.open_publisher()
@@ -123,8 +132,12 @@ def test_cloud_mode_is_chosen_by_key_without_host(monkeypatch: pytest.MonkeyPatc
 @pytest.mark.skipif(not node_available(), reason="tests/node/node_modules missing: run `npm ci` in tests/node")
 @pytest.mark.parametrize("fmt", ["msgpack", "json"])
 def test_ably_js(target: Target, fmt: str) -> None:
-    done = subprocess.run(["node", str(NODE_DIR / "ably_client_probe.js"), str(target.port), TEST_KEY, fmt],
-                          capture_output=True, text=True, timeout=30)
+    done = subprocess.run(
+        ["node", str(NODE_DIR / "ably_client_probe.js"), str(target.port), TEST_KEY, fmt],
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
     assert done.returncode == 0, done.stderr
     result = json.loads(done.stdout.strip().splitlines()[-1])
     assert result["received"] == ["hello-0", "hello-1", "hello-2"]

@@ -63,8 +63,16 @@ def test_connected_attach_publish_ack_heartbeat_and_echo(target: Target) -> None
             connected = await sub.open()
             assert connected["action"] == 4 and connected["connectionId"]
             details = connected["connectionDetails"]
-            for field in ("clientId", "connectionKey", "maxMessageSize", "maxInboundRate", "maxFrameSize",
-                          "serverId", "connectionStateTtl", "maxIdleInterval"):
+            for field in (
+                "clientId",
+                "connectionKey",
+                "maxMessageSize",
+                "maxInboundRate",
+                "maxFrameSize",
+                "serverId",
+                "connectionStateTtl",
+                "maxIdleInterval",
+            ):
                 assert field in details, field
             assert details["clientId"] == "sub-1" and details["maxMessageSize"] == 4096
             assert (await quiet.open())["action"] == 4
@@ -77,8 +85,14 @@ def test_connected_attach_publish_ack_heartbeat_and_echo(target: Target) -> None
             assert await sub.recv() == {"action": 0, "id": "hb-7"}
             # the json, echo=false connection publishes: the msgpack one receives, the publisher does not
             before = time.time() * 1000
-            await quiet.send({"action": 15, "channel": "room", "msgSerial": 0,
-                              "messages": [{"name": "ev", "data": "one"}, {"name": "ev", "data": "two"}]})
+            await quiet.send(
+                {
+                    "action": 15,
+                    "channel": "room",
+                    "msgSerial": 0,
+                    "messages": [{"name": "ev", "data": "one"}, {"name": "ev", "data": "two"}],
+                }
+            )
             assert await quiet.recv() == {"action": 1, "msgSerial": 0, "count": 1}
             delivered = await sub.recv()
             assert delivered["action"] == 15 and delivered["channel"] == "room"
@@ -88,8 +102,9 @@ def test_connected_attach_publish_ack_heartbeat_and_echo(target: Target) -> None
                 assert m["id"] == f"{quiet_id}:0:{i}" and m["connectionId"] == quiet_id
                 assert before - 1 <= m["timestamp"] <= time.time() * 1000 + 1
             # serials continue; a second publish on the same connection is ACKed by its own serial
-            await quiet.send({"action": 15, "channel": "room", "msgSerial": 1,
-                              "messages": [{"data": "AQ==", "encoding": "base64"}]})
+            await quiet.send(
+                {"action": 15, "channel": "room", "msgSerial": 1, "messages": [{"data": "AQ==", "encoding": "base64"}]}
+            )
             assert await quiet.recv() == {"action": 1, "msgSerial": 1, "count": 1}
             second = (await sub.recv())["messages"][0]
             assert (second["data"], second["encoding"]) == ("AQ==", "base64")
@@ -111,15 +126,19 @@ def test_bad_input_gets_ably_errors_and_the_target_keeps_serving(target: Target)
             await good.open()
             await good.send({"action": 10, "channel": "room"})
             await good.recv()
-            for query, code in (({"key": "testapp.k1:wrong"}, 40101), ({"key": "nope.k9:x"}, 40400),
-                                ({"key": "not-a-key"}, 40101), ({"format": "xml"}, 40003),
-                                ({"key": "", "accessToken": "forged.token"}, 40143)):
+            for query, code in (
+                ({"key": "testapp.k1:wrong"}, 40101),
+                ({"key": "nope.k9:x"}, 40400),
+                ({"key": "not-a-key"}, 40101),
+                ({"format": "xml"}, 40003),
+                ({"key": "", "accessToken": "forged.token"}, 40143),
+            ):
                 raw = Raw(session, target, **query)
                 error = await raw.open()
                 assert error["action"] == 9 and error["error"]["code"] == code, (query, error)
                 assert "channel" not in error
                 assert "closed" in await raw.recv()
-            for frame in (b"\xc1\xc1", "not json", '{"channel":"x"}', '[1]'):
+            for frame in (b"\xc1\xc1", "not json", '{"channel":"x"}', "[1]"):
                 raw = Raw(session, target)
                 await raw.open()
                 assert raw.ws is not None
@@ -156,8 +175,9 @@ def test_presence_enter_sync_and_leave_on_disconnect(target: Target) -> None:
             await member.open()
             await member.send({"action": 10, "channel": "lobby"})
             await member.recv()
-            await member.send({"action": 14, "channel": "lobby", "msgSerial": 0,
-                               "presence": [{"action": 2, "data": "hi"}]})
+            await member.send(
+                {"action": 14, "channel": "lobby", "msgSerial": 0, "presence": [{"action": 2, "data": "hi"}]}
+            )
             entered = await member.recv()
             assert entered["action"] == 14 and entered["presence"][0]["clientId"] == "ann"
             assert await member.recv() == {"action": 1, "msgSerial": 0, "count": 1}
@@ -186,8 +206,9 @@ def test_rest_publish_basic_and_token_json_and_msgpack_and_time(target: Target) 
             await sub.recv()
             basic = "Basic " + base64.b64encode(TEST_KEY.encode()).decode()
             url = f"{target.url}/channels/news/messages"
-            async with session.post(url, json={"name": "ev", "data": "by-basic", "id": "abc:0"},
-                                    headers={"Authorization": basic}) as resp:
+            async with session.post(
+                url, json={"name": "ev", "data": "by-basic", "id": "abc:0"}, headers={"Authorization": basic}
+            ) as resp:
                 assert resp.status == 201
                 body = await resp.json()
                 assert body["channel"] == "news" and body["messageId"] == "abc" and len(body["serials"]) == 1
@@ -195,26 +216,38 @@ def test_rest_publish_basic_and_token_json_and_msgpack_and_time(target: Target) 
             assert (message["data"], message["id"], message["name"]) == ("by-basic", "abc:0", "ev")
             # token: a TokenRequest signed as the docs say, then msgpack with Bearer base64(token)
             key_name, secret = proto.parse_key(TEST_KEY)
-            token_request = {"keyName": key_name, "timestamp": int(time.time() * 1000), "nonce": "f" * 16,
-                             "ttl": 60000}
-            token_request["mac"] = proto.token_request_mac(secret, key_name=key_name, ttl=60000, capability=None,
-                                                           client_id=None, timestamp=token_request["timestamp"],
-                                                           nonce="f" * 16)
+            token_request = {"keyName": key_name, "timestamp": int(time.time() * 1000), "nonce": "f" * 16, "ttl": 60000}
+            token_request["mac"] = proto.token_request_mac(
+                secret,
+                key_name=key_name,
+                ttl=60000,
+                capability=None,
+                client_id=None,
+                timestamp=token_request["timestamp"],
+                nonce="f" * 16,
+            )
             async with session.post(f"{target.url}/keys/{key_name}/requestToken", json=token_request) as resp:
                 assert resp.status == 200
                 details = await resp.json()
             assert details["keyName"] == key_name and details["expires"] - details["issued"] == 60000
             bearer = "Bearer " + base64.b64encode(details["token"].encode()).decode()
             body = msgpack.packb([{"data": "m1"}, {"data": "m2"}], use_bin_type=True)
-            async with session.post(url, data=body, headers={"Authorization": bearer, "Accept": "application/x-msgpack",
-                                                             "Content-Type": "application/x-msgpack"}) as resp:
+            async with session.post(
+                url,
+                data=body,
+                headers={
+                    "Authorization": bearer,
+                    "Accept": "application/x-msgpack",
+                    "Content-Type": "application/x-msgpack",
+                },
+            ) as resp:
                 assert resp.status == 201 and resp.content_type == "application/x-msgpack"
             assert [m["data"] for m in (await sub.recv())["messages"]] == ["m1", "m2"]
-            for headers, status, code in (({"Authorization": "Basic " + base64.b64encode(b"testapp.k1:no").decode()},
-                                           401, 40101),
-                                          ({"Authorization": "Bearer " + base64.b64encode(b"x.y").decode()},
-                                           401, 40143),
-                                          ({}, 401, 40101)):
+            for headers, status, code in (
+                ({"Authorization": "Basic " + base64.b64encode(b"testapp.k1:no").decode()}, 401, 40101),
+                ({"Authorization": "Bearer " + base64.b64encode(b"x.y").decode()}, 401, 40143),
+                ({}, 401, 40101),
+            ):
                 async with session.post(url, json={"data": "x"}, headers=headers) as resp:
                     assert resp.status == status and (await resp.json())["error"]["code"] == code
             async with session.post(url, json={"data": "x" * 5000}, headers={"Authorization": basic}) as resp:
@@ -237,6 +270,7 @@ def test_bad_key_option_is_a_usage_error() -> None:
 def test_default_key_is_accepted_without_key_option() -> None:
     url, proc = start_target("targets.ably", "--port", "0")
     try:
+
         async def scenario() -> dict[str, Any]:
             async with aiohttp.ClientSession() as session:
                 raw = Raw(session, Target(url, proc), key=DEFAULT_KEY)

@@ -29,7 +29,8 @@ STALL_S = 0.2
 def measure(provider: str, url: str) -> dict[str, dict[str, list[float]]]:
     """Latency and client lag (ms) of every delivery, split by whether its message met a stall."""
     samples: dict[str, dict[str, list[float]]] = {
-        phase: {"latency": [], "client_lag": []} for phase in ("free", "stalled")}
+        phase: {"latency": [], "client_lag": []} for phase in ("free", "stalled")
+    }
 
     async def main() -> None:
         run = InProcessRun(provider, url)

@@ -15,12 +15,22 @@ from tests.runs import LOCUST, REPO, assert_accounted, delay_calibration, drop_c
 
 
 def test_embedded_target_run_writes_the_documented_summary(tmp_path: Path) -> None:
-    run = run_scenario("socketio", "-u", "11", "-r", "11", "-t", "4s", "--publish-rate", "20",
-                       folder=tmp_path)
+    run = run_scenario("socketio", "-u", "11", "-r", "11", "-t", "4s", "--publish-rate", "20", folder=tmp_path)
     assert run.returncode in (0, 1), run.stderr
     s = run.summary
-    for key in ("schema", "provider", "target", "load", "latency_ms", "connect_ms", "messages", "connections",
-                "gates", "harness", "passed"):
+    for key in (
+        "schema",
+        "provider",
+        "target",
+        "load",
+        "latency_ms",
+        "connect_ms",
+        "messages",
+        "connections",
+        "gates",
+        "harness",
+        "passed",
+    ):
         assert key in s
     assert s["provider"] == "socketio" and s["target"] == "embedded"
     assert s["connections"]["opened"] == 10 and s["connections"]["failed"] == 0
@@ -33,8 +43,7 @@ def test_embedded_target_run_writes_the_documented_summary(tmp_path: Path) -> No
     assert s["fanout_ms"]["p50"] >= s["latency_ms"]["p50"]  # a message's last delivery is its slowest
     assert "fan-out ms" in run.stdout and "client lag ms (kernel clock)" in run.stdout
     # latency.hlog is a standard interval log of every delivery: steady state plus ramp-up
-    lines = [ln for ln in (tmp_path / "latency.hlog").read_text().splitlines()
-             if ln and not ln.startswith(("#", '"'))]
+    lines = [ln for ln in (tmp_path / "latency.hlog").read_text().splitlines() if ln and not ln.startswith(("#", '"'))]
     total = hist.merge([ln.split(",")[3] for ln in lines])
     assert total.get_total_count() == s["latency_ms"]["count"] + s["ramp_ms"]["count"]
     rows = (tmp_path / "timeseries.csv").read_text().splitlines()
@@ -51,8 +60,9 @@ def test_drop_calibration_reports_the_injected_loss(tmp_path: Path) -> None:
 
 def test_malformed_payloads_are_counted_as_errors_and_the_run_completes(tmp_path: Path) -> None:
     with running_target("targets.socketio", "--port", "0", "--corrupt-rate", "0.2", "--seed", "5") as url:
-        run = run_scenario("socketio", "--host", url, "-u", "6", "-r", "6", "-t", "4s", "--publish-rate", "20",
-                           folder=tmp_path)
+        run = run_scenario(
+            "socketio", "--host", url, "-u", "6", "-r", "6", "-t", "4s", "--publish-rate", "20", folder=tmp_path
+        )
     s = run.summary
     assert s["messages"]["errors"] > 0
     assert s["messages"]["lost"] > 0  # a corrupted delivery replaced a real one
@@ -62,8 +72,21 @@ def test_malformed_payloads_are_counted_as_errors_and_the_run_completes(tmp_path
 
 @pytest.mark.load
 def test_five_thousand_subscribers_in_one_generator_process_receive_everything(tmp_path: Path) -> None:
-    run = run_scenario("socketio", "-u", "5001", "-r", "1000", "-t", "20s", "--publish-rate", "1",
-                       "--drain-timeout", "30", folder=tmp_path, timeout=280)
+    run = run_scenario(
+        "socketio",
+        "-u",
+        "5001",
+        "-r",
+        "1000",
+        "-t",
+        "20s",
+        "--publish-rate",
+        "1",
+        "--drain-timeout",
+        "30",
+        folder=tmp_path,
+        timeout=280,
+    )
     s = run.summary
     assert s["load"]["processes"] == 1 and s["rx_clock"] == "kernel"
     assert s["connections"]["opened"] == 5000 and s["connections"]["failed"] == 0
@@ -88,8 +111,9 @@ def _check_merged(folder: Path) -> None:
 
 
 def test_processes_merge_exactly(tmp_path: Path) -> None:
-    run = run_scenario("socketio", "--processes", "2", "-u", "21", "-r", "21", "-t", "5s", "--publish-rate", "20",
-                       folder=tmp_path)
+    run = run_scenario(
+        "socketio", "--processes", "2", "-u", "21", "-r", "21", "-t", "5s", "--publish-rate", "20", folder=tmp_path
+    )
     assert run.returncode in (0, 1), run.stderr
     _check_merged(tmp_path)
 
@@ -99,13 +123,46 @@ def test_master_and_worker_as_separate_commands(tmp_path: Path) -> None:
     with running_target("targets.socketio", "--port", "0") as url:
         port = _free_port()
         master = subprocess.Popen(
-            [*LOCUST, "-f", scenario, "--master", "--master-bind-host", "127.0.0.1", "--master-bind-port",
-             str(port), "--headless", "--expect-workers", "2", "-u", "21", "-r", "21", "-t", "5s", "--host", url,
-             "--publish-rate", "20", "--report-dir", str(tmp_path), "--only-summary"],
-            cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-        workers = [subprocess.Popen(
-            [*LOCUST, "-f", scenario, "--worker", "--master-host", "127.0.0.1", "--master-port", str(port)],
-            cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL) for _ in range(2)]
+            [
+                *LOCUST,
+                "-f",
+                scenario,
+                "--master",
+                "--master-bind-host",
+                "127.0.0.1",
+                "--master-bind-port",
+                str(port),
+                "--headless",
+                "--expect-workers",
+                "2",
+                "-u",
+                "21",
+                "-r",
+                "21",
+                "-t",
+                "5s",
+                "--host",
+                url,
+                "--publish-rate",
+                "20",
+                "--report-dir",
+                str(tmp_path),
+                "--only-summary",
+            ],
+            cwd=REPO,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+        )
+        workers = [
+            subprocess.Popen(
+                [*LOCUST, "-f", scenario, "--worker", "--master-host", "127.0.0.1", "--master-port", str(port)],
+                cwd=REPO,
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.DEVNULL,
+            )
+            for _ in range(2)
+        ]
         try:
             out, _ = master.communicate(timeout=120)
         finally:
@@ -146,8 +203,9 @@ def test_bad_input_is_one_line_and_exit_code_2(tmp_path: Path, args: list[str], 
 
 
 def test_bad_input_with_processes_still_exits_2(tmp_path: Path) -> None:
-    run = run_scenario("socketio", "--processes", "2", "-u", "2", "-t", "3s", "--gate", "p99<fast",
-                       folder=tmp_path, timeout=30)
+    run = run_scenario(
+        "socketio", "--processes", "2", "-u", "2", "-t", "3s", "--gate", "p99<fast", folder=tmp_path, timeout=30
+    )
     assert run.returncode == 2, run.stderr
 
 
@@ -156,8 +214,9 @@ def test_bad_input_with_processes_still_exits_2(tmp_path: Path) -> None:
 def test_plain_node_socketio_server_with_the_classic_broadcast(tmp_path: Path) -> None:
     assert (NODE_DIR / "socketio_broadcast_server.js").exists()
     with running_target("socketio_broadcast_server.js", "0") as url:
-        run = run_scenario("socketio", "--host", url, "-u", "21", "-r", "21", "-t", "5s", "--publish-rate", "20",
-                           folder=tmp_path)
+        run = run_scenario(
+            "socketio", "--host", url, "-u", "21", "-r", "21", "-t", "5s", "--publish-rate", "20", folder=tmp_path
+        )
     s = run.summary
     assert s["connections"]["opened"] == 20
     assert s["messages"]["lost"] == 0 and s["messages"]["errors"] == 0

@@ -207,5 +207,3 @@ async def read_client_frame(reader: asyncio.StreamReader) -> tuple[int, bytes]:
     mask = await reader.readexactly(4)
     payload = await reader.readexactly(n)
     return b0 & 0x0F, bytes(b ^ mask[i % 4] for i, b in enumerate(payload))
-
-

@@ -86,12 +86,17 @@ class Client:
             await self.send(proto.subscribe(channel))
         else:
             channel_data = proto.encode_json({"user_id": user_id, "user_info": {"n": user_id}}) if user_id else None
-            await self.send(proto.subscribe(channel, proto.channel_auth(KEY, secret, self.socket_id, channel,
-                                                                        channel_data), channel_data))
+            await self.send(
+                proto.subscribe(
+                    channel, proto.channel_auth(KEY, secret, self.socket_id, channel, channel_data), channel_data
+                )
+            )
         while True:
             frame = await self.next()
-            if frame.channel == channel and frame.event in ("pusher_internal:subscription_succeeded",
-                                                            "pusher:subscription_error"):
+            if frame.channel == channel and frame.event in (
+                "pusher_internal:subscription_succeeded",
+                "pusher:subscription_error",
+            ):
                 return frame
 
     async def roundtrip(self) -> list[proto.Frame]:
@@ -106,15 +111,30 @@ class Client:
         await self.ws.close()
 
 
-def signed(method: str, path: str, body: bytes = b"", *, secret: str = SECRET, timestamp: float | None = None,
-           params: dict[str, str] | None = None) -> dict[str, str]:
-    return proto.sign_request(KEY, secret, method, path, body, int(time.time() if timestamp is None else timestamp),
-                              params)
+def signed(
+    method: str,
+    path: str,
+    body: bytes = b"",
+    *,
+    secret: str = SECRET,
+    timestamp: float | None = None,
+    params: dict[str, str] | None = None,
+) -> dict[str, str]:
+    return proto.sign_request(
+        KEY, secret, method, path, body, int(time.time() if timestamp is None else timestamp), params
+    )
 
 
 def options(host: str | None = None, **overrides: Any) -> argparse.Namespace:
-    values: dict[str, Any] = {"host": host, "channel_type": "public", "event": "rtbench", "app_id": "", "key": "",
-                              "secret": "", "cluster": ""}
+    values: dict[str, Any] = {
+        "host": host,
+        "channel_type": "public",
+        "event": "rtbench",
+        "app_id": "",
+        "key": "",
+        "secret": "",
+        "cluster": "",
+    }
     values.update(overrides)
     return argparse.Namespace(**values)
 
@@ -165,8 +185,13 @@ class Inbox:
             self.reconnect_ns.append(took_ns)
             self.changed.set()
 
-        return SubscriberHooks(on_data=on_data, on_drop=on_drop, on_resubscribed=on_resubscribed, on_error=on_error,
-                               on_reconnect_ns=on_reconnect_ns)
+        return SubscriberHooks(
+            on_data=on_data,
+            on_drop=on_drop,
+            on_resubscribed=on_resubscribed,
+            on_error=on_error,
+            on_reconnect_ns=on_reconnect_ns,
+        )
 
     async def until(self, condition: Callable[[], bool], timeout: float = 5) -> None:
         async def wait() -> None:

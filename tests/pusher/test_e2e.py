@@ -22,8 +22,22 @@ def _no_pusher_env(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 def test_embedded_presence_run_accounts_for_every_message(tmp_path: Path) -> None:
-    run = run_scenario("pusher", "-u", "11", "-r", "11", "-t", "4s", "--publish-rate", "20", "--channels", "2",
-                       "--channel-type", "presence", folder=tmp_path)
+    run = run_scenario(
+        "pusher",
+        "-u",
+        "11",
+        "-r",
+        "11",
+        "-t",
+        "4s",
+        "--publish-rate",
+        "20",
+        "--channels",
+        "2",
+        "--channel-type",
+        "presence",
+        folder=tmp_path,
+    )
     assert run.returncode in (0, 1), run.stderr
     s = run.summary
     assert s["provider"] == "pusher" and s["target"] == "embedded"
@@ -43,8 +57,9 @@ def test_drop_calibration_reports_the_injected_loss(tmp_path: Path) -> None:
 
 def test_corrupted_deliveries_are_errors_not_deliveries(tmp_path: Path) -> None:
     with running_target("targets.pusher", "--port", "0", "--corrupt-rate", "0.2", "--seed", "5") as url:
-        run = run_scenario("pusher", "--host", url, "-u", "6", "-r", "6", "-t", "4s", "--publish-rate", "20",
-                           folder=tmp_path)
+        run = run_scenario(
+            "pusher", "--host", url, "-u", "6", "-r", "6", "-t", "4s", "--publish-rate", "20", folder=tmp_path
+        )
     s = run.summary
     assert s["messages"]["errors"] > 0 and s["messages"]["lost"] > 0
     assert_accounted(s)
@@ -58,8 +73,9 @@ def test_corrupted_deliveries_are_errors_not_deliveries(tmp_path: Path) -> None:
         ([], {"PUSHER_KEY": "k", "PUSHER_SECRET": "hush-hush"}, "real Pusher needs --app-id"),
     ],
 )
-def test_bad_input_is_one_line_and_exit_code_2(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, args: list[str],
-                                               env: dict[str, str], fragment: str) -> None:
+def test_bad_input_is_one_line_and_exit_code_2(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, args: list[str], env: dict[str, str], fragment: str
+) -> None:
     for name, value in env.items():
         monkeypatch.setenv(name, value)
     started = time.monotonic()
@@ -74,8 +90,21 @@ def test_bad_input_is_one_line_and_exit_code_2(tmp_path: Path, monkeypatch: pyte
 
 @pytest.mark.load
 def test_a_thousand_subscribers_receive_everything(tmp_path: Path) -> None:
-    run = run_scenario("pusher", "-u", "1201", "-r", "600", "-t", "12s", "--publish-rate", "5",
-                       "--drain-timeout", "30", folder=tmp_path, timeout=240)
+    run = run_scenario(
+        "pusher",
+        "-u",
+        "1201",
+        "-r",
+        "600",
+        "-t",
+        "12s",
+        "--publish-rate",
+        "5",
+        "--drain-timeout",
+        "30",
+        folder=tmp_path,
+        timeout=240,
+    )
     s = run.summary
     assert s["connections"]["opened"] == 1200 and s["connections"]["failed"] == 0, s["connections"]
     assert s["connections"]["dropped"] == 0

@@ -33,10 +33,14 @@ def test_private_channel_auth_matches_the_documented_example() -> None:
 @pytest.mark.parametrize(
     ("channel_data", "signature"),
     [
-        ('{"user_id":10,"user_info":{"name":"Mr. Channels"}}',
-         "31935e7d86dba64c2a90aed31fdc61869f9b22ba9d8863bba239c03ca481bc80"),
-        ('{"user_id":10,"user_info":{"name":"Mr. Pusher"}}',  # the older revision of the same page
-         "afaed3695da2ffd16931f457e338e6c9f2921fa133ce7dac49f529792be6304c"),
+        (
+            '{"user_id":10,"user_info":{"name":"Mr. Channels"}}',
+            "31935e7d86dba64c2a90aed31fdc61869f9b22ba9d8863bba239c03ca481bc80",
+        ),
+        (
+            '{"user_id":10,"user_info":{"name":"Mr. Pusher"}}',  # the older revision of the same page
+            "afaed3695da2ffd16931f457e338e6c9f2921fa133ce7dac49f529792be6304c",
+        ),
     ],
 )
 def test_presence_channel_auth_matches_the_documented_example(channel_data: str, signature: str) -> None:
@@ -47,14 +51,23 @@ def test_presence_channel_auth_matches_the_documented_example(channel_data: str,
 
 def test_http_api_signature_matches_the_documented_example() -> None:
     assert proto.body_md5(DOC_BODY) == "ec365a775a4cd0599faeb73354201b6f"
-    assert proto.request_string_to_sign("POST", "/apps/3/events", {
-        "auth_version": "1.0", "body_md5": "ec365a775a4cd0599faeb73354201b6f", "auth_key": DOC_KEY,
-        "auth_timestamp": "1353088179"}) == (
+    assert proto.request_string_to_sign(
+        "POST",
+        "/apps/3/events",
+        {
+            "auth_version": "1.0",
+            "body_md5": "ec365a775a4cd0599faeb73354201b6f",
+            "auth_key": DOC_KEY,
+            "auth_timestamp": "1353088179",
+        },
+    ) == (
         "POST\n/apps/3/events\nauth_key=278d425bdf160c739803&auth_timestamp=1353088179&auth_version=1.0"
         "&body_md5=ec365a775a4cd0599faeb73354201b6f"
     )
     assert proto.sign_request(DOC_KEY, DOC_SECRET, "POST", "/apps/3/events", DOC_BODY, 1353088179) == {
-        "auth_key": DOC_KEY, "auth_timestamp": "1353088179", "auth_version": "1.0",
+        "auth_key": DOC_KEY,
+        "auth_timestamp": "1353088179",
+        "auth_version": "1.0",
         "body_md5": "ec365a775a4cd0599faeb73354201b6f",
         "auth_signature": "da454824c97ba181a32ccc17a72625ba02771f50b50e1e7430e47a1f3f457e6c",
     }
@@ -99,10 +112,12 @@ def test_verify_request(params: dict[str, str], body: bytes, now: float, fragmen
 def test_verify_channel_auth() -> None:
     good = f"{DOC_KEY}:58df8b0c36d6982b82c3ecf6b4662e34fe8c25bba48f5369f135bf843651c3a4"
     assert proto.verify_channel_auth(good, DOC_KEY, DOC_SECRET, DOC_SOCKET, "private-foobar") is None
-    assert "Invalid signature" in str(proto.verify_channel_auth(good, DOC_KEY, DOC_SECRET, "1234.1235",
-                                                                "private-foobar"))
-    assert "Invalid key" in str(proto.verify_channel_auth("k:" + good.split(":")[1], DOC_KEY, DOC_SECRET, DOC_SOCKET,
-                                                          "private-foobar"))
+    assert "Invalid signature" in str(
+        proto.verify_channel_auth(good, DOC_KEY, DOC_SECRET, "1234.1235", "private-foobar")
+    )
+    assert "Invalid key" in str(
+        proto.verify_channel_auth("k:" + good.split(":")[1], DOC_KEY, DOC_SECRET, DOC_SOCKET, "private-foobar")
+    )
     assert proto.verify_channel_auth(None, DOC_KEY, DOC_SECRET, DOC_SOCKET, "private-foobar") is not None
     assert proto.verify_channel_auth("nocolon", DOC_KEY, DOC_SECRET, DOC_SOCKET, "private-foobar") is not None
 
@@ -112,30 +127,34 @@ def test_the_official_sdk_agrees_with_the_codec() -> None:
     client = PusherClient("3", DOC_KEY, DOC_SECRET, host="127.0.0.1", port=6001, ssl=False)
     request = client.trigger.make_request(["project-3"], "foo", '{"some":"data"}')
     now = float(request.query_params["auth_timestamp"])
-    assert proto.verify_request(DOC_KEY, DOC_SECRET, "POST", request.path, request.query_params, request.body,
-                                now) is None
+    assert (
+        proto.verify_request(DOC_KEY, DOC_SECRET, "POST", request.path, request.query_params, request.body, now) is None
+    )
     tampered = dict(request.query_params, auth_timestamp=str(int(now) + 1))
     assert proto.verify_request(DOC_KEY, DOC_SECRET, "POST", request.path, tampered, request.body, now) is not None
     import pusher
 
     sdk = pusher.Pusher("3", DOC_KEY, DOC_SECRET)
     assert sdk.authenticate("private-foobar", DOC_SOCKET)["auth"] == proto.channel_auth(
-        DOC_KEY, DOC_SECRET, DOC_SOCKET, "private-foobar")
+        DOC_KEY, DOC_SECRET, DOC_SOCKET, "private-foobar"
+    )
     presence = sdk.authenticate("presence-foobar", DOC_SOCKET, {"user_id": "7", "user_info": {"n": 1}})
-    assert presence["auth"] == proto.channel_auth(DOC_KEY, DOC_SECRET, DOC_SOCKET, "presence-foobar",
-                                                  presence["channel_data"])
+    assert presence["auth"] == proto.channel_auth(
+        DOC_KEY, DOC_SECRET, DOC_SOCKET, "presence-foobar", presence["channel_data"]
+    )
 
 
 # -- frames: literal bytes in, literal frames out -------------------------------------------------
 
-CONNECTION_ESTABLISHED = '{"event":"pusher:connection_established","data":"{\\"socket_id\\":\\"123.456\\",\\"activity_timeout\\":120}"}'  # noqa: E501
+CONNECTION_ESTABLISHED = (
+    '{"event":"pusher:connection_established","data":"{\\"socket_id\\":\\"123.456\\",\\"activity_timeout\\":120}"}'
+)
 
 
 def test_connection_established_is_a_json_string_inside_json() -> None:
     assert proto.connection_established("123.456", 120) == CONNECTION_ESTABLISHED
     frame = proto.decode(CONNECTION_ESTABLISHED)
-    assert frame == proto.Frame("pusher:connection_established",
-                                '{"socket_id":"123.456","activity_timeout":120}')
+    assert frame == proto.Frame("pusher:connection_established", '{"socket_id":"123.456","activity_timeout":120}')
     assert proto.data_object(frame.data) == {"socket_id": "123.456", "activity_timeout": 120}
 
 
@@ -180,7 +199,8 @@ def test_client_frames() -> None:
     )
     assert json.loads(proto.subscribe("presence-x", "k:s", '{"user_id":"1"}')) == {
         "event": "pusher:subscribe",
-        "data": {"channel": "presence-x", "auth": "k:s", "channel_data": '{"user_id":"1"}'}}
+        "data": {"channel": "presence-x", "auth": "k:s", "channel_data": '{"user_id":"1"}'},
+    }
     assert proto.unsubscribe("my-channel") == '{"event":"pusher:unsubscribe","data":{"channel":"my-channel"}}'
     assert proto.client_ping() == '{"event":"pusher:ping","data":{}}'
     assert proto.client_pong() == '{"event":"pusher:pong","data":{}}'
@@ -223,7 +243,11 @@ def test_data_object_accepts_objects_and_json_strings_only() -> None:
 
 def test_channel_kinds_and_names() -> None:
     assert [proto.channel_kind(n) for n in ("todos", "private-a", "presence-a", "private-encrypted-a")] == [
-        "public", "private", "presence", "encrypted"]
+        "public",
+        "private",
+        "presence",
+        "encrypted",
+    ]
     assert proto.validate_channel("azAZ09_-=@,.;") == "azAZ09_-=@,.;"
     for bad in ("", "has space", "a/b", "x" * 201, None, 5):
         with pytest.raises(proto.ProtocolError):
@@ -232,7 +256,9 @@ def test_channel_kinds_and_names() -> None:
 
 def test_parse_channel_data() -> None:
     assert proto.parse_channel_data('{"user_id":10,"user_info":{"name":"Mr. Channels"}}') == (
-        "10", {"name": "Mr. Channels"})
+        "10",
+        {"name": "Mr. Channels"},
+    )
     assert proto.parse_channel_data('{"user_id":"u"}') == ("u", None)
     for bad in (None, "{}", '{"user_id":""}', '{"user_id":true}', "nope"):
         with pytest.raises(proto.ProtocolError):
@@ -241,8 +267,20 @@ def test_parse_channel_data() -> None:
 
 @pytest.mark.parametrize(
     ("code", "action"),
-    [(None, None), (1000, None), (1001, None), (1006, None), (1002, "backoff"), (4000, "tls_only"),
-     (4001, "refused"), (4009, "refused"), (4100, "backoff"), (4200, "retry"), (4201, "retry"), (4301, "refused")],
+    [
+        (None, None),
+        (1000, None),
+        (1001, None),
+        (1006, None),
+        (1002, "backoff"),
+        (4000, "tls_only"),
+        (4001, "refused"),
+        (4009, "refused"),
+        (4100, "backoff"),
+        (4200, "retry"),
+        (4201, "retry"),
+        (4301, "refused"),
+    ],
 )
 def test_close_actions_follow_the_protocol(code: int | None, action: str | None) -> None:
     assert proto.close_action(code) == action
@@ -270,12 +308,15 @@ def test_a_public_subscription_from_handshake_to_deliveries() -> None:
     assert feed(client, '{"event":"my-event","channel":"my-channel","data":"early"}') is None
     assert feed(client, '{"event":"pusher_internal:subscription_succeeded","channel":"other","data":"{}"}') is None
     assert feed(client, '{"event":"pusher_internal:subscription_succeeded","channel":"my-channel","data":"{}"}') == (
-        proto.Subscribed("my-channel"))
+        proto.Subscribed("my-channel")
+    )
     assert state(client) is proto.ClientState.SUBSCRIBED
     assert feed(client, '{"event":"my-event","channel":"my-channel","data":"rtb1|x"}') == proto.ChannelEvent(
-        "my-channel", "my-event", "rtb1|x", None)
+        "my-channel", "my-event", "rtb1|x", None
+    )
     assert feed(client, '{"event":"client-typing","channel":"my-channel","data":{"a":1},"user_id":"7"}') == (
-        proto.ChannelEvent("my-channel", "client-typing", {"a": 1}, "7"))
+        proto.ChannelEvent("my-channel", "client-typing", {"a": 1}, "7")
+    )
     assert feed(client, '{"event":"my-event","channel":"not-mine","data":"x"}') is None
     assert feed(client, '{"event":"pusher:pong","data":"{}"}') is None
     assert client.data_to_send() == []
@@ -296,8 +337,11 @@ def test_server_pings_are_answered_in_every_state() -> None:
 
 def test_private_auth_is_the_documented_signature() -> None:
     client = proto.ClientConnection("private-foobar", key=DOC_KEY, secret=DOC_SECRET)
-    feed(client, '{"event":"pusher:connection_established","data":"{\\"socket_id\\":\\"1234.1234\\",'
-                 '\\"activity_timeout\\":120}"}')
+    feed(
+        client,
+        '{"event":"pusher:connection_established","data":"{\\"socket_id\\":\\"1234.1234\\",'
+        '\\"activity_timeout\\":120}"}',
+    )
     assert client.data_to_send() == [
         '{"event":"pusher:subscribe","data":{"channel":"private-foobar","auth":"278d425bdf160c739803:'
         '58df8b0c36d6982b82c3ecf6b4662e34fe8c25bba48f5369f135bf843651c3a4"}}'
@@ -305,14 +349,22 @@ def test_private_auth_is_the_documented_signature() -> None:
 
 
 def test_presence_auth_and_channel_data_are_the_documented_ones() -> None:
-    client = proto.ClientConnection("presence-foobar", key=DOC_KEY, secret=DOC_SECRET, user_id=10,
-                                    user_info={"name": "Mr. Channels"})
-    feed(client, '{"event":"pusher:connection_established","data":"{\\"socket_id\\":\\"1234.1234\\",'
-                 '\\"activity_timeout\\":120}"}')
-    assert json.loads(client.data_to_send()[0]) == {"event": "pusher:subscribe", "data": {
-        "channel": "presence-foobar",
-        "auth": "278d425bdf160c739803:31935e7d86dba64c2a90aed31fdc61869f9b22ba9d8863bba239c03ca481bc80",
-        "channel_data": '{"user_id":10,"user_info":{"name":"Mr. Channels"}}'}}
+    client = proto.ClientConnection(
+        "presence-foobar", key=DOC_KEY, secret=DOC_SECRET, user_id=10, user_info={"name": "Mr. Channels"}
+    )
+    feed(
+        client,
+        '{"event":"pusher:connection_established","data":"{\\"socket_id\\":\\"1234.1234\\",'
+        '\\"activity_timeout\\":120}"}',
+    )
+    assert json.loads(client.data_to_send()[0]) == {
+        "event": "pusher:subscribe",
+        "data": {
+            "channel": "presence-foobar",
+            "auth": "278d425bdf160c739803:31935e7d86dba64c2a90aed31fdc61869f9b22ba9d8863bba239c03ca481bc80",
+            "channel_data": '{"user_id":10,"user_info":{"name":"Mr. Channels"}}',
+        },
+    }
 
 
 @pytest.mark.parametrize(("announced", "kept"), [(120, 120.0), (300, 120.0), (1, 1.0), (0.5, 0.5)])
@@ -328,12 +380,16 @@ def test_refusals_and_errors() -> None:
     assert error == proto.ServerError("Could not find app by key nope", 4001)
     assert isinstance(error, proto.ServerError) and error.action == "refused"
     assert feed(client, '{"event":"pusher:error","data":{"code":4100,"message":"Over capacity"}}') == (
-        proto.ServerError("Over capacity", 4100))
+        proto.ServerError("Over capacity", 4100)
+    )
     assert feed(client, '{"event":"pusher:error","data":"not an object"}') == proto.ServerError("not an object", None)
     private = proto.ClientConnection("private-x", key="k", secret="s")
     feed(private, CONNECTION_ESTABLISHED)
-    refused = feed(private, '{"event":"pusher:subscription_error","channel":"private-x","data":'
-                            '"{\\"type\\":\\"AuthError\\",\\"error\\":\\"nope\\",\\"status\\":401}"}')
+    refused = feed(
+        private,
+        '{"event":"pusher:subscription_error","channel":"private-x","data":'
+        '"{\\"type\\":\\"AuthError\\",\\"error\\":\\"nope\\",\\"status\\":401}"}',
+    )
     assert refused == proto.SubscriptionRefused("private-x", "nope", 401)
     assert private.state is proto.ClientState.FAILED
     # once subscribed, a pusher:error with a null code is reported and the connection stays
@@ -341,7 +397,8 @@ def test_refusals_and_errors() -> None:
     feed(live, CONNECTION_ESTABLISHED)
     feed(live, '{"event":"pusher_internal:subscription_succeeded","channel":"c","data":"{}"}')
     assert feed(live, '{"event":"pusher:error","data":{"code":null,"message":"Invalid JSON"}}') == (
-        proto.ServerError("Invalid JSON", None))
+        proto.ServerError("Invalid JSON", None)
+    )
     assert live.state is proto.ClientState.SUBSCRIBED
     assert feed(live, '{"event":"pusher_internal:member_added","channel":"c","data":"{\\"user_id\\":\\"2\\"}"}') is None
 
@@ -350,13 +407,19 @@ def test_refusals_and_errors() -> None:
     ("text", "fragment"),
     [
         ('{"event":"rtbench","channel":"c","data":"x"}', "expected pusher:connection_established, got rtbench"),
-        ('{"event":"pusher:connection_established","data":"{\\"socket_id\\":\\"abc\\",\\"activity_timeout\\":1}"}',
-         "invalid socket_id 'abc'"),
+        (
+            '{"event":"pusher:connection_established","data":"{\\"socket_id\\":\\"abc\\",\\"activity_timeout\\":1}"}',
+            "invalid socket_id 'abc'",
+        ),
         ('{"event":"pusher:connection_established","data":"{\\"socket_id\\":\\"1.2\\"}"}', "activity_timeout None"),
-        ('{"event":"pusher:connection_established","data":"{\\"socket_id\\":\\"1.2\\",\\"activity_timeout\\":0}"}',
-         "activity_timeout 0"),
-        ('{"event":"pusher:connection_established","data":"{\\"socket_id\\":\\"1.2\\",\\"activity_timeout\\":true}"}',
-         "activity_timeout True"),
+        (
+            '{"event":"pusher:connection_established","data":"{\\"socket_id\\":\\"1.2\\",\\"activity_timeout\\":0}"}',
+            "activity_timeout 0",
+        ),
+        (
+            '{"event":"pusher:connection_established","data":"{\\"socket_id\\":\\"1.2\\",\\"activity_timeout\\":true}"}',
+            "activity_timeout True",
+        ),
         ('{"event":"pusher:connection_established","data":"nope"}', "not valid JSON"),
     ],
 )
@@ -368,8 +431,11 @@ def test_a_broken_handshake_raises_protocol_error(text: str, fragment: str) -> N
 
 
 def test_channels_the_client_cannot_sign_are_refused_up_front() -> None:
-    for channel, kwargs in [("private-x", {}), ("presence-x", {"key": "k", "secret": "s"}),
-                            ("private-encrypted-x", {"key": "k", "secret": "s"})]:
+    for channel, kwargs in [
+        ("private-x", {}),
+        ("presence-x", {"key": "k", "secret": "s"}),
+        ("private-encrypted-x", {"key": "k", "secret": "s"}),
+    ]:
         with pytest.raises(ValueError, match=r"private|presence|encrypted"):
             proto.ClientConnection(channel, **kwargs)  # type: ignore[arg-type]
 

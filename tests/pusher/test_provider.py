@@ -32,11 +32,18 @@ def test_no_host_and_no_credentials_is_the_embedded_target() -> None:
     assert PusherProvider.describe_target(None, options()) == "embedded"
     assert PusherProvider.cloud_host(options()) is None
     endpoints = Endpoints.resolve("http://127.0.0.1:6001", options())
-    assert (endpoints.app_id, endpoints.key, endpoints.secret) == (proto.LOCAL_APP_ID, proto.LOCAL_KEY,
-                                                                   proto.LOCAL_SECRET)
+    assert (endpoints.app_id, endpoints.key, endpoints.secret) == (
+        proto.LOCAL_APP_ID,
+        proto.LOCAL_KEY,
+        proto.LOCAL_SECRET,
+    )
     assert endpoints.ws_url.startswith("ws://127.0.0.1:6001/app/rtbench-key?protocol=7&")
-    assert (endpoints.api_host, endpoints.api_port, endpoints.api_tls, endpoints.cloud) == ("127.0.0.1", 6001,
-                                                                                            False, False)
+    assert (endpoints.api_host, endpoints.api_port, endpoints.api_tls, endpoints.cloud) == (
+        "127.0.0.1",
+        6001,
+        False,
+        False,
+    )
 
 
 def test_credentials_from_the_environment_and_no_host_mean_real_pusher(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -54,7 +61,8 @@ def test_credentials_from_the_environment_and_no_host_mean_real_pusher(monkeypat
     assert Endpoints.resolve("https://api-eu.pusher.com", opts) == endpoints
     # with --host the same credentials go to that server instead
     assert PusherProvider.describe_target("https://pusher.example:8443", options("https://pusher.example:8443")) == (
-        "external")
+        "external"
+    )
     external = Endpoints.resolve("https://pusher.example:8443", options("https://pusher.example:8443"))
     assert external.ws_base == "wss://pusher.example:8443" and external.key == "cloudkey" and not external.cloud
 
@@ -121,7 +129,8 @@ def test_refusals_surface_as_connect_errors(target: Target) -> None:
             assert "App key no-such-key not in this cluster" in str(info.value)
             with pytest.raises(PusherRefused, match="subscription to private-rtbench-0 refused: Invalid signature"):
                 await provider_for(target[0], secret="wrong", channel_type="private").open_subscriber(
-                    "rtbench-0", Inbox().hooks())
+                    "rtbench-0", Inbox().hooks()
+                )
             publisher = await provider_for(target[0], secret="wrong").open_publisher()
             with pytest.raises(RuntimeError, match="HTTP 401"):
                 await publisher.publish("rtbench-0", "x")
@@ -143,7 +152,8 @@ def test_reconnects_and_resubscribes_after_a_server_restart() -> None:
             await asyncio.get_running_loop().run_in_executor(None, proc.stop)
             await asyncio.wait_for(inbox.dropped.wait(), 5)
             restarted = await asyncio.get_running_loop().run_in_executor(
-                None, lambda: start_target("targets.pusher", "--port", port))
+                None, lambda: start_target("targets.pusher", "--port", port)
+            )
             try:
                 await asyncio.wait_for(inbox.resubscribed.wait(), 10)
                 publisher = await provider.open_publisher()

@@ -61,9 +61,15 @@ def auth_endpoint() -> Iterator[str]:
 
 class NodeProbe:
     def __init__(self, *args: str) -> None:
-        self.proc = subprocess.Popen(["node", str(NODE_DIR / "pusher_client_probe.js"), *args], cwd=NODE_DIR,
-                                     stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                                     bufsize=1)
+        self.proc = subprocess.Popen(
+            ["node", str(NODE_DIR / "pusher_client_probe.js"), *args],
+            cwd=NODE_DIR,
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            bufsize=1,
+        )
         self.lines: queue.Queue[dict[str, Any]] = queue.Queue()
         self.seen: list[dict[str, Any]] = []
         threading.Thread(target=self._pump, daemon=True).start()
@@ -137,8 +143,13 @@ def test_pusher_js_connects_subscribes_and_receives_sdk_triggers(auth_endpoint: 
         probe.send('client presence-todos client-typing {"who":"node-1"}')
         assert probe.expect(lambda m: m["type"] == "client_sent")["ok"] is True
         relayed = probe.expect(lambda m: m["type"] == "second_event")
-        assert relayed == {"type": "second_event", "channel": "presence-todos", "event": "client-typing",
-                           "data": {"who": "node-1"}, "user_id": "node-1"}
+        assert relayed == {
+            "type": "second_event",
+            "channel": "presence-todos",
+            "event": "client-typing",
+            "data": {"who": "node-1"},
+            "user_id": "node-1",
+        }
         sdk.trigger("todos", "todo:deleted", {"id": 7})  # ordered after the client event: nothing echoed before it
         assert probe.expect(lambda m: m["type"] == "event" and m["event"] == "todo:deleted")
         assert not any(m.get("event") == "client-typing" for m in probe.seen if m["type"] == "event")

@@ -20,12 +20,14 @@ def _events_body(channel: str, data: str = "hello", name: str = "ev", **extra: o
     return json.dumps({"name": name, "channels": [channel], "data": data, **extra}).encode()
 
 
-async def _trigger(session: aiohttp.ClientSession, url: str, channel: str, data: str = "hello",
-                   **extra: object) -> aiohttp.ClientResponse:
+async def _trigger(
+    session: aiohttp.ClientSession, url: str, channel: str, data: str = "hello", **extra: object
+) -> aiohttp.ClientResponse:
     path = f"/apps/{APP_ID}/events"
     body = _events_body(channel, data, **extra)
-    resp = await session.post(url + path, params=signed("POST", path, body), data=body,
-                              headers={"Content-Type": "application/json"})
+    resp = await session.post(
+        url + path, params=signed("POST", path, body), data=body, headers={"Content-Type": "application/json"}
+    )
     await resp.read()
     return resp
 
@@ -55,8 +57,9 @@ def test_connection_established_follows_the_protocol(target: Target) -> None:
         (KEY, "?protocol=3", 4007),
     ],
 )
-def test_refused_connections_get_pusher_error_and_the_close_code(target: Target, key: str, query: str,
-                                                                 code: int) -> None:
+def test_refused_connections_get_pusher_error_and_the_close_code(
+    target: Target, key: str, query: str, code: int
+) -> None:
     async def body() -> None:
         async with aiohttp.ClientSession() as session:
             ws = await session.ws_connect(ws_url(target[0], key, query))
@@ -87,8 +90,9 @@ def test_bad_channel_auth_gets_subscription_error_and_the_connection_lives_on(ta
             await client.send(proto.subscribe("presence-room", "k:s"))  # presence without channel_data
             assert (await client.expect("pusher:subscription_error", "presence-room")).channel == "presence-room"
             # a signature made for another socket is refused too
-            await client.send(proto.subscribe("private-secret", proto.channel_auth(KEY, SECRET, "1.1",
-                                                                                   "private-secret")))
+            await client.send(
+                proto.subscribe("private-secret", proto.channel_auth(KEY, SECRET, "1.1", "private-secret"))
+            )
             assert (await client.expect("pusher:subscription_error", "private-secret")).channel == "private-secret"
             ok = await client.subscribe("private-secret")
             assert ok.event == "pusher_internal:subscription_succeeded" and ok.data == "{}"
@@ -104,8 +108,13 @@ def test_malformed_frames_get_pusher_error_and_everyone_keeps_being_served(targe
             good = await Client.connect(session, target[0])
             for client in (bad, good):
                 await client.subscribe("malformed-test")
-            for text in ("{not json", "[1]", '{"data":{}}', '{"event":"pusher:subscribe","data":"nope"}',
-                         '{"event":"pusher:subscribe","data":{"channel":"bad name"}}'):
+            for text in (
+                "{not json",
+                "[1]",
+                '{"data":{}}',
+                '{"event":"pusher:subscribe","data":"nope"}',
+                '{"event":"pusher:subscribe","data":{"channel":"bad name"}}',
+            ):
                 await bad.send(text)
                 error = await bad.next()
                 assert error.event == "pusher:error" and error.data["code"] is None, (text, error)
@@ -129,7 +138,8 @@ def test_presence_members_join_and_leave(target: Target) -> None:
             alice = await Client.connect(session, target[0])
             first = await alice.subscribe("presence-room", user_id="alice")
             assert proto.data_object(first.data) == {
-                "presence": {"ids": ["alice"], "hash": {"alice": {"n": "alice"}}, "count": 1}}
+                "presence": {"ids": ["alice"], "hash": {"alice": {"n": "alice"}}, "count": 1}
+            }
             bob = await Client.connect(session, target[0])
             second = proto.data_object((await bob.subscribe("presence-room", user_id="bob")).data)["presence"]
             assert second["count"] == 2 and set(second["ids"]) == {"alice", "bob"}
@@ -174,9 +184,11 @@ def test_client_events_reach_the_others_and_are_never_echoed(target: Target) -> 
             assert await a.roundtrip() == []  # nothing echoed to the sender
             # refused: public channel, not subscribed, no channel
             await a.subscribe("public-chat")
-            for frame in (proto.client_event("public-chat", "client-x", {}),
-                          proto.client_event("private-elsewhere", "client-x", {}),
-                          '{"event":"client-x","data":{}}'):
+            for frame in (
+                proto.client_event("public-chat", "client-x", {}),
+                proto.client_event("private-elsewhere", "client-x", {}),
+                '{"event":"client-x","data":{}}',
+            ):
                 await a.send(frame)
                 error = await a.next()
                 assert error.event == "pusher:error" and "Client event rejected" in error.data["message"]
@@ -208,16 +220,25 @@ def test_http_publish_needs_a_valid_fresh_signature(target: Target) -> None:
                     assert resp.status == status
                     assert "error" in await resp.json()
                     assert SECRET not in await resp.text()
-            async with session.post(url + "/apps/999/events", params=signed("POST", "/apps/999/events", payload),
-                                    data=payload, headers=headers) as resp:
+            async with session.post(
+                url + "/apps/999/events",
+                params=signed("POST", "/apps/999/events", payload),
+                data=payload,
+                headers=headers,
+            ) as resp:
                 assert resp.status == 404
             assert await listener.roundtrip() == []  # none of them was delivered
-            bad_bodies = [(b"{nope", 400), (json.dumps({"name": "e", "channels": ["x"]}).encode(), 400),
-                          (_events_body("x", name="pusher:fake"), 400), (_events_body("bad name"), 400),
-                          (_events_body("x", data="y" * (proto.MAX_EVENT_DATA_BYTES + 1)), 413)]
+            bad_bodies = [
+                (b"{nope", 400),
+                (json.dumps({"name": "e", "channels": ["x"]}).encode(), 400),
+                (_events_body("x", name="pusher:fake"), 400),
+                (_events_body("bad name"), 400),
+                (_events_body("x", data="y" * (proto.MAX_EVENT_DATA_BYTES + 1)), 413),
+            ]
             for bad, status in bad_bodies:
-                async with session.post(url + path, params=signed("POST", path, bad), data=bad,
-                                        headers=headers) as resp:
+                async with session.post(
+                    url + path, params=signed("POST", path, bad), data=bad, headers=headers
+                ) as resp:
                     assert resp.status == status, (bad[:60], await resp.text())
             resp = await _trigger(session, url, "signed-test", "ok", info="subscription_count")
             assert resp.status == 200
@@ -242,13 +263,19 @@ def test_the_official_python_sdk_triggers_batches_and_queries(target: Target) ->
             excluded = await Client.connect(session, url)
             await excluded.subscribe("sdk-a")
             loop = __import__("asyncio").get_running_loop()
-            assert await loop.run_in_executor(None, lambda: sdk.trigger(["sdk-a", "presence-sdk"], "both",
-                                                                        {"x": 1}, excluded.socket_id)) == {}
+            assert (
+                await loop.run_in_executor(
+                    None, lambda: sdk.trigger(["sdk-a", "presence-sdk"], "both", {"x": 1}, excluded.socket_id)
+                )
+                == {}
+            )
             assert proto.data_object((await a.expect("both", "sdk-a")).data) == {"x": 1}
             assert (await b.expect("both", "presence-sdk")).channel == "presence-sdk"
             assert await excluded.roundtrip() == []  # socket_id excluded it
-            batch = [{"channel": "sdk-a", "name": "one", "data": "1"}, {"channel": "presence-sdk", "name": "two",
-                                                                          "data": "2"}]
+            batch = [
+                {"channel": "sdk-a", "name": "one", "data": "1"},
+                {"channel": "presence-sdk", "name": "two", "data": "2"},
+            ]
             assert await loop.run_in_executor(None, lambda: sdk.trigger_batch(batch)) == {}
             assert (await a.expect("one", "sdk-a")).data == "1"
             assert (await b.expect("two", "presence-sdk")).data == "2"
@@ -269,6 +296,7 @@ def test_the_official_python_sdk_triggers_batches_and_queries(target: Target) ->
 def test_silent_clients_are_pinged_then_closed_with_4201() -> None:
     url, proc = start_target("targets.pusher", "--port", "0", "--activity-timeout", "1", "--pong-timeout", "0.5")
     try:
+
         async def body() -> None:
             async with aiohttp.ClientSession() as session:
                 client = await Client.connect(session, url, proto.LOCAL_KEY)
@@ -296,7 +324,12 @@ def test_bad_credentials_flags_are_usage_errors() -> None:
     from tests.helpers import REPO
 
     for args, fragment in ((["--app-id", "abc"], "--app-id"), (["--activity-timeout", "0"], "--activity-timeout")):
-        proc = subprocess.run([sys.executable, "-m", "targets.pusher", "--port", "0", *args], cwd=REPO,
-                              capture_output=True, text=True, timeout=20)
+        proc = subprocess.run(
+            [sys.executable, "-m", "targets.pusher", "--port", "0", *args],
+            cwd=REPO,
+            capture_output=True,
+            text=True,
+            timeout=20,
+        )
         assert proc.returncode == 2
         assert fragment in proc.stderr and "Traceback" not in proc.stderr

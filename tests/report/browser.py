@@ -21,11 +21,22 @@ from typing import Any
 
 from websockets.sync.client import connect
 
-FLAGS = ("--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--no-first-run",
-         "--disable-extensions", "--disable-sync", "--no-default-browser-check", "--hide-scrollbars")
+FLAGS = (
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--no-first-run",
+    "--disable-extensions",
+    "--disable-sync",
+    "--no-default-browser-check",
+    "--hide-scrollbars",
+)
 DEVTOOLS_RE = re.compile(r"DevTools listening on (ws://\S+)")
-METRICS_JS = ("JSON.stringify(Object.fromEntries([...document.querySelectorAll('[data-metric]')]"
-              ".map(e => [e.dataset.metric, e.textContent.trim()])))")
+METRICS_JS = (
+    "JSON.stringify(Object.fromEntries([...document.querySelectorAll('[data-metric]')]"
+    ".map(e => [e.dataset.metric, e.textContent.trim()])))"
+)
 
 
 def chromium() -> str | None:
@@ -51,8 +62,9 @@ class _Session:
         self.ids = itertools.count(1)
         self.events: list[dict[str, Any]] = []
 
-    def call(self, method: str, params: dict[str, Any] | None = None, session: str | None = None,
-             timeout: float = 20.0) -> dict[str, Any]:
+    def call(
+        self, method: str, params: dict[str, Any] | None = None, session: str | None = None, timeout: float = 20.0
+    ) -> dict[str, Any]:
         ident = next(self.ids)
         message: dict[str, Any] = {"id": ident, "method": method, "params": params or {}}
         if session:
@@ -99,10 +111,20 @@ def open_page(path: Path, width: int = 1200, height: int = 900, timeout: float =
     binary = chromium()
     assert binary, "chromium is not installed"
     with tempfile.TemporaryDirectory(prefix="rtbench-chromium-") as profile:
-        proc = subprocess.Popen([binary, *FLAGS, f"--user-data-dir={profile}", "--remote-debugging-port=0",
-                                 f"--window-size={width},{height}", "about:blank"],
-                                stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
-                                text=True)
+        proc = subprocess.Popen(
+            [
+                binary,
+                *FLAGS,
+                f"--user-data-dir={profile}",
+                "--remote-debugging-port=0",
+                f"--window-size={width},{height}",
+                "about:blank",
+            ],
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
         try:
             assert proc.stderr is not None
             url = None
@@ -126,14 +148,22 @@ def open_page(path: Path, width: int = 1200, height: int = 900, timeout: float =
                 time.sleep(0.3)  # late console messages (none expected: the page has no scripts)
 
                 def evaluate(expression: str) -> Any:
-                    result = cdp.call("Runtime.evaluate", {"expression": expression, "returnByValue": True},
-                                      session=session)
+                    result = cdp.call(
+                        "Runtime.evaluate", {"expression": expression, "returnByValue": True}, session=session
+                    )
                     return result["result"].get("value")
 
-                page = Page(text=str(evaluate("document.body.innerText")),
-                            metrics=json.loads(str(evaluate(METRICS_JS))), title=str(evaluate("document.title")))
-                shot = cdp.call("Page.captureScreenshot", {"format": "png", "captureBeyondViewport": True},
-                                session=session, timeout=timeout)
+                page = Page(
+                    text=str(evaluate("document.body.innerText")),
+                    metrics=json.loads(str(evaluate(METRICS_JS))),
+                    title=str(evaluate("document.title")),
+                )
+                shot = cdp.call(
+                    "Page.captureScreenshot",
+                    {"format": "png", "captureBeyondViewport": True},
+                    session=session,
+                    timeout=timeout,
+                )
                 page.screenshot = base64.b64decode(shot["data"])
                 page.console_errors = _errors(cdp.events)
                 with contextlib.suppress(Exception):  # the socket may close before the reply

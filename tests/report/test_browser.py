@@ -13,9 +13,19 @@ from tests.report.conftest import CliResult
 
 pytestmark = pytest.mark.skipif(chromium() is None, reason="chromium is not installed (apt-get install chromium)")
 
-HEADLINE_KEYS = ("latency_ms.p50", "latency_ms.p95", "latency_ms.p99", "latency_ms.p999", "latency_ms.max",
-                 "messages.delivered", "messages.lost", "connect_ms.p95", "load.users", "load.publish_rate",
-                 "load.duration_s")
+HEADLINE_KEYS = (
+    "latency_ms.p50",
+    "latency_ms.p95",
+    "latency_ms.p99",
+    "latency_ms.p999",
+    "latency_ms.max",
+    "messages.delivered",
+    "messages.lost",
+    "connect_ms.p95",
+    "load.users",
+    "load.publish_rate",
+    "load.duration_s",
+)
 
 
 def test_real_run_report_in_chromium(real_run: tuple[Path, CliResult], tmp_path: Path) -> None:

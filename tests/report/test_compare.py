@@ -22,8 +22,21 @@ def test_compare_every_available_provider_end_to_end(tmp_path: Path) -> None:
     """No provider named: all from the registry. The gate is one nobody can pass, so exit is 1 and
     each row shows FAIL while the runs themselves succeed."""
     out = tmp_path / "cmp"
-    result = rtbench("compare", "-u", "10", "-t", "3s", "--out", str(out), "--gate", "p99<50ms",
-                     "--gate", "published<1", "--no-progress", timeout=400)
+    result = rtbench(
+        "compare",
+        "-u",
+        "10",
+        "-t",
+        "3s",
+        "--out",
+        str(out),
+        "--gate",
+        "p99<50ms",
+        "--gate",
+        "published<1",
+        "--no-progress",
+        timeout=400,
+    )
     expected = cli.runnable_providers(cli.scenarios_dir())
     assert "socketio" in expected
     assert result.returncode == 1, result.stdout + result.stderr
@@ -40,8 +53,9 @@ def test_compare_every_available_provider_end_to_end(tmp_path: Path) -> None:
     assert index.count("<svg") == 1 and "NOT ALL PASSED" in index
 
 
-def test_compare_from_stored_runs(tmp_path: Path, real_run: tuple[Path, CliResult],
-                                  capsys: pytest.CaptureFixture[str]) -> None:
+def test_compare_from_stored_runs(
+    tmp_path: Path, real_run: tuple[Path, CliResult], capsys: pytest.CaptureFixture[str]
+) -> None:
     real, _ = real_run
     slow = synthetic_run(tmp_path / "slow", provider="sse", scale_ms=3.0)
     out = tmp_path / "cmp"
@@ -60,8 +74,7 @@ def test_compare_from_stored_runs(tmp_path: Path, real_run: tuple[Path, CliResul
 def test_same_provider_twice_is_labelled_by_folder(tmp_path: Path) -> None:
     a = synthetic_run(tmp_path / "before")
     b = synthetic_run(tmp_path / "after", scale_ms=2.0)
-    index = compare.write_compare(compare.make_entries(
-        [load_run(a), load_run(b)], None), tmp_path / "cmp")
+    index = compare.write_compare(compare.make_entries([load_run(a), load_run(b)], None), tmp_path / "cmp")
     text = index.read_text()
     assert "socketio (before)" in text and "socketio (after)" in text
     assert 'href="../before/summary.json"' in text  # no report.html there: link the summary
@@ -69,8 +82,10 @@ def test_same_provider_twice_is_labelled_by_folder(tmp_path: Path) -> None:
 
 def test_failed_runs_are_shown_not_dropped(tmp_path: Path) -> None:
     a = synthetic_run(tmp_path / "ok")
-    entries = [*compare.make_entries([load_run(a)], None),
-               compare.Entry(label="pusher", error="locust exited with status 1")]
+    entries = [
+        *compare.make_entries([load_run(a)], None),
+        compare.Entry(label="pusher", error="locust exited with status 1"),
+    ]
     index = compare.write_compare(entries, tmp_path / "cmp")
     assert "run failed: locust exited with status 1" in index.read_text()
     rows = _rows(tmp_path / "cmp" / compare.CSV)

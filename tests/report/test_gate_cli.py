@@ -36,14 +36,24 @@ CASES: list[tuple[list[str], dict[str, Any], int, list[str]]] = [
     ([], {}, 0, ["PASS  p99<50ms"]),  # no --gate: the gates stored in the summary
     ([], {"gates": [{"expr": "loss==0", "value": 10, "passed": False}]}, 1, ["FAIL  loss==0"]),
     ([], {"gates": []}, 0, ["PASS  p99<50ms"]),  # nothing stored either: the default gate
-    (["p99<50ms"], {"harness": {"trustworthy": False, "reasons": ["generator 0: lag"]}}, 0,
-     ["WARN  harness not trustworthy: generator 0: lag"]),
+    (
+        ["p99<50ms"],
+        {"harness": {"trustworthy": False, "reasons": ["generator 0: lag"]}},
+        0,
+        ["WARN  harness not trustworthy: generator 0: lag"],
+    ),
 ]
 
 
 @pytest.mark.parametrize(("exprs", "over", "code", "expected"), CASES)
-def test_gate_verdicts(tmp_path: Path, capsys: pytest.CaptureFixture[str], exprs: list[str],
-                       over: dict[str, Any], code: int, expected: list[str]) -> None:
+def test_gate_verdicts(
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    exprs: list[str],
+    over: dict[str, Any],
+    code: int,
+    expected: list[str],
+) -> None:
     path = write_summary(tmp_path, make_summary(**over))
     args = [a for e in exprs for a in ("--gate", e)]
     got, out, err = gate(capsys, str(path), *args)
@@ -65,8 +75,9 @@ def test_gate_verdicts(tmp_path: Path, capsys: pytest.CaptureFixture[str], exprs
         (["--bogus"], "unrecognized arguments: --bogus"),
     ],
 )
-def test_bad_usage_is_one_line_and_exit_2(tmp_path: Path, capsys: pytest.CaptureFixture[str], args: list[str],
-                                          fragment: str) -> None:
+def test_bad_usage_is_one_line_and_exit_2(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], args: list[str], fragment: str
+) -> None:
     path = write_summary(tmp_path, make_summary())
     code, _, err = gate(capsys, str(path), *args)
     assert code == 2
@@ -108,8 +119,9 @@ def _junit(path: Path) -> ET.Element:
     ("exprs", "tests", "failures"),
     [(["p99<50ms"], 1, 0), (["p99<50ms", "loss==0"], 2, 1), (["p50<1ms", "loss==0", "dup==0"], 3, 2)],
 )
-def test_junit_counts(tmp_path: Path, capsys: pytest.CaptureFixture[str], exprs: list[str], tests: int,
-                      failures: int) -> None:
+def test_junit_counts(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], exprs: list[str], tests: int, failures: int
+) -> None:
     path = write_summary(tmp_path, make_summary())
     out_xml = tmp_path / "ci" / "rtbench.xml"
     code, _, _ = gate(capsys, str(path), *[a for e in exprs for a in ("--gate", e)], "--junit", str(out_xml))
@@ -141,8 +153,9 @@ def test_junit_with_require_trustworthy_adds_a_case(tmp_path: Path, capsys: pyte
     assert suite.get("tests") == "2" and suite.get("failures") == "1"
 
 
-def test_github_step_summary_gets_a_markdown_table(tmp_path: Path, capsys: pytest.CaptureFixture[str],
-                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+def test_github_step_summary_gets_a_markdown_table(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
     step = tmp_path / "step.md"
     step.write_text("earlier step\n")
     monkeypatch.setenv("GITHUB_STEP_SUMMARY", str(step))
@@ -156,8 +169,9 @@ def test_github_step_summary_gets_a_markdown_table(tmp_path: Path, capsys: pytes
     assert "| `loss==0` | 10 | ❌ FAIL |" in text
 
 
-def test_quiet_prints_nothing(tmp_path: Path, capsys: pytest.CaptureFixture[str],
-                              monkeypatch: pytest.MonkeyPatch) -> None:
+def test_quiet_prints_nothing(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.delenv("GITHUB_STEP_SUMMARY", raising=False)
     path = write_summary(tmp_path, make_summary())
     assert gate(capsys, str(path), "--gate", "p99<1ms", "--quiet") == (1, "", "")

@@ -60,8 +60,18 @@ def test_report_is_one_self_contained_file(synthetic: Path) -> None:
 def test_headline_numbers_equal_the_summary(synthetic: Path) -> None:
     summary = json.loads((synthetic / "summary.json").read_text())
     page = parse(html.write_report(synthetic).read_text(encoding="utf-8"))
-    for key in ("latency_ms.p50", "latency_ms.p95", "latency_ms.p99", "latency_ms.p999", "latency_ms.max",
-                "messages.delivered", "messages.lost", "connect_ms.p95", "load.users", "load.duration_s"):
+    for key in (
+        "latency_ms.p50",
+        "latency_ms.p95",
+        "latency_ms.p99",
+        "latency_ms.p999",
+        "latency_ms.max",
+        "messages.delivered",
+        "messages.lost",
+        "connect_ms.p95",
+        "load.users",
+        "load.duration_s",
+    ):
         assert float(page.metrics[key]) == html.lookup(summary, key), key
     assert page.metrics["provider"] == "socketio"
 
@@ -70,8 +80,15 @@ def test_report_shows_verdicts_accounting_and_health(synthetic: Path) -> None:
     text = html.write_report(synthetic).read_text(encoding="utf-8")
     assert "FAILED" in text  # loss==0 fails: 7 lost
     assert "<code>loss==0</code>" in text and "<code>p99&lt;50ms</code>" in text
-    for heading in ("Latency distribution", "Latency over time", "Connections and deliveries over time",
-                    "Message accounting", "Connect time", "Harness health", "Run parameters"):
+    for heading in (
+        "Latency distribution",
+        "Latency over time",
+        "Connections and deliveries over time",
+        "Message accounting",
+        "Connect time",
+        "Harness health",
+        "Run parameters",
+    ):
         assert heading in text
     assert "trustworthy" in text
     # the percentile axis goes to 99.99% like HdrHistogram's plots
@@ -79,18 +96,32 @@ def test_report_shows_verdicts_accounting_and_health(synthetic: Path) -> None:
 
 
 def test_untrustworthy_runs_say_why(tmp_path: Path) -> None:
-    folder = synthetic_run(tmp_path / "r", harness={
-        "trustworthy": False, "reasons": ["generator 0: event-loop lag p99 9 ms exceeds 5 ms"],
-        "loop_lag_ms": {"p99": 9.0, "max": 20.0, "limit": 5.0}, "cpu_peak_pct": 99.0, "generators": []})
+    folder = synthetic_run(
+        tmp_path / "r",
+        harness={
+            "trustworthy": False,
+            "reasons": ["generator 0: event-loop lag p99 9 ms exceeds 5 ms"],
+            "loop_lag_ms": {"p99": 9.0, "max": 20.0, "limit": 5.0},
+            "cpu_peak_pct": 99.0,
+            "generators": [],
+        },
+    )
     text = html.write_report(folder).read_text(encoding="utf-8")
     assert "NOT TRUSTWORTHY" in text and "event-loop lag p99 9 ms exceeds 5 ms" in text
 
 
 def test_secrets_are_redacted(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("PUSHER_SECRET", SECRET)
-    folder = synthetic_run(tmp_path / "r", parameters={
-        "host": "https://user:hunter2hunter2@example.test:443/x", "pusher_secret": "anything",
-        "ably_api_key": "APPID.KEYID:abcdefSECRET", "note": f"the secret is {SECRET}", "publish_rate": 10})
+    folder = synthetic_run(
+        tmp_path / "r",
+        parameters={
+            "host": "https://user:hunter2hunter2@example.test:443/x",
+            "pusher_secret": "anything",
+            "ably_api_key": "APPID.KEYID:abcdefSECRET",
+            "note": f"the secret is {SECRET}",
+            "publish_rate": 10,
+        },
+    )
     text = html.write_report(folder).read_text(encoding="utf-8")
     for leaked in (SECRET, "hunter2hunter2", "abcdefSECRET", "anything"):
         assert leaked not in text
@@ -99,8 +130,17 @@ def test_secrets_are_redacted(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -
 
 
 def test_redact_rules() -> None:
-    out = html.redact({"key": "k", "api_key": "x", "secret": "y", "token": "z", "host": "http://h:1",
-                       "nested": {"password": "p", "url": "redis://:pw12345@r:6379"}, "empty_key": ""})
+    out = html.redact(
+        {
+            "key": "k",
+            "api_key": "x",
+            "secret": "y",
+            "token": "z",
+            "host": "http://h:1",
+            "nested": {"password": "p", "url": "redis://:pw12345@r:6379"},
+            "empty_key": "",
+        }
+    )
     assert out["key"] == out["api_key"] == out["secret"] == out["token"] == html.REDACTED
     assert out["host"] == "http://h:1" and out["empty_key"] == ""
     assert out["nested"]["password"] == html.REDACTED and "pw12345" not in out["nested"]["url"]

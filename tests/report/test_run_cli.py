@@ -29,8 +29,9 @@ def test_run_writes_the_folder_and_passes(real_run: tuple[Path, CliResult]) -> N
 
 
 def test_a_failing_gate_exits_1(tmp_path: Path) -> None:
-    result = rtbench("run", "socketio", "-u", "3", "-t", "2s", "--no-progress", "--report-dir", str(tmp_path),
-                     "--gate", "p99<1us")
+    result = rtbench(
+        "run", "socketio", "-u", "3", "-t", "2s", "--no-progress", "--report-dir", str(tmp_path), "--gate", "p99<1us"
+    )
     assert result.returncode == 1, result.stdout + result.stderr
     assert (tmp_path / "report.html").exists()
     assert "gate p99<1us" in result.stdout and "FAIL" in result.stdout
@@ -50,18 +51,20 @@ def test_a_failing_gate_exits_1(tmp_path: Path) -> None:
         (["frobnicate"], "invalid choice"),
     ],
 )
-def test_usage_errors_are_one_line_exit_2(capsys: pytest.CaptureFixture[str], args: list[str],
-                                          fragment: str) -> None:
+def test_usage_errors_are_one_line_exit_2(capsys: pytest.CaptureFixture[str], args: list[str], fragment: str) -> None:
     assert cli.main(args) == 2
     err = capsys.readouterr().err
     assert err.startswith("rtbench: error: ") and err.count("\n") == 1, err
     assert fragment in err
 
 
-@pytest.mark.parametrize(("args", "fragment"), [
-    (["--bogus-flag", "1"], "unrecognized arguments: --bogus-flag"),
-    (["--publish-rate", "abc"], "--publish-rate must be a number"),
-])
+@pytest.mark.parametrize(
+    ("args", "fragment"),
+    [
+        (["--bogus-flag", "1"], "unrecognized arguments: --bogus-flag"),
+        (["--publish-rate", "abc"], "--publish-rate must be a number"),
+    ],
+)
 def test_locust_refusals_come_back_as_one_line(tmp_path: Path, args: list[str], fragment: str) -> None:
     result = rtbench("run", "socketio", "-t", "1s", "--report-dir", str(tmp_path), *args)
     assert result.returncode == 2
@@ -70,13 +73,28 @@ def test_locust_refusals_come_back_as_one_line(tmp_path: Path, args: list[str], 
 
 
 def test_help_is_complete(capsys: pytest.CaptureFixture[str]) -> None:
-    for command, must in (([], ["run", "compare", "gate", "report", "Exit status"]),
-                          (["run"], ["--gate", "--report-dir", "-u/--users", "--processes", "available providers",
-                                     "socketio", "Exit status"]),
-                          (["compare"], ["--from", "--out", "compare.csv", "index.html"]),
-                          (["gate"], ["--junit", "GITHUB_STEP_SUMMARY", "connect_p95", "loss_rate",
-                                      "deliveries_per_s", "<=", "us ms s", "Exit status"]),
-                          (["report"], ["RUN_DIR", "--output"])):
+    for command, must in (
+        ([], ["run", "compare", "gate", "report", "Exit status"]),
+        (
+            ["run"],
+            ["--gate", "--report-dir", "-u/--users", "--processes", "available providers", "socketio", "Exit status"],
+        ),
+        (["compare"], ["--from", "--out", "compare.csv", "index.html"]),
+        (
+            ["gate"],
+            [
+                "--junit",
+                "GITHUB_STEP_SUMMARY",
+                "connect_p95",
+                "loss_rate",
+                "deliveries_per_s",
+                "<=",
+                "us ms s",
+                "Exit status",
+            ],
+        ),
+        (["report"], ["RUN_DIR", "--output"]),
+    ):
         with pytest.raises(SystemExit) as exit_info:
             cli.main([*command, "--help"])
         assert exit_info.value.code == 0
@@ -90,16 +108,17 @@ def test_no_command_prints_help_and_exits_2(capsys: pytest.CaptureFixture[str]) 
     assert "COMMAND" in capsys.readouterr().err
 
 
-@pytest.mark.parametrize(("text", "seconds"), [("30s", 30.0), ("90", 90.0), ("5m", 300.0), ("1h30m", 5400.0),
-                                                ("1h20m5s", 4805.0), ("abc", None), ("", None)])
+@pytest.mark.parametrize(
+    ("text", "seconds"),
+    [("30s", 30.0), ("90", 90.0), ("5m", 300.0), ("1h30m", 5400.0), ("1h20m5s", 4805.0), ("abc", None), ("", None)],
+)
 def test_parse_timespan(text: str, seconds: float | None) -> None:
     assert cli.parse_timespan(text) == seconds
 
 
 def test_locust_command_defaults_spawn_rate_and_keeps_passthrough(tmp_path: Path) -> None:
     scenario = tmp_path / "socketio.py"
-    command = cli.locust_command(scenario, ["-u", "2000", "-t", "5s", "--publish-rate", "50"], tmp_path / "f",
-                                 [])
+    command = cli.locust_command(scenario, ["-u", "2000", "-t", "5s", "--publish-rate", "50"], tmp_path / "f", [])
     assert command[command.index("-r") + 1] == str(cli.MAX_DEFAULT_SPAWN_RATE)
     assert command[-6:] == ["-t", "5s", "--publish-rate", "50", "--report-dir", str(tmp_path / "f")]
     command = cli.locust_command(scenario, ["-u", "20", "--spawn-rate=3"], tmp_path, [])
@@ -108,8 +127,9 @@ def test_locust_command_defaults_spawn_rate_and_keeps_passthrough(tmp_path: Path
 
 def test_options_after_the_provider_are_rtbench_s_own(tmp_path: Path) -> None:
     parser = cli.build_parser()
-    args = parser.parse_args(["run", "socketio", "-u", "5", "--gate", "p99<1s", "-t", "2s", "--no-progress",
-                              "--report-dir", str(tmp_path)])
+    args = parser.parse_args(
+        ["run", "socketio", "-u", "5", "--gate", "p99<1s", "-t", "2s", "--no-progress", "--report-dir", str(tmp_path)]
+    )
     rest = cli._split_run_options(parser, args, args.locust_args, compare=False)
     assert rest == ["-u", "5", "-t", "2s"]
     assert args.gate == ["p99<1s"] and args.no_progress and args.report_dir == str(tmp_path)
@@ -122,8 +142,10 @@ def test_progress_follows_the_time_series(tmp_path: Path) -> None:
     progress = cli.Progress(tmp_path, "socketio", 30.0, stream)
     assert "starting" in progress.line()
     csv = tmp_path / "timeseries.csv"
-    csv.write_text("elapsed_s,connections,published,delivered,errors,dropped,p50_ms,p95_ms,p99_ms,max_ms\n"
-                   "1.0,100,10,1000,0,0,1.5,2.5,3.5,4.0\n2.0,100,10,2000,1,0,1.5,2.5,7.25,9.0\n2.5,10")
+    csv.write_text(
+        "elapsed_s,connections,published,delivered,errors,dropped,p50_ms,p95_ms,p99_ms,max_ms\n"
+        "1.0,100,10,1000,0,0,1.5,2.5,3.5,4.0\n2.0,100,10,2000,1,0,1.5,2.5,7.25,9.0\n2.5,10"
+    )
     progress.poll()
     line = progress.line()
     assert "connections 100" in line and "deliveries/s 2,000" in line and "p99 7.25 ms" in line
@@ -147,7 +169,8 @@ def test_progress_tolerates_empty_and_new_columns(tmp_path: Path) -> None:
 
     progress = cli.Progress(tmp_path, "sse", None, io.StringIO())
     (tmp_path / "timeseries.csv").write_text(
-        "elapsed_s,connections,delivered,p99_ms,lost,cpu_pct\n1.0,5,50,2.5,,\n2.0,5,60,3.5,2,40.5\n")
+        "elapsed_s,connections,delivered,p99_ms,lost,cpu_pct\n1.0,5,50,2.5,,\n2.0,5,60,3.5,2,40.5\n"
+    )
     progress.poll()
     line = progress.line()
     assert "connections 5" in line and "deliveries/s 60" in line and "lost 2" in line

@@ -20,8 +20,10 @@ from aiohttp import web
 from tests.helpers import TargetProcess
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser") or shutil.which("google-chrome")
-pytestmark = [pytest.mark.timeout(90),
-              pytest.mark.skipif(CHROMIUM is None, reason="no chromium: apt-get install -y chromium")]
+pytestmark = [
+    pytest.mark.timeout(90),
+    pytest.mark.skipif(CHROMIUM is None, reason="no chromium: apt-get install -y chromium"),
+]
 
 PAGE = """<!doctype html><meta charset="utf-8"><title>rtbench sse</title><script>
 const got = [];
@@ -34,8 +36,7 @@ es.addEventListener("todo:created", (e) => {
 </script>"""
 
 
-def test_headless_chromium_eventsource_gets_published_events(target: tuple[str, TargetProcess],
-                                                             tmp_path: Path) -> None:
+def test_headless_chromium_eventsource_gets_published_events(target: tuple[str, TargetProcess], tmp_path: Path) -> None:
     url, _ = target
     assert CHROMIUM is not None
 
@@ -63,10 +64,21 @@ def test_headless_chromium_eventsource_gets_published_events(target: tuple[str, 
         await web.TCPSite(runner, "127.0.0.1", 0).start()
         page_url = f"http://127.0.0.1:{runner.addresses[0][1]}/"
         browser = subprocess.Popen(
-            [CHROMIUM, "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-             "--disable-dev-shm-usage", "--no-first-run", f"--user-data-dir={tmp_path / 'profile'}",
-             "--remote-debugging-port=0", page_url],
-            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            [
+                CHROMIUM,
+                "--headless",
+                "--no-sandbox",
+                "--disable-gpu",
+                "--disable-background-networking",
+                "--disable-dev-shm-usage",
+                "--no-first-run",
+                f"--user-data-dir={tmp_path / 'profile'}",
+                "--remote-debugging-port=0",
+                page_url,
+            ],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
         try:
             await asyncio.wait_for(opened.wait(), 45)
             async with aiohttp.ClientSession() as session:

@@ -27,11 +27,28 @@ from tests.sse.conftest import Reader
 pytestmark = pytest.mark.timeout(180)
 
 
-def locust(tmp_path: Path, *args: str, users: int = 11, seconds: int = 6, timeout: float = 120) -> tuple[int,
-                                                                                                    dict[str, Any]]:
+def locust(
+    tmp_path: Path, *args: str, users: int = 11, seconds: int = 6, timeout: float = 120
+) -> tuple[int, dict[str, Any]]:
     report = tmp_path / "report"
-    cmd = [sys.executable, "-m", "locust", "-f", "scenarios/sse.py", "--headless", "-u", str(users), "-r",
-           str(users), "-t", f"{seconds}s", "--report-dir", str(report), "--only-summary", *args]
+    cmd = [
+        sys.executable,
+        "-m",
+        "locust",
+        "-f",
+        "scenarios/sse.py",
+        "--headless",
+        "-u",
+        str(users),
+        "-r",
+        str(users),
+        "-t",
+        f"{seconds}s",
+        "--report-dir",
+        str(report),
+        "--only-summary",
+        *args,
+    ]
     done = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True, timeout=timeout)
     summary_file = report / "summary.json"
     assert summary_file.exists(), done.stdout[-3000:] + done.stderr[-3000:]
@@ -53,8 +70,9 @@ def test_calibration_delay(tmp_path: Path) -> None:
 
 
 def test_calibration_drop_and_corrupt(tmp_path: Path) -> None:
-    url, proc = start_target("targets.sse", "--port", "0", "--drop-rate", "0.2", "--corrupt-rate", "0.05",
-                             "--seed", "7")
+    url, proc = start_target(
+        "targets.sse", "--port", "0", "--drop-rate", "0.2", "--corrupt-rate", "0.05", "--seed", "7"
+    )
     try:
         code, summary = locust(tmp_path, "--host", url, "--publish-rate", "50", "--gate", "loss==0")
     finally:
@@ -111,8 +129,7 @@ def test_reconnection_after_cuts_loses_nothing(tmp_path: Path) -> None:
     cutter = threading.Thread(target=_cut_when_flowing, args=(url, 20, cuts, failures), daemon=True)
     cutter.start()
     try:
-        _, summary = locust(tmp_path, "--host", url, "--publish-rate", "50", "--gate", "loss==0", users=21,
-                            seconds=8)
+        _, summary = locust(tmp_path, "--host", url, "--publish-rate", "50", "--gate", "loss==0", users=21, seconds=8)
     finally:
         cutter.join(30)
         proc.stop()
@@ -167,8 +184,9 @@ async def _html(_request: Any) -> Any:
 def test_two_thousand_subscribers_zero_lost(tmp_path: Path) -> None:
     url, proc = start_target("targets.sse", "--port", "0")
     try:
-        _, summary = locust(tmp_path, "--host", url, "--publish-rate", "5", "--gate", "loss==0", users=2001,
-                            seconds=15, timeout=170)
+        _, summary = locust(
+            tmp_path, "--host", url, "--publish-rate", "5", "--gate", "loss==0", users=2001, seconds=15, timeout=170
+        )
     finally:
         proc.stop()
     msg, conn = summary["messages"], summary["connections"]
@@ -187,8 +205,9 @@ def test_server_timestamps_from_an_app_you_do_not_control(tmp_path: Path) -> Non
 
     cmd = [sys.executable, str(REPO / "tests" / "sse" / "stamping_server.py")]
     with running_target(cmd, "0", "50") as url:
-        run = run_scenario("sse", "--host", url, "--timestamp-field", "timestamp", "-u", "5", "-r", "5", "-t", "4s",
-                           folder=tmp_path)
+        run = run_scenario(
+            "sse", "--host", url, "--timestamp-field", "timestamp", "-u", "5", "-r", "5", "-t", "4s", folder=tmp_path
+        )
     s = run.summary
     assert s["clock"] == "server"
     assert s["messages"]["published"] == 0

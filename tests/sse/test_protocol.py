@@ -21,8 +21,7 @@ def test_basic_event_with_id_type_and_multiline_data() -> None:
 
 
 def test_exactly_one_leading_space_is_removed() -> None:
-    assert Parser().feed(b"data:  two\n\ndata:none\n\n") == [Event("message", " two", ""),
-                                                             Event("message", "none", "")]
+    assert Parser().feed(b"data:  two\n\ndata:none\n\n") == [Event("message", " two", ""), Event("message", "none", "")]
 
 
 @pytest.mark.parametrize("stream", [b"data: x\r\n\r\n", b"data: x\r\r", b"data: x\n\n", b"data: x\r\n\n"])
@@ -38,7 +37,7 @@ def test_cr_then_lf_split_across_chunks_is_one_line_end() -> None:
 def test_event_split_at_every_byte() -> None:
     stream = "id: 1\nevent: é\ndata: ü€\n\n".encode()
     p = Parser()
-    assert feed_all(p, *(stream[i:i + 1] for i in range(len(stream)))) == [Event("é", "ü€", "1")]
+    assert feed_all(p, *(stream[i : i + 1] for i in range(len(stream)))) == [Event("é", "ü€", "1")]
 
 
 def test_comments_and_blank_events_dispatch_nothing() -> None:
@@ -51,9 +50,13 @@ def test_comments_and_blank_events_dispatch_nothing() -> None:
 def test_id_persists_and_nul_id_is_ignored() -> None:
     p = Parser()
     out = p.feed(b"id: 5\ndata: a\n\ndata: b\n\nid: 6\x007\ndata: c\n\nid\ndata: d\n\n")
-    assert out == [Event("message", "a", "5"), Event("message", "b", "5"),
-                   Problem("id field contains NUL (ignored)"), Event("message", "c", "5"),
-                   Event("message", "d", "")]
+    assert out == [
+        Event("message", "a", "5"),
+        Event("message", "b", "5"),
+        Problem("id field contains NUL (ignored)"),
+        Event("message", "c", "5"),
+        Event("message", "d", ""),
+    ]
     assert p.last_event_id == ""
 
 
@@ -67,8 +70,10 @@ def test_retry_digits_only() -> None:
     p = Parser()
     assert p.feed(b"retry: 250\n\n") == []
     assert p.retry_ms == 250
-    assert p.feed(b"retry: 1.5\nretry: -1\n\n") == [Problem("retry field is not a number: '1.5'"),
-                                                    Problem("retry field is not a number: '-1'")]
+    assert p.feed(b"retry: 1.5\nretry: -1\n\n") == [
+        Problem("retry field is not a number: '1.5'"),
+        Problem("retry field is not a number: '-1'"),
+    ]
     assert p.retry_ms == 250
 
 
@@ -80,8 +85,11 @@ def test_data_field_without_colon_is_empty_line() -> None:
 def test_unknown_field_and_bad_utf8_are_problems_not_crashes() -> None:
     p = Parser()
     assert p.feed(b"foo: bar\nthis line has no colon\ndata: \xff\xfe ok\n\n") == [
-        Problem("stream is not valid UTF-8"), Problem("unknown field 'foo'"),
-        Problem("unknown field 'this line has no colon'"), Event("message", "\ufffd\ufffd ok", "")]
+        Problem("stream is not valid UTF-8"),
+        Problem("unknown field 'foo'"),
+        Problem("unknown field 'this line has no colon'"),
+        Event("message", "\ufffd\ufffd ok", ""),
+    ]
 
 
 def test_bom_is_dropped_at_stream_start_only() -> None:
@@ -113,8 +121,7 @@ def test_oversized_event_from_many_data_lines_raises() -> None:
 
 
 def test_corrupt_payload_with_nul_is_delivered_as_data() -> None:
-    assert Parser().feed(b"id: e-1\ndata: \x00not-an-envelope\n\n") == [
-        Event("message", "\x00not-an-envelope", "e-1")]
+    assert Parser().feed(b"id: e-1\ndata: \x00not-an-envelope\n\n") == [Event("message", "\x00not-an-envelope", "e-1")]
 
 
 def test_events_before_an_oversized_line_in_the_same_chunk_are_kept() -> None:

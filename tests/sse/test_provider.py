@@ -27,9 +27,15 @@ pytestmark = pytest.mark.timeout(60)
 
 
 def options(**overrides: Any) -> argparse.Namespace:
-    opts = argparse.Namespace(channels=1, event="message", sse_path="/api/events",
-                              sse_publish_path="/api/publish", sse_max_line=2 * 1024 * 1024,
-                              sse_reconnect_ms=50, timestamp_field="")
+    opts = argparse.Namespace(
+        channels=1,
+        event="message",
+        sse_path="/api/events",
+        sse_publish_path="/api/publish",
+        sse_max_line=2 * 1024 * 1024,
+        sse_reconnect_ms=50,
+        timestamp_field="",
+    )
     for key, value in overrides.items():
         setattr(opts, key, value)
     SSEProvider.validate(opts)
@@ -168,8 +174,7 @@ def test_channels_are_separate(target: tuple[str, TargetProcess]) -> None:
 
 
 @pytest.mark.parametrize("mode", ["close", "abort"])
-def test_cut_reconnects_with_last_event_id_and_loses_nothing(target: tuple[str, TargetProcess],
-                                                             mode: str) -> None:
+def test_cut_reconnects_with_last_event_id_and_loses_nothing(target: tuple[str, TargetProcess], mode: str) -> None:
     url, _ = target
 
     async def main() -> None:
@@ -205,8 +210,7 @@ def test_cut_reconnects_with_last_event_id_and_loses_nothing(target: tuple[str, 
     run(main())
 
 
-def test_reconnects_after_the_server_restarts_and_replays_its_new_events(
-        target: tuple[str, TargetProcess]) -> None:
+def test_reconnects_after_the_server_restarts_and_replays_its_new_events(target: tuple[str, TargetProcess]) -> None:
     """The seed app's checklist: auto-reconnect after the server is killed and restarted."""
     from tests.helpers import start_target
 
@@ -235,13 +239,16 @@ def test_reconnects_after_the_server_restarts_and_replays_its_new_events(
 
 
 # -- servers that break the rules ----------------------------------------------------------------
-@pytest.mark.parametrize(("handler", "reason"), [
-    (lambda r: web.Response(status=404, text="nope"), "answered HTTP 404"),
-    (lambda r: web.Response(status=204), "HTTP 204 No Content"),
-    (lambda r: web.Response(status=500), "answered HTTP 500"),
-    (lambda r: web.json_response({"events": []}), "Content-Type 'application/json"),
-    (lambda r: web.Response(text="data: x\n\n", content_type="text/plain"), "not text/event-stream"),
-])
+@pytest.mark.parametrize(
+    ("handler", "reason"),
+    [
+        (lambda r: web.Response(status=404, text="nope"), "answered HTTP 404"),
+        (lambda r: web.Response(status=204), "HTTP 204 No Content"),
+        (lambda r: web.Response(status=500), "answered HTTP 500"),
+        (lambda r: web.json_response({"events": []}), "Content-Type 'application/json"),
+        (lambda r: web.Response(text="data: x\n\n", content_type="text/plain"), "not text/event-stream"),
+    ],
+)
 def test_bad_first_response_fails_the_connect_with_a_reason(handler: Any, reason: str) -> None:
     async def main() -> None:
         async def route(request: web.Request) -> web.StreamResponse:
@@ -283,8 +290,7 @@ def test_server_that_never_answers_times_out(monkeypatch: pytest.MonkeyPatch) ->
 
 def test_malformed_lines_are_errors_and_good_events_still_arrive() -> None:
     async def main() -> None:
-        body = (b"retry: soon\nfoo: bar\nid: 1\x002\ndata: good-1\n\n"
-                b"nonsense line\ndata: \xff\n\ndata: good-2\n\n")
+        body = b"retry: soon\nfoo: bar\nid: 1\x002\ndata: good-1\n\nnonsense line\ndata: \xff\n\ndata: good-2\n\n"
 
         async with serve(lambda r: stream(r, body)) as url:
             h = capture()
@@ -292,9 +298,15 @@ def test_malformed_lines_are_errors_and_good_events_still_arrive() -> None:
             await h.wait_until(lambda: "good-2" in h.data)
             await sub.close()
         assert h.data == ["good-1", "\ufffd", "good-2"]
-        assert sorted(h.errors) == sorted(["sse: retry field is not a number: 'soon'", "sse: unknown field 'foo'",
-                            "sse: id field contains NUL (ignored)", "sse: unknown field 'nonsense line'",
-                            "sse: stream is not valid UTF-8"])
+        assert sorted(h.errors) == sorted(
+            [
+                "sse: retry field is not a number: 'soon'",
+                "sse: unknown field 'foo'",
+                "sse: id field contains NUL (ignored)",
+                "sse: unknown field 'nonsense line'",
+                "sse: stream is not valid UTF-8",
+            ]
+        )
 
     run(main())
 
@@ -375,8 +387,10 @@ def test_timestamp_mode_delivers_server_stamps() -> None:
     from harness.timestamps import Stamped
 
     async def main() -> None:
-        body = (b'id: 1\ndata: {"id":1,"message":"hi","timestamp":1700000000000}\n\n'
-                b'id: 2\ndata: {"id":2,"message":"no stamp"}\n\n')
+        body = (
+            b'id: 1\ndata: {"id":1,"message":"hi","timestamp":1700000000000}\n\n'
+            b'id: 2\ndata: {"id":2,"message":"no stamp"}\n\n'
+        )
         async with serve(lambda r: stream(r, body)) as url:
             h = capture()
             sub = await SSEProvider(url, options(timestamp_field="timestamp")).open_subscriber("c", h)
@@ -388,10 +402,16 @@ def test_timestamp_mode_delivers_server_stamps() -> None:
     run(main())
 
 
-@pytest.mark.parametrize(("overrides", "message"), [
-    ({"event": ""}, "--event"), ({"sse_path": "a b"}, "--sse-path"), ({"sse_max_line": "x"}, "integer"),
-    ({"sse_reconnect_ms": -1}, "at least 0"), ({"timestamp_field": "t:weeks"}, "unit"),
-])
+@pytest.mark.parametrize(
+    ("overrides", "message"),
+    [
+        ({"event": ""}, "--event"),
+        ({"sse_path": "a b"}, "--sse-path"),
+        ({"sse_max_line": "x"}, "integer"),
+        ({"sse_reconnect_ms": -1}, "at least 0"),
+        ({"timestamp_field": "t:weeks"}, "unit"),
+    ],
+)
 def test_validate_rejects_bad_options(overrides: dict[str, Any], message: str) -> None:
     from harness.providers.base import ProviderConfigError
 

@@ -83,8 +83,9 @@ def test_last_event_id_replays_what_was_missed(target: tuple[str, TargetProcess]
 
     async def main() -> None:
         async with aiohttp.ClientSession() as session:
-            for case, (index, expected) in enumerate([(3, range(4, 10)), (9, ()), (None, ()),
-                                                      ("other-5", range(10)), ("x", ())]):
+            for case, (index, expected) in enumerate(
+                [(3, range(4, 10)), (9, ()), (None, ()), ("other-5", range(10)), ("x", ())]
+            ):
                 channel = f"c{case}"
                 ids = [(await publish(session, url, channel=channel, data=str(k)))["id"] for k in range(10)]
                 epoch = ids[0].split("-")[0]
@@ -200,15 +201,20 @@ def test_sigterm_ends_streams_and_exits_zero() -> None:
         proc.stop()
 
 
-@pytest.mark.parametrize(("args", "message"), [
-    (["--keepalive-s", "0"], "--keepalive-s"), (["--drop-rate", "2"], "--drop-rate"),
-    (["--max-connections", "-1"], "--max-connections"),
-])
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--keepalive-s", "0"], "--keepalive-s"),
+        (["--drop-rate", "2"], "--drop-rate"),
+        (["--max-connections", "-1"], "--max-connections"),
+    ],
+)
 def test_bad_usage_is_one_line_and_exit_2(args: list[str], message: str) -> None:
     import subprocess
     import sys
 
-    done = subprocess.run([sys.executable, "-m", "targets.sse", "--port", "0", *args], capture_output=True,
-                          text=True, timeout=20)
+    done = subprocess.run(
+        [sys.executable, "-m", "targets.sse", "--port", "0", *args], capture_output=True, text=True, timeout=20
+    )
     assert done.returncode == 2
     assert done.stderr.count("\n") == 1 and message in done.stderr and "Traceback" not in done.stderr

@@ -18,14 +18,16 @@ def test_parse_spec() -> None:
 
 def test_extract_units() -> None:
     assert parse_spec("timestamp").extract_ns('{"id":1,"message":"hi","timestamp":1700000000123}') == (
-        1_700_000_000_123_000_000)
+        1_700_000_000_123_000_000
+    )
     assert parse_spec("t:s").extract_ns('{"t": 1700000000.5}') == 1_700_000_000_500_000_000
     assert parse_spec("a.0.t:ns").extract_ns('{"a": [{"t": "17"}]}') == 17
     assert parse_spec("t:iso").extract_ns('{"t": "1970-01-01T00:00:01.5Z"}') == 1_500_000_000
 
 
-@pytest.mark.parametrize("data", ["not json", '{"x": 1}', '{"timestamp": "soon"}', '{"timestamp": true}',
-                                  '{"timestamp": -5}'])
+@pytest.mark.parametrize(
+    "data", ["not json", '{"x": 1}', '{"timestamp": "soon"}', '{"timestamp": true}', '{"timestamp": -5}']
+)
 def test_extract_errors(data: str) -> None:
     with pytest.raises(TimestampError):
         parse_spec("timestamp").extract_ns(data)

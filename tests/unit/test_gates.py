@@ -10,11 +10,27 @@ from harness import gates
 def summary(**over: Any) -> dict[str, Any]:
     base: dict[str, Any] = {
         "load": {"duration_s": 10.0},
-        "latency_ms": {"count": 100, "min": 1, "p50": 10.0, "p90": 20, "p95": 30.0, "p99": 49.0,
-                       "p999": 70.0, "max": 80.0, "mean": 12.0},
+        "latency_ms": {
+            "count": 100,
+            "min": 1,
+            "p50": 10.0,
+            "p90": 20,
+            "p95": 30.0,
+            "p99": 49.0,
+            "p999": 70.0,
+            "max": 80.0,
+            "mean": 12.0,
+        },
         "connect_ms": {"count": 5, "p50": 100.0, "p95": 900.0, "p99": 950.0, "max": 999.0},
-        "messages": {"published": 10, "expected": 1000, "delivered": 990, "lost": 10, "duplicated": 0,
-                     "out_of_order": 2, "errors": 0},
+        "messages": {
+            "published": 10,
+            "expected": 1000,
+            "delivered": 990,
+            "lost": 10,
+            "duplicated": 0,
+            "out_of_order": 2,
+            "errors": 0,
+        },
     }
     base.update(over)
     return base
@@ -71,8 +87,9 @@ def test_bad_expressions_say_what_is_wrong(expr: str, fragment: str) -> None:
 
 
 def test_latency_gate_fails_when_nothing_was_delivered() -> None:
-    empty = summary(latency_ms={"count": 0, "min": 0, "p50": 0, "p90": 0, "p95": 0, "p99": 0, "p999": 0,
-                                "max": 0, "mean": 0})
+    empty = summary(
+        latency_ms={"count": 0, "min": 0, "p50": 0, "p90": 0, "p95": 0, "p99": 0, "p999": 0, "max": 0, "mean": 0}
+    )
     assert gates.parse("p99<50ms").evaluate(empty)["passed"] is False
 
 

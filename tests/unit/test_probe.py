@@ -27,8 +27,19 @@ def test_bytes_are_accepted() -> None:
 
 @pytest.mark.parametrize(
     "data",
-    ["", "hello", "rtb1|r|p|x|5|", "rtb1|r|p|1|", "rtb2|r|p|1|5|", "rtb1|r|p|-1|5|", "rtb1|r|p|1|0|",
-     None, 17, {"seq": 1}, b"\xff\xfe"],
+    [
+        "",
+        "hello",
+        "rtb1|r|p|x|5|",
+        "rtb1|r|p|1|",
+        "rtb2|r|p|1|5|",
+        "rtb1|r|p|-1|5|",
+        "rtb1|r|p|1|0|",
+        None,
+        17,
+        {"seq": 1},
+        b"\xff\xfe",
+    ],
 )
 def test_anything_else_is_a_probe_error(data: object) -> None:
     with pytest.raises(probe.ProbeError):

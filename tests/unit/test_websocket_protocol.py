@@ -441,5 +441,3 @@ def test_buffered_counts_the_bytes_of_an_incomplete_frame() -> None:
     assert parser.buffered == 3
     assert parser.feed(frame[3:]) == [ws.Message("Hello")]
     assert parser.buffered == 0
-
-
