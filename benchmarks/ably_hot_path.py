@@ -19,7 +19,7 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
-from harness import probe  # noqa: E402
+from harness.measure import probe  # noqa: E402
 from harness.protocols import ably as proto  # noqa: E402
 from harness.protocols import websocket as ws  # noqa: E402
 from harness.providers.ably import LeanAblySubscriber  # noqa: E402

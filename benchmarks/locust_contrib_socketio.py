@@ -16,7 +16,7 @@ import time
 from locust import constant, events, task
 from locust.contrib.socketio import SocketIOUser
 
-from harness import hist, probe
+from harness.measure import hist, probe
 
 LATENCY = hist.new()  # steady state
 RAMP = hist.new()  # due before spawning completed + warmup

@@ -25,7 +25,7 @@ from typing import Any
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
-from harness import probe  # noqa: E402
+from harness.measure import probe  # noqa: E402
 from harness.net.websocket import WebSocket  # noqa: E402
 from harness.protocols import pusher as proto  # noqa: E402
 from harness.providers.base import SubscriberHooks  # noqa: E402

@@ -101,7 +101,7 @@ def in_process(events: int, repeat: int) -> None:
 
 
 def loopback(subscribers: int, messages: int, provider_cls: type[SSEProvider] = SSEProvider) -> None:
-    from harness import probe
+    from harness.measure import probe
     from tests.helpers import running_target
 
     async def main(url: str) -> tuple[float, float]:

@@ -24,7 +24,7 @@ in one piece; the reference targets turn permessage-deflate off).
 Publishers are left out: a connection on which the client *sent* an envelope (websocket frames from the
 client are masked, so they are unmasked first) is a publisher's connection, and what it receives is not a
 subscriber's delivery. Wire latency = capture time - due_ns, once per (connection, publisher, seq): the
-first arrival. Percentiles come from harness.hist, the same HdrHistogram shape and microsecond rounding
+first arrival. Percentiles come from harness.measure.hist, the same HdrHistogram shape and microsecond rounding
 as the recorder's, so they compare one to one with summary.json's ``latency_ms``.
 """
 
@@ -45,7 +45,7 @@ from typing import Any, NamedTuple
 REPO = Path(__file__).resolve().parent.parent
 if str(REPO) not in sys.path:
     sys.path.insert(0, str(REPO))
-from harness import hist  # noqa: E402
+from harness.measure import hist  # noqa: E402
 
 # -- pcap ---------------------------------------------------------------------------------------------
 MAGIC_US = 0xA1B2C3D4
@@ -137,7 +137,7 @@ class WireReport:
     stats: CaptureStats
 
     def histogram(self) -> Any:
-        """Microseconds, floored and at least 1, as harness.recorder records them."""
+        """Microseconds, floored and at least 1, as harness.measure.recorder records them."""
         histogram, refused = hist.new(), 0
         for delivery in self.deliveries:
             us = delivery.latency_ns // 1000

@@ -46,7 +46,7 @@ from typing import Any
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 from benchmarks import wire  # noqa: E402
-from harness import hist  # noqa: E402
+from harness.measure import hist  # noqa: E402
 from tests.helpers import start_target  # noqa: E402
 
 PROVIDERS = ("socketio", "sse", "pusher", "ably")

@@ -4,8 +4,8 @@ Subscribers hold python-socketio AsyncClient connections (websocket transport); 
 probes on the open-model schedule. Options: ``locust -f scenarios/socketio.py --help``.
 """
 
-from harness.runtime import setup
-from harness.users import PublisherUser, SubscriberUser
+from harness.plugin.runtime import setup
+from harness.plugin.users import PublisherUser, SubscriberUser
 
 setup("socketio")
 

@@ -15,10 +15,11 @@ from typing import Any
 
 import uvloop
 
-from harness import options as options_mod
-from harness import probe, providers
-from harness.accounting import SubscriberRecord
-from harness.generator import Generator
+from harness import providers
+from harness.loop.session import GeneratorSession
+from harness.measure import probe
+from harness.measure.accounting import SubscriberRecord
+from harness.plugin import options as options_mod
 from harness.providers.base import SubscriberHandle
 
 
@@ -75,7 +76,7 @@ class InProcessRun:
 
     def __init__(self, provider: str, host: str, *argv: str) -> None:
         self.provider, self.host = provider, host
-        self.generator = Generator(providers.load(provider), host, provider_options(provider, host, *argv))
+        self.generator = GeneratorSession(providers.load(provider), host, provider_options(provider, host, *argv))
         self.subscriptions: list[tuple[SubscriberRecord, SubscriberHandle]] = []
         self.publisher: PublisherThread | None = None
         self.seq = 0

@@ -37,7 +37,7 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlencode, urljoin, urlsplit
 
-from harness import timestamps
+from harness.measure import server_stamps
 from harness.net.reconnect import Backoff, GiveUp
 from harness.net.stream import ConnectError, Stream, client_tls_context, note_shared
 from harness.net.websocket import Endpoint
@@ -242,7 +242,7 @@ class EventSource(LeanSubscriber):
         super().__init__(hooks, CONNECT_TIMEOUT_S)
         self.event = str(provider.options.event)
         self.stamp = provider.timestamp_spec
-        self.sequence = timestamps.SequenceGuess()
+        self.sequence = server_stamps.SequenceGuess()
         self.started = False
         self.connects = 0
 
@@ -354,10 +354,10 @@ class EventSource(LeanSubscriber):
         assert self.stamp is not None
         try:
             sent_ns = self.stamp.extract_ns(item.data)
-        except timestamps.TimestampError as exc:
+        except server_stamps.TimestampError as exc:
             self.report_error(str(exc))
             return
-        self.hooks.on_data(timestamps.Stamped(sent_ns, "server", self.sequence.seq(item.id)), rx_ns)
+        self.hooks.on_data(server_stamps.Stamped(sent_ns, "server", self.sequence.seq(item.id)), rx_ns)
 
 
 def _request_bytes(endpoint: Endpoint, last_event_id: str) -> bytes:
@@ -406,7 +406,7 @@ class SSEProvider(Provider):
         self.max_line = int(options.sse_max_line)
         self.reconnect_ms = int(options.sse_reconnect_ms)
         spec = str(getattr(options, "timestamp_field", "") or "")
-        self.timestamp_spec = timestamps.parse_spec(spec) if spec else None
+        self.timestamp_spec = server_stamps.parse_spec(spec) if spec else None
         self.tls: ssl.SSLContext | None = None
 
     def tls_context(self) -> ssl.SSLContext:
@@ -465,7 +465,7 @@ class SSEProvider(Provider):
         spec = str(getattr(options, "timestamp_field", "") or "")
         if spec:
             try:
-                timestamps.parse_spec(spec)
+                server_stamps.parse_spec(spec)
             except ValueError as exc:
                 raise ProviderConfigError(str(exc)) from None
 

@@ -15,7 +15,7 @@ from typing import Any
 
 import pandas as pd
 
-from harness import gates as gates_mod
+from harness.measure import gates as gates_mod
 from harness.report import charts
 from harness.report.html import (
     deliveries_per_s,

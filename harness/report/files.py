@@ -9,7 +9,7 @@ import time
 from pathlib import Path
 from typing import IO, Any
 
-from harness import hist
+from harness.measure import hist
 
 TIMESERIES_COLUMNS = (
     "elapsed_s",

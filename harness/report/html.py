@@ -15,8 +15,8 @@ from typing import Any
 
 import jinja2
 
-from harness import gates as gates_mod
-from harness import hist
+from harness.measure import gates as gates_mod
+from harness.measure import hist
 from harness.report import charts
 from harness.report.rundata import REPORT, RunData, load_run, percentile_curve
 

@@ -14,7 +14,7 @@ from typing import Any
 
 import pandas as pd
 
-from harness import hist
+from harness.measure import hist
 
 SUMMARY = "summary.json"
 TIMESERIES = "timeseries.csv"

@@ -16,7 +16,7 @@ import numpy as np
 import pytest
 import uvloop
 
-from harness import probe
+from harness.measure import probe
 from tests.generators import InProcessRun
 from tests.helpers import running_target
 

@@ -15,7 +15,7 @@ import pytest
 import uvloop
 from aiohttp import web
 
-from harness import probe
+from harness.measure import probe
 from harness.providers import socketio as provider_mod
 from harness.providers.base import SubscriberHooks
 from tests.generators import provider_options

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from harness import hist
+from harness.measure import hist
 from tests.helpers import NODE_DIR, node_available, running_target
 from tests.runs import LOCUST, REPO, assert_accounted, delay_calibration, drop_calibration, run_scenario
 

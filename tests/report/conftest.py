@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 
-from harness import hist
+from harness.measure import hist
 from harness.report.files import RunFolder
 from tests.helpers import REPO
 
@@ -139,7 +139,7 @@ def synthetic_run(
         messages={"published": seconds * 10, "expected": seconds * 200 + 7, "delivered": seconds * 200, "lost": 7},
     )
     summary.update(over)
-    from harness import gates
+    from harness.measure import gates
 
     summary["gates"] = gates.evaluate_all(gates.parse_all(["p99<50ms", "loss==0"]), summary)
     summary["passed"] = all(g["passed"] for g in summary["gates"])

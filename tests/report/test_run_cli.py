@@ -155,7 +155,7 @@ def test_progress_follows_the_time_series(tmp_path: Path) -> None:
 def test_example_workflow_uses_valid_commands() -> None:
     import re
 
-    from harness import gates
+    from harness.measure import gates
     from tests.helpers import REPO
 
     text = (REPO / "examples" / "github-actions.yml").read_text()

@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 import uvloop
 
-from harness.accounting import account
+from harness.measure.accounting import account
 from harness.providers import sse as sse_provider
 from harness.providers.http import shared_session
 from harness.providers.sse import EventSource, SSEError, SSEProvider

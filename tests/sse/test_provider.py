@@ -384,7 +384,7 @@ def test_publish_error_is_raised_with_the_status(target: tuple[str, TargetProces
 
 
 def test_timestamp_mode_delivers_server_stamps() -> None:
-    from harness.timestamps import Stamped
+    from harness.measure.server_stamps import Stamped
 
     async def main() -> None:
         body = (

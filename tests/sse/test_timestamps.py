@@ -1,10 +1,10 @@
-"""harness.timestamps: --timestamp-field specs and extraction from a server's own events."""
+"""harness.measure.server_stamps: --timestamp-field specs and extraction from a server's own events."""
 
 from __future__ import annotations
 
 import pytest
 
-from harness.timestamps import FieldSpec, SequenceGuess, TimestampError, parse_spec
+from harness.measure.server_stamps import FieldSpec, SequenceGuess, TimestampError, parse_spec
 
 
 def test_parse_spec() -> None:

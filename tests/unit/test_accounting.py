@@ -1,6 +1,6 @@
 from __future__ import annotations
 
-from harness.accounting import Ledger, StreamTracker, SubscriberRecord, account
+from harness.measure.accounting import Ledger, StreamTracker, SubscriberRecord, account
 
 
 def test_tracker_counts_gaps_late_arrivals_and_duplicates() -> None:

@@ -12,7 +12,7 @@ def test_greenlets_wait_cooperatively_for_loop_results() -> None:
     code = textwrap.dedent("""
         from gevent import monkey; monkey.patch_all()
         import asyncio, threading, gevent
-        from harness.bridge import get_bridge
+        from harness.loop.bridge import get_bridge
         bridge = get_bridge()
         loop_threads = set()
         async def double(x):

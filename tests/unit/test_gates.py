@@ -4,7 +4,7 @@ from typing import Any
 
 import pytest
 
-from harness import gates
+from harness.measure import gates
 
 
 def summary(**over: Any) -> dict[str, Any]:

@@ -4,7 +4,7 @@ import random
 
 import pytest
 
-from harness import hist
+from harness.measure import hist
 
 
 def test_merge_of_encoded_histograms_equals_the_union_of_samples() -> None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from harness import options
+from harness.plugin import options
 from tests.generators import provider_options
 
 

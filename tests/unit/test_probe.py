@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import pytest
 
-from harness import probe
+from harness.measure import probe
 
 
 def test_round_trip_keeps_every_field() -> None:

@@ -1,8 +1,8 @@
 from __future__ import annotations
 
-from harness import hist, probe
-from harness.accounting import account
-from harness.recorder import Recorder
+from harness.measure import hist, probe
+from harness.measure.accounting import account
+from harness.measure.recorder import Recorder
 
 
 def test_deliveries_are_timed_from_the_due_time_and_accounted() -> None:

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from harness import gates, hist
-from harness.report.summary import build, fanout_histogram, format_text
+from harness.measure import gates, hist
+from harness.measure.summary import build, fanout_histogram, format_text
 
 
 def final(

@@ -11,10 +11,10 @@ import time
 from collections import Counter
 from typing import Any
 
-from harness import hist, probe
-from harness.accounting import Ledger, StreamTracker, SubscriberRecord
-from harness.monitor import HealthMonitor
-from harness.timestamps import Stamped
+from harness.measure import hist, probe
+from harness.measure.accounting import Ledger, StreamTracker, SubscriberRecord
+from harness.measure.health import HealthSamples
+from harness.measure.server_stamps import Stamped
 
 MAX_UI_SAMPLES = 200_000  # the live-UI feed is drained every second; cap it if nobody drains it
 COUNTER_NAMES = (
@@ -54,7 +54,7 @@ class Recorder:
         self.error_reasons: Counter[str] = Counter()
         self.subscribers: list[SubscriberRecord] = []
         self.ledgers: dict[str, Ledger] = {}
-        self.health = HealthMonitor()
+        self.health = HealthSamples()
         self.ui_samples: list[float] = []  # latency ms, swapped out by the gevent side for Locust's UI
         self._interval_start_ms = int(time.time() * 1000)
         self._last_counts: Counter[str] = Counter()

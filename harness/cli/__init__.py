@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any, NoReturn
 
-from harness import gates as gates_mod
+from harness.measure import gates as gates_mod
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
 LOG_NAME = "locust.log"
@@ -273,8 +273,8 @@ def run_provider(
     quiet: bool = False,
 ) -> RunOutcome:
     """Run one provider headless and write report.html; the outcome carries the gate verdict."""
+    from harness.measure.summary import format_text
     from harness.report import rundata
-    from harness.report.summary import format_text
 
     scenario = scenario_for(provider, scenarios)
     folder.mkdir(parents=True, exist_ok=True)
@@ -528,8 +528,8 @@ class _PlainParser(argparse.ArgumentParser):
 def _locust_help(provider: str, scenarios: Path) -> int:
     """The scenario's own options first (Locust's --help is printed before a locustfile is loaded, so it
     never lists them), then Locust's."""
-    from harness import options as options_mod
     from harness import providers
+    from harness.plugin import options as options_mod
 
     scenario = scenario_for(provider, scenarios)
     own = _PlainParser(
@@ -731,6 +731,3 @@ def main(argv: Sequence[str] | None = None) -> int:
         sys.stderr.write(f"rtbench: error: {exc}\n")
         return EXIT_USAGE
 
-
-if __name__ == "__main__":
-    raise SystemExit(main())

@@ -23,16 +23,18 @@ from locust import events
 from locust.env import Environment
 from locust.runners import MasterRunner, WorkerRunner
 
-from harness import embedded, hist, providers
-from harness import options as options_mod
-from harness.bridge import get_bridge
-from harness.cluster import MSG_FINAL, MSG_FINISH, MSG_INTERVAL, Collector
-from harness.gates import Gate
-from harness.generator import Generator
-from harness.locust_stats import log_batch
+from harness import providers
+from harness.loop.bridge import get_bridge
+from harness.loop.session import GeneratorSession
+from harness.measure import hist
+from harness.measure.gates import Gate
+from harness.measure.summary import format_text
+from harness.plugin import options as options_mod
+from harness.plugin import target_process as embedded
+from harness.plugin.live_stats import log_batch
 from harness.providers.base import Provider, ProviderConfigError
 from harness.report import files
-from harness.report.summary import format_text
+from harness.report.collector import MSG_FINAL, MSG_FINISH, MSG_INTERVAL, Collector
 
 log = logging.getLogger("rtbench")
 INTERVAL_S = 1.0
@@ -61,7 +63,7 @@ class Runtime:
         self.env: Environment | None = None
         self.gates: list[Gate] = []
         self.collector: Collector | None = None
-        self.generator: Generator | None = None
+        self.generator: GeneratorSession | None = None
         self.target: embedded.EmbeddedTarget | None = None
         self.run_id = ""
         self._greenlets: list[gevent.Greenlet] = []
@@ -104,7 +106,7 @@ class Runtime:
         if environment.parsed_options is None:  # used as a library without a command line
             return
         if self.options.timestamp_field:  # the server sends its own stamped events: no publisher user
-            from harness.users import PublisherUser
+            from harness.plugin.users import PublisherUser
 
             environment.user_classes[:] = [c for c in environment.user_classes if not issubclass(c, PublisherUser)]
         runner = environment.runner
@@ -161,7 +163,7 @@ class Runtime:
         bridge = get_bridge()
         if self.generator is None:
             assert environment.host
-            self.generator = Generator(self.provider_cls, environment.host, self.options)
+            self.generator = GeneratorSession(self.provider_cls, environment.host, self.options)
         self.generator.options = self.options
         bridge.call(self.generator.begin, self.run_id)
         self._greenlets.append(gevent.spawn(self._interval_loop))
@@ -342,5 +344,5 @@ def setup(provider_name: str) -> Runtime:
 
 
 def current() -> Runtime:
-    assert _RUNTIME is not None, "harness.runtime.setup(provider) was not called by the scenario"
+    assert _RUNTIME is not None, "harness.plugin.runtime.setup(provider) was not called by the scenario"
     return _RUNTIME

@@ -11,8 +11,8 @@ from typing import Any
 
 from locust import User, constant, task
 
-from harness.bridge import get_bridge
-from harness.runtime import current
+from harness.loop.bridge import get_bridge
+from harness.plugin.runtime import current
 
 #: A user only holds its connection: its greenlet sleeps between (empty) tasks. A short wait would wake
 #: thousands of greenlets every second, and each wake competes with the loop thread for the GIL.

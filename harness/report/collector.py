@@ -11,9 +11,9 @@ import time
 from pathlib import Path
 from typing import Any
 
-from harness import gates as gates_mod
-from harness import hist
-from harness.report import summary as summary_mod
+from harness.measure import gates as gates_mod
+from harness.measure import hist
+from harness.measure import summary as summary_mod
 from harness.report.files import RunFolder
 
 MSG_INTERVAL = "rtbench_interval"

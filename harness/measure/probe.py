@@ -54,3 +54,8 @@ def decode(data: object) -> Probe:
     if seq < 0 or due_ns <= 0:
         raise ProbeError("probe envelope has an out-of-range field")
     return Probe(parts[1], parts[2], seq, due_ns)
+
+
+def channel_name(index: int) -> str:
+    """The channel (room, stream) a generator's ``index``-th subscriber and publisher share."""
+    return f"rtbench-{index}"

@@ -10,7 +10,7 @@ import argparse
 import math
 from typing import Any
 
-from harness import gates, timestamps
+from harness.measure import gates, server_stamps
 
 DEFAULT_PUBLISH_RATE = 10.0
 CLIENTS = ("lean", "official")
@@ -95,7 +95,7 @@ def validate(options: argparse.Namespace) -> list[gates.Gate]:
     options.warmup = _number(options, "warmup", float, 0, 3600)
     if options.timestamp_field:
         try:
-            timestamps.parse_spec(options.timestamp_field)
+            server_stamps.parse_spec(options.timestamp_field)
         except ValueError as exc:
             raise OptionError(str(exc)) from None
     try:
@@ -104,7 +104,3 @@ def validate(options: argparse.Namespace) -> list[gates.Gate]:
         raise OptionError(str(exc)) from None
     options.gate = [g.expr for g in parsed]
     return parsed
-
-
-def channel_name(index: int) -> str:
-    return f"rtbench-{index}"

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from harness import gates as gates_mod
-from harness import hist
-from harness.accounting import account
+from harness.measure import gates as gates_mod
+from harness.measure import hist
+from harness.measure.accounting import account
 
 SCHEMA = 1
 LAG_SHARE_OF_GATE = 0.10  # publisher lag p99 above 10% of the tightest latency gate makes a run suspect

@@ -12,13 +12,13 @@ import time
 import uuid
 from typing import Any
 
-from harness import probe
-from harness.accounting import SubscriberRecord
+from harness.loop.monitor import HealthMonitor
+from harness.measure import probe
+from harness.measure.accounting import SubscriberRecord
+from harness.measure.recorder import Recorder
 from harness.net.stream import RX_STAMPS, timestamps_ready
-from harness.options import channel_name
 from harness.providers.base import Provider, PublisherHandle, SubscriberHandle, SubscriberHooks
 from harness.providers.http import close_shared_session
-from harness.recorder import Recorder
 
 CONNECT_TIMEOUT_S = 30.0
 DRAIN_QUIET_S = 0.25
@@ -28,12 +28,16 @@ STEADY_NOT_YET = 2**63 - 1
 PUBLISH_EARLY_WAKE_S = 0.0015  # before spawning completes, every delivery is ramp-up
 
 
-class Generator:
+class GeneratorSession:
+    """One load generator's measurement on the bridge loop: the provider, the recorder, the open-model
+    publishers and the drain at the end. Knows nothing of Locust; the plugin drives it."""
+
     def __init__(self, provider_cls: type[Provider], host: str, options: argparse.Namespace) -> None:
         self.provider_cls = provider_cls
         self.host = host
         self.options = options
         self.recorder = Recorder()
+        self.monitor = HealthMonitor(self.recorder.health)
         self._provider: Provider | None = None
         self._publishers: list[asyncio.Task[None]] = []
         self._stop_publishing = asyncio.Event()
@@ -60,7 +64,8 @@ class Generator:
             self._stamps_checked = True
             timestamps_ready()
         self._stamps_at_begin = RX_STAMPS.snapshot()
-        self.recorder.health.start()
+        self.monitor = HealthMonitor(self.recorder.health)
+        self.monitor.start()
         self._stop_publishing = asyncio.Event()
         self._publishers = []
 
@@ -83,7 +88,7 @@ class Generator:
     def next_channel(self) -> str:
         index = self._channel_counter % int(self.options.channels)
         self._channel_counter += 1
-        return channel_name(index)
+        return probe.channel_name(index)
 
     # -- subscribers ------------------------------------------------------------------------------
     async def open_subscriber(self, channel: str) -> tuple[SubscriberRecord, SubscriberHandle]:
@@ -127,7 +132,7 @@ class Generator:
     async def _publish_loop(self, handle: PublisherHandle, rate: float, publisher_id: str) -> None:
         """Open model (DESIGN rule 1): message k is due at t0 + k/rate and carries that due time."""
         recorder, opts = self.recorder, self.options
-        ledgers = [recorder.ledger(f"{publisher_id}.{c}", channel_name(c)) for c in range(opts.channels)]
+        ledgers = [recorder.ledger(f"{publisher_id}.{c}", probe.channel_name(c)) for c in range(opts.channels)]
         interval_ns = int(1e9 / rate)
         t0 = time.time_ns()
         stop = self._stop_publishing
@@ -180,7 +185,7 @@ class Generator:
             quiet = recorder.delivered == before and recorder.reconnecting == 0
             if quiet and time.monotonic() - started >= min_wait:
                 break
-        recorder.health.stop()
+        self.monitor.stop()
         last = recorder.interval_report()
         final = recorder.final_report(end_ns)
         final["rx_stamps"] = {k: v - self._stamps_at_begin.get(k, 0) for k, v in RX_STAMPS.snapshot().items()}
