@@ -730,4 +730,3 @@ def main(argv: Sequence[str] | None = None) -> int:
     except OSError as exc:
         sys.stderr.write(f"rtbench: error: {exc}\n")
         return EXIT_USAGE
-
