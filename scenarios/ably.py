@@ -7,7 +7,7 @@ or through the REST API (``--ably-publish rest``). With ``ABLY_API_KEY`` set (or
 ``--host`` the run goes to the real Ably service. Options: ``locust -f scenarios/ably.py --help``.
 """
 
-from harness.plugin.runtime import setup
+from harness.plugin.hooks import setup
 from harness.plugin.users import PublisherUser, SubscriberUser
 
 setup("ably")

@@ -6,7 +6,7 @@ Real Pusher: set PUSHER_APP_ID / PUSHER_KEY / PUSHER_SECRET / PUSHER_CLUSTER (or
 --host. Options: ``locust -f scenarios/pusher.py --help``.
 """
 
-from harness.plugin.runtime import setup
+from harness.plugin.hooks import setup
 from harness.plugin.users import PublisherUser, SubscriberUser
 
 setup("pusher")

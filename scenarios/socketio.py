@@ -4,7 +4,7 @@ Subscribers hold python-socketio AsyncClient connections (websocket transport); 
 probes on the open-model schedule. Options: ``locust -f scenarios/socketio.py --help``.
 """
 
-from harness.plugin.runtime import setup
+from harness.plugin.hooks import setup
 from harness.plugin.users import PublisherUser, SubscriberUser
 
 setup("socketio")

@@ -5,7 +5,7 @@ one publisher POSTs probes to ``/api/publish`` on the open-model schedule. Any S
 ``--host URL --sse-path PATH --event NAME``. Options: ``locust -f scenarios/sse.py --help``.
 """
 
-from harness.plugin.runtime import setup
+from harness.plugin.hooks import setup
 from harness.plugin.users import PublisherUser, SubscriberUser
 
 setup("sse")

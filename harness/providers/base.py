@@ -85,6 +85,11 @@ class Provider(ABC):
         """Raise ProviderConfigError for options this provider cannot work with."""
 
     @classmethod
+    def publishes(cls, options: argparse.Namespace) -> bool:
+        """Whether runs need publisher users (not when the server stamps its own events)."""
+        return True
+
+    @classmethod
     def check_client(cls, options: argparse.Namespace) -> None:
         """``--client official`` needs an official library to exist for this provider."""
         if getattr(options, "client", "lean") == "official" and cls.official_client is None:

@@ -1,0 +1,107 @@
+"""The generator role of a Locust process (the only process, or each worker): it owns the generator
+session on the bridge loop, ships an interval report every second, feeds Locust's live stats, and
+drains and reports once when the run ends.
+
+Users reach it through ``self.environment`` (:func:`of`), never through a module global.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+from collections.abc import Callable
+from typing import Any
+
+import gevent
+from locust.env import Environment
+
+from harness.loop.bridge import get_bridge
+from harness.loop.session import GeneratorSession
+from harness.plugin.live_stats import log_batch
+from harness.providers.base import Provider
+
+log = logging.getLogger("rtbench")
+INTERVAL_S = 1.0
+#: the attribute of Locust's Environment that holds this process's generator role
+ENVIRONMENT_ATTRIBUTE = "rtbench_generator"
+
+#: where interval reports go: to the collector in this process, or to the master as a message
+IntervalSink = Callable[[Any], None]
+
+
+def of(environment: Environment) -> GeneratorRole:
+    """The generator role of this process (set when the run's first test starts)."""
+    role = getattr(environment, ENVIRONMENT_ATTRIBUTE, None)
+    if not isinstance(role, GeneratorRole):
+        raise RuntimeError("rtbench: no generator in this process (the scenario must call harness.plugin.setup)")
+    return role
+
+
+class GeneratorRole:
+    def __init__(self, environment: Environment, provider_cls: type[Provider]) -> None:
+        self.environment = environment
+        self.provider_cls = provider_cls
+        self.session: GeneratorSession | None = None
+        self._interval_greenlet: gevent.Greenlet | None = None
+        self._finished = True
+        setattr(environment, ENVIRONMENT_ATTRIBUTE, self)
+
+    @property
+    def options(self) -> argparse.Namespace:
+        parsed = self.environment.parsed_options
+        assert isinstance(parsed, argparse.Namespace), "rtbench needs Locust's command line options"
+        return parsed
+
+    def begin(self, run_id: str, ship_interval: IntervalSink) -> None:
+        """A run starts: fresh measurements under ``run_id``, an interval report every second."""
+        if self.session is None:
+            assert self.environment.host
+            self.session = GeneratorSession(self.provider_cls, self.environment.host, self.options)
+        self.session.options = self.options
+        get_bridge().call(self.session.begin, run_id)
+        self._finished = False
+        self._interval_greenlet = gevent.spawn(self._interval_loop, ship_interval)
+
+    def _interval_loop(self, ship_interval: IntervalSink) -> None:
+        bridge = get_bridge()
+        while True:
+            gevent.sleep(INTERVAL_S)
+            assert self.session is not None
+            ship_interval(bridge.call(self.session.recorder.interval_report))
+            self.feed_live_stats()
+
+    def feed_live_stats(self) -> None:
+        """Deliveries and publishes as Locust requests, so the web UI shows rates and rough latency."""
+        assert self.session is not None and self.environment.runner is not None
+        stats, size = self.environment.runner.stats, int(self.options.payload_bytes)
+        log_batch(stats, "PUSH", "deliver", self.session.recorder.take_ui_samples(), size)
+        log_batch(stats, "PUSH", "publish", self.session.take_ui_publish(), size)
+
+    def spawning_complete(self) -> None:
+        """The steady state begins ``--warmup`` after every user's connection is open."""
+        if self.session is not None:
+            get_bridge().call(self.session.spawning_complete, float(self.options.warmup))
+
+    def finish(self, drain_timeout: float) -> tuple[Any, Any] | None:
+        """Stop publishing, drain, and return (last interval report, final report); None if already done."""
+        if self.session is None or self._finished:
+            return None
+        self._finished = True
+        self._stop_interval_loop()
+        last, final = get_bridge().run(self.session.finish(drain_timeout))
+        self.feed_live_stats()
+        return last, final
+
+    def _stop_interval_loop(self) -> None:
+        if self._interval_greenlet is not None:
+            self._interval_greenlet.kill(block=False)
+            self._interval_greenlet = None
+
+    def shutdown(self) -> None:
+        """The process is quitting: close every connection and the provider's shared resources."""
+        self._stop_interval_loop()
+        if self.session is not None:
+            try:
+                get_bridge().run(self.session.aclose(), timeout=5)
+            except Exception:
+                log.debug("rtbench: closing the provider failed", exc_info=True)

@@ -1,0 +1,158 @@
+"""rtbench as a Locust plugin: the event hooks, and which roles this process plays.
+
+The only process of a local run plays both roles; with ``--processes`` or ``--master``/``--worker``
+the master plays the master role and every worker the generator role. Scenarios call :func:`setup`
+once at import time (DESIGN: extend Locust through event hooks).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import gc
+import sys
+import uuid
+from typing import Any
+
+import gevent
+import psutil
+from locust import events
+from locust.env import Environment
+from locust.runners import MasterRunner, WorkerRunner
+
+from harness import providers
+from harness.measure import hist
+from harness.plugin import generator_role, messages, options, target_process
+from harness.plugin.generator_role import GeneratorRole
+from harness.plugin.master_role import MasterRole
+from harness.plugin.users import PublisherUser
+from harness.providers.base import Provider, ProviderConfigError
+
+EXIT_BAD_USAGE = 2
+
+
+def fail_usage(message: str) -> None:
+    """One line, exit code 2, no traceback (the contract for bad input).
+
+    With ``--processes`` the workers were forked before options could be checked; they would wait a
+    minute for a master that is gone, so they are ended here.
+    """
+    sys.stderr.write(f"rtbench: error: {message}\n")
+    sys.stderr.flush()
+    for child in psutil.Process().children():
+        with contextlib.suppress(psutil.Error):
+            child.kill()
+    raise SystemExit(EXIT_BAD_USAGE)
+
+
+class RtbenchPlugin:
+    """Listens to Locust's events and hands each to the role(s) of this process."""
+
+    def __init__(self, provider_name: str) -> None:
+        self.provider_cls: type[Provider] = providers.load(provider_name)
+        self.master: MasterRole | None = None
+        self.generator: GeneratorRole | None = None
+        self.run_id = ""
+        self._provider_flags: set[str] = set()
+        for hook, listener in (
+            (events.init_command_line_parser, self._add_arguments),
+            (events.init, self._on_init),
+            (events.test_start, self._on_test_start),
+            (events.spawning_complete, self._on_spawning_complete),
+            (events.test_stopping, self._on_test_stopping),
+            (events.quitting, self._on_quitting),
+        ):
+            hook.add_listener(listener)  # type: ignore[no-untyped-call]
+
+    def _add_arguments(self, parser: Any) -> None:
+        group = options.add_arguments(parser)
+        before = set(map(id, parser._actions))
+        self.provider_cls.add_arguments(group)
+        self._provider_flags = {a.dest for a in parser._actions if id(a) not in before}
+
+    def _on_init(self, environment: Environment, **_kw: Any) -> None:
+        hist.warm_up()  # build lookup tables now, not on the first report while deliveries are timed
+        if environment.parsed_options is None:  # used as a library without a command line
+            return
+        runner = environment.runner
+        if not self.provider_cls.publishes(environment.parsed_options):  # e.g. the server stamps its own events
+            environment.user_classes[:] = [c for c in environment.user_classes if not issubclass(c, PublisherUser)]
+        if not isinstance(runner, MasterRunner):
+            self.generator = GeneratorRole(environment, self.provider_cls)
+        if isinstance(runner, WorkerRunner):
+            runner.register_message(messages.RUN, self._on_run_message)
+            runner.register_message(messages.FINISH, self._on_finish_message)
+            return
+        try:
+            gates = options.validate(environment.parsed_options)
+            self.provider_cls.validate(environment.parsed_options)
+            self.provider_cls.check_client(environment.parsed_options)
+            self.master = MasterRole(environment, self.provider_cls, gates, self._provider_flags)
+        except (options.OptionError, ProviderConfigError, target_process.TargetError) as exc:
+            fail_usage(str(exc))
+
+    # -- a run begins -------------------------------------------------------------------------
+    def _on_run_message(self, environment: Environment, msg: Any, **_kw: Any) -> None:
+        """Worker: the master names the run before it sends the spawn message."""
+        self.run_id = str(msg.data.get("run_id", ""))
+
+    def _on_test_start(self, environment: Environment, **_kw: Any) -> None:
+        if self.master is not None:
+            self.run_id = uuid.uuid4().hex[:12]
+            self.master.begin(self.run_id)
+        if self.generator is not None:
+            self.generator.begin(self.run_id or uuid.uuid4().hex[:12], self._interval_sink(environment))
+
+    def _interval_sink(self, environment: Environment) -> generator_role.IntervalSink:
+        master = self.master
+        if master is not None:
+            return lambda report: master.add_interval("local", report)
+        run_id = self.run_id
+        return lambda report: messages.send(environment, messages.INTERVAL, messages.tagged(run_id, report))
+
+    def _on_spawning_complete(self, **_kw: Any) -> None:
+        """Every user is started (on a worker: the master says every worker is done). Long-lived objects
+        move out of the garbage collector's sight, so full collections (tens of ms with thousands of
+        clients) stop pausing deliveries."""
+        if self.generator is not None:
+            self.generator.spawning_complete()
+            gc.freeze()
+
+    # -- a run ends ---------------------------------------------------------------------------
+    def _on_finish_message(self, environment: Environment, msg: Any, **_kw: Any) -> None:
+        """Worker: the master is ending the measurement; drain and report once."""
+        gevent.spawn(self._finish_worker, environment, float(msg.data.get("drain_timeout", 5)))
+
+    def _finish_worker(self, environment: Environment, drain_timeout: float) -> None:
+        if self.generator is None:
+            return
+        reports = self.generator.finish(drain_timeout)
+        if reports is not None:
+            messages.send(environment, messages.INTERVAL, messages.tagged(self.run_id, reports[0]))
+            messages.send(environment, messages.FINAL, messages.tagged(self.run_id, reports[1]))
+
+    def _on_test_stopping(self, environment: Environment, **_kw: Any) -> None:
+        self._finish_master()
+
+    def _finish_master(self) -> None:
+        if self.master is not None:
+            self.master.finish(self.generator.finish if self.generator is not None else None)
+
+    def _on_quitting(self, environment: Environment, **_kw: Any) -> None:
+        self._finish_master()
+        if self.generator is not None:
+            self.generator.shutdown()
+        if self.master is not None:
+            if not self.master.passed:
+                environment.process_exit_code = 1
+            self.master.shutdown()
+
+
+_PLUGIN: RtbenchPlugin | None = None
+
+
+def setup(provider_name: str) -> RtbenchPlugin:
+    """Install rtbench for one provider in this Locust process (idempotent)."""
+    global _PLUGIN
+    if _PLUGIN is None:
+        _PLUGIN = RtbenchPlugin(provider_name)
+    return _PLUGIN
