@@ -21,7 +21,7 @@ def load(name: str) -> type[Provider]:
     return provider
 
 
-_HELPERS = ("base", "http")  # modules here that define no provider
+_HELPERS = ("base", "http", "loopback")  # modules here that define no user-facing provider (loopback: tests only)
 
 
 def available() -> list[str]:
