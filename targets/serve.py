@@ -19,6 +19,7 @@ import signal
 import socket
 import weakref
 from collections.abc import Callable
+from typing import Protocol, TypeVar
 
 from aiohttp import WSCloseCode, web
 
@@ -27,6 +28,7 @@ __all__ = [
     "READY_PREFIX",
     "WEBSOCKETS",
     "UsageError",
+    "install",
     "raise_fd_limit",
     "serve",
     "url_for",
@@ -49,6 +51,27 @@ WS_CLOSE_TIMEOUT_S = 1.0
 """Upper bound on waiting for clients to answer our close frames."""
 
 _NAME: web.AppKey[str] = web.AppKey("rtbench_target_name", str)
+
+
+class Closeable(Protocol):
+    async def close(self) -> None: ...
+
+
+T = TypeVar("T", bound=Closeable)
+
+
+def install(app: web.Application, key: web.AppKey[T], target: T, connections: Callable[[], int]) -> None:
+    """Hang a target object on its app: tests and embedders find it under ``key``, /healthz counts its
+    ``connections``, and shutdown closes it (after the websockets got their 1001)."""
+    app[key] = target
+    app[CONNECTIONS] = connections
+    if WEBSOCKETS not in app:  # serve() would create it; tests that skip serve() need it too
+        app[WEBSOCKETS] = weakref.WeakSet()
+
+    async def on_shutdown(_: web.Application) -> None:
+        await target.close()
+
+    app.on_shutdown.append(on_shutdown)
 
 
 class UsageError(Exception):

@@ -35,7 +35,6 @@ this one wires them into an aiohttp app.
 from __future__ import annotations
 
 import argparse
-import weakref
 from collections.abc import Mapping
 
 from aiohttp import web
@@ -47,7 +46,7 @@ from targets.ably.fanout import Hub
 from targets.ably.rest import Rest
 from targets.ably.session import Realtime
 from targets.faults import Faults
-from targets.serve import CONNECTIONS, WEBSOCKETS, UsageError
+from targets.serve import UsageError, install
 
 __all__ = ["DEFAULT_KEY", "TARGET", "AblyTarget", "add_args", "build_app"]
 
@@ -120,12 +119,5 @@ def build_app(args: argparse.Namespace, faults: Faults) -> web.Application:
     app.router.add_get("/time", target.rest.time)
     app.router.add_post("/channels/{channel}/messages", target.rest.publish)
     app.router.add_post("/keys/{key_name}/requestToken", target.rest.request_token)
-    app[WEBSOCKETS] = weakref.WeakSet()
-    app[CONNECTIONS] = target.connection_count
-    app[TARGET] = target
-
-    async def on_shutdown(_: web.Application) -> None:
-        await target.close()
-
-    app.on_shutdown.append(on_shutdown)
+    install(app, TARGET, target, target.connection_count)
     return app

@@ -186,9 +186,8 @@ class Realtime:
         conn.send(proto.connected(conn.id, self._details(conn)))
 
     def on_publish(self, conn: Connection, msg: Mapping[str, Any]) -> bool:
-        serial = msg.get("msgSerial")
-        if not isinstance(serial, int) or isinstance(serial, bool) or serial < 0:
-            conn.send(proto.error(ErrorInfo.bad_request("MESSAGE without a msgSerial")))
+        serial = _serial(conn, msg, "MESSAGE")
+        if serial is None:
             return False
         channel = msg.get("channel")
         if not isinstance(channel, str) or not 0 < len(channel) <= MAX_CHANNEL_NAME:
@@ -206,9 +205,8 @@ class Realtime:
 
     # -- presence ---------------------------------------------------------------------------------
     def on_presence(self, conn: Connection, msg: Mapping[str, Any]) -> bool:
-        serial = msg.get("msgSerial")
-        if not isinstance(serial, int) or isinstance(serial, bool) or serial < 0:
-            conn.send(proto.error(ErrorInfo.bad_request("PRESENCE without a msgSerial")))
+        serial = _serial(conn, msg, "PRESENCE")
+        if serial is None:
             return False
         channel = msg.get("channel")
         items = msg.get("presence")
@@ -262,3 +260,12 @@ class Realtime:
     def close(self) -> None:
         if self._heartbeats is not None:
             self._heartbeats.cancel()
+
+
+def _serial(conn: Connection, msg: Mapping[str, Any], what: str) -> int | None:
+    """The ``msgSerial`` an ACK / NACK must name; without one the client gets ERROR (None: end the connection)."""
+    serial = msg.get("msgSerial")
+    if not isinstance(serial, int) or isinstance(serial, bool) or serial < 0:
+        conn.send(proto.error(ErrorInfo.bad_request(f"{what} without a msgSerial")))
+        return None
+    return serial

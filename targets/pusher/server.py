@@ -31,7 +31,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import weakref
 from collections.abc import Callable
 
 from aiohttp import web
@@ -42,7 +41,7 @@ from targets.pusher.credentials import AppCredentials
 from targets.pusher.fanout import Channel, Connection, Hub
 from targets.pusher.rest import HttpApi
 from targets.pusher.session import Sessions
-from targets.serve import CONNECTIONS, WEBSOCKETS, UsageError
+from targets.serve import UsageError, install
 
 __all__ = ["TARGET", "AppCredentials", "PusherTarget", "add_args", "build_app"]
 
@@ -181,12 +180,5 @@ def build_app(args: argparse.Namespace, faults: Faults) -> web.Application:
     app.router.add_get("/apps/{app_id}/channels", api.http_channels)
     app.router.add_get("/apps/{app_id}/channels/{name}", api.http_channel)
     app.router.add_get("/apps/{app_id}/channels/{name}/users", api.http_users)
-    app[CONNECTIONS] = target.connection_count
-    app[TARGET] = target
-    app[WEBSOCKETS] = weakref.WeakSet()  # serve() keeps it; tests that skip serve() need it too
-
-    async def on_shutdown(_: web.Application) -> None:
-        await target.close()
-
-    app.on_shutdown.append(on_shutdown)
+    install(app, TARGET, target, target.connection_count)
     return app

@@ -30,7 +30,7 @@ from socketio import packet as sio_packet
 
 from targets.faults import CORRUPT_PAYLOAD, FaultPlan, Faults
 from targets.httpapi import BadRequest, json_error, read_json
-from targets.serve import CONNECTIONS, WEBSOCKETS
+from targets.serve import WEBSOCKETS, install
 from targets.wsframes import ws_text_frame
 
 __all__ = ["MAX_BODY_BYTES", "RESERVED_EVENTS", "TARGET", "SocketIOTarget", "build_app", "parse_publish"]
@@ -261,11 +261,5 @@ def build_app(args: argparse.Namespace, faults: Faults) -> web.Application:
     app = web.Application(client_max_size=MAX_BODY_BYTES)
     target.sio.attach(app)
     app.router.add_post("/api/publish", target.http_publish)
-    app[CONNECTIONS] = target.connections
-    app[TARGET] = target
-
-    async def on_shutdown(_: web.Application) -> None:
-        await target.close()
-
-    app.on_shutdown.append(on_shutdown)
+    install(app, TARGET, target, target.connections)
     return app

@@ -42,7 +42,7 @@ from aiohttp_sse import EventSourceResponse
 
 from targets.faults import CORRUPT_PAYLOAD, FaultPlan, Faults
 from targets.httpapi import BadRequest, json_error, read_json
-from targets.serve import CONNECTIONS, UsageError
+from targets.serve import UsageError, install
 
 __all__ = [
     "DEFAULT_CHANNEL",
@@ -369,15 +369,10 @@ def build_app(args: argparse.Namespace, faults: Faults) -> web.Application:
     app.router.add_route("OPTIONS", "/api/publish", target.preflight)
     app.router.add_route("OPTIONS", "/api/events", target.preflight)
     app.router.add_post("/admin/cut", target.http_cut)
-    app[CONNECTIONS] = target.connections
-    app[TARGET] = target
+    install(app, TARGET, target, target.connections)
 
     async def on_startup(_: web.Application) -> None:
         target.start()
 
-    async def on_shutdown(_: web.Application) -> None:
-        await target.close()
-
     app.on_startup.append(on_startup)
-    app.on_shutdown.append(on_shutdown)
     return app
