@@ -10,5 +10,6 @@ from targets.ably.server import DEFAULT_KEY, TARGET, AblyTarget, add_args, build
 
 NAME = "ably"
 DEFAULT_PORT = 8081
+DESCRIPTION = "Ably-protocol-compatible reference target for rtbench"
 
-__all__ = ["DEFAULT_KEY", "DEFAULT_PORT", "NAME", "TARGET", "AblyTarget", "add_args", "build_app"]
+__all__ = ["DEFAULT_KEY", "DEFAULT_PORT", "DESCRIPTION", "NAME", "TARGET", "AblyTarget", "add_args", "build_app"]

@@ -13,5 +13,6 @@ from targets.pusher.server import TARGET, AppCredentials, PusherTarget, add_args
 
 NAME = "pusher"
 DEFAULT_PORT = 6001
+DESCRIPTION = "Pusher Channels (protocol 7) reference target for rtbench"
 
-__all__ = ["DEFAULT_PORT", "NAME", "TARGET", "AppCredentials", "PusherTarget", "add_args", "build_app"]
+__all__ = ["DEFAULT_PORT", "DESCRIPTION", "NAME", "TARGET", "AppCredentials", "PusherTarget", "add_args", "build_app"]

@@ -9,5 +9,6 @@ from targets.socketio.server import SocketIOTarget, build_app
 
 NAME = "socketio"
 DEFAULT_PORT = 3001
+DESCRIPTION = "Socket.IO reference target for rtbench"
 
-__all__ = ["DEFAULT_PORT", "NAME", "SocketIOTarget", "build_app"]
+__all__ = ["DEFAULT_PORT", "DESCRIPTION", "NAME", "SocketIOTarget", "build_app"]

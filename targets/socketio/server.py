@@ -28,17 +28,10 @@ from engineio import packet as eio_packet
 from engineio.async_drivers import aiohttp as eio_aiohttp
 from socketio import packet as sio_packet
 
-from targets.base import (
-    CONNECTIONS,
-    CORRUPT_PAYLOAD,
-    WEBSOCKETS,
-    BadRequest,
-    DelayLine,
-    Faults,
-    json_error,
-    read_json,
-    ws_text_frame,
-)
+from targets.faults import CORRUPT_PAYLOAD, FaultPlan, Faults
+from targets.httpapi import BadRequest, json_error, read_json
+from targets.serve import WEBSOCKETS, install
+from targets.wsframes import ws_text_frame
 
 __all__ = ["MAX_BODY_BYTES", "RESERVED_EVENTS", "TARGET", "SocketIOTarget", "build_app", "parse_publish"]
 
@@ -155,7 +148,7 @@ class SocketIOTarget:
             self.sio.eio._async = {**drivers, "websocket": partial(_WebSocket, wires=self._wires)}
         else:  # pragma: no cover - engine.io internals moved: still correct, only slower
             log.warning("engine.io internals changed: no direct writes, websockets not closed on shutdown")
-        self._delay = DelayLine(faults.delay_s) if faults.delay_ms > 0 else None
+        self.fan_out: FaultPlan[str, _Prepared] = FaultPlan(faults, self._deliver)
         self._on_eio_disconnect_next = self.sio.eio.handlers.get("disconnect")
         self.sio.eio.on("disconnect", self._on_eio_disconnect)
         for event, handler in (
@@ -179,25 +172,7 @@ class SocketIOTarget:
         recipients = [eio_sid for _, eio_sid in self.sio.manager.get_participants(NAMESPACE, channel)]
         if not recipients:
             return 0
-        good = self._prepare(event, data)
-        if not self.faults.active:
-            self._fan_out([(eio_sid, good) for eio_sid in recipients])
-            return len(recipients)
-        bad: _Prepared | None = None
-        plan: list[tuple[str, _Prepared]] = []
-        for eio_sid in recipients:
-            if self.faults.drop():
-                continue
-            if self.faults.corrupt():
-                bad = bad or self._prepare(event, CORRUPT_PAYLOAD)
-                plan.append((eio_sid, bad))
-            else:
-                plan.append((eio_sid, good))
-        if self._delay is not None:
-            self._delay.call(lambda: self._fan_out(plan))
-        else:
-            self._fan_out(plan)
-        return len(recipients)
+        return self.fan_out.send(recipients, self._prepare(event, data), lambda: self._prepare(event, CORRUPT_PAYLOAD))
 
     def _prepare(self, event: str, data: Any) -> _Prepared:
         """engine.io packets for one event (as AsyncManager.emit builds them) and, when it is a single
@@ -211,7 +186,7 @@ class SocketIOTarget:
             frame = ws_text_frame(packets[0].encode().encode())
         return frame, packets
 
-    def _fan_out(self, plan: list[tuple[str, _Prepared]]) -> None:
+    def _deliver(self, plan: list[tuple[str, _Prepared]]) -> None:
         wires, sockets = self._wires, self.sio.eio.sockets
         direct = 0
         for eio_sid, (frame, packets) in plan:
@@ -228,8 +203,7 @@ class SocketIOTarget:
         self.sent_direct += direct
 
     async def close(self) -> None:
-        if self._delay is not None:
-            self._delay.cancel()
+        self.fan_out.cancel()
         await self.sio.shutdown()
 
     # -- socket events -------------------------------------------------------------------------
@@ -287,11 +261,5 @@ def build_app(args: argparse.Namespace, faults: Faults) -> web.Application:
     app = web.Application(client_max_size=MAX_BODY_BYTES)
     target.sio.attach(app)
     app.router.add_post("/api/publish", target.http_publish)
-    app[CONNECTIONS] = target.connections
-    app[TARGET] = target
-
-    async def on_shutdown(_: web.Application) -> None:
-        await target.close()
-
-    app.on_shutdown.append(on_shutdown)
+    install(app, TARGET, target, target.connections)
     return app

@@ -9,5 +9,6 @@ from targets.sse.server import SSETarget, add_args, build_app
 
 NAME = "sse"
 DEFAULT_PORT = 3002
+DESCRIPTION = "Server-Sent Events reference target for rtbench"
 
-__all__ = ["DEFAULT_PORT", "NAME", "SSETarget", "add_args", "build_app"]
+__all__ = ["DEFAULT_PORT", "DESCRIPTION", "NAME", "SSETarget", "add_args", "build_app"]

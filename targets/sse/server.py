@@ -40,7 +40,9 @@ from typing import Any
 from aiohttp import web
 from aiohttp_sse import EventSourceResponse
 
-from targets.base import CONNECTIONS, CORRUPT_PAYLOAD, BadRequest, DelayLine, Faults, UsageError, json_error, read_json
+from targets.faults import CORRUPT_PAYLOAD, FaultPlan, Faults
+from targets.httpapi import BadRequest, json_error, read_json
+from targets.serve import UsageError, install
 
 __all__ = [
     "DEFAULT_CHANNEL",
@@ -177,6 +179,11 @@ class Stream:
         self.wake.set()
 
 
+def _deliver(plan: list[tuple[Stream, bytes]]) -> None:
+    for stream, frame in plan:
+        stream.push(frame)
+
+
 class SSETarget:
     def __init__(self, args: argparse.Namespace, faults: Faults) -> None:
         for flag in (
@@ -199,7 +206,7 @@ class SSETarget:
         self.streams: dict[str, set[Stream]] = {}
         self.logs: dict[str, ChannelLog] = {}
         self.open = 0
-        self._delay = DelayLine(faults.delay_s) if faults.delay_ms > 0 else None
+        self.fan_out: FaultPlan[Stream, bytes] = FaultPlan(faults, _deliver)
         self._cutter: asyncio.Task[None] | None = None
         self.closing = False
 
@@ -220,26 +227,7 @@ class SSETarget:
         frame = encode_event(event_id, event, data)
         chlog.append(frame)
         recipients = list(self.streams.get(channel, ()))
-        if not self.faults.active:
-            for stream in recipients:
-                stream.push(frame)
-            return event_id, len(recipients)
-        bad: bytes | None = None
-        plan: list[tuple[Stream, bytes]] = []
-        for stream in recipients:  # decided now, in delivery order, so a seeded run is reproducible
-            if self.faults.drop():
-                continue
-            if self.faults.corrupt():
-                bad = bad or encode_event(event_id, event, CORRUPT_PAYLOAD)
-                plan.append((stream, bad))
-            else:
-                plan.append((stream, frame))
-        if plan:
-            if self._delay is not None:
-                self._delay.call(lambda: _deliver(plan))
-            else:
-                _deliver(plan)
-        return event_id, len(recipients)
+        return event_id, self.fan_out.send(recipients, frame, lambda: encode_event(event_id, event, CORRUPT_PAYLOAD))
 
     def cut(self, channel: str | None = None, mode: str = "close") -> int:
         """End every open stream (of one channel): clients see the stream end and reconnect."""
@@ -364,14 +352,8 @@ class SSETarget:
         self.closing = True
         if self._cutter is not None:
             self._cutter.cancel()
-        if self._delay is not None:
-            self._delay.cancel()
+        self.fan_out.cancel()
         self.cut()
-
-
-def _deliver(plan: list[tuple[Stream, bytes]]) -> None:
-    for stream, frame in plan:
-        stream.push(frame)
 
 
 TARGET: web.AppKey[SSETarget] = web.AppKey("rtbench_sse_target", SSETarget)
@@ -387,15 +369,10 @@ def build_app(args: argparse.Namespace, faults: Faults) -> web.Application:
     app.router.add_route("OPTIONS", "/api/publish", target.preflight)
     app.router.add_route("OPTIONS", "/api/events", target.preflight)
     app.router.add_post("/admin/cut", target.http_cut)
-    app[CONNECTIONS] = target.connections
-    app[TARGET] = target
+    install(app, TARGET, target, target.connections)
 
     async def on_startup(_: web.Application) -> None:
         target.start()
 
-    async def on_shutdown(_: web.Application) -> None:
-        await target.close()
-
     app.on_startup.append(on_startup)
-    app.on_shutdown.append(on_shutdown)
     return app

@@ -1,0 +1,174 @@
+"""Serving one target's aiohttp app: bind, ready line, /healthz, clean shutdown on SIGTERM / SIGINT.
+
+The contract the harness relies on (it launches targets as subprocesses):
+
+* one line ``rtbench-target <name> listening http://HOST:PORT`` on stdout once the socket is bound
+  (``--port 0`` lets the OS choose, so parallel tests never collide);
+* ``GET /healthz`` -> ``{"ok": true, "target": name, "connections": N}``;
+* SIGTERM / SIGINT -> websockets closed with 1001 (clients see a transport close and reconnect,
+  as with a real server restart), exit status 0 within ~2 s.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import errno
+import logging
+import signal
+import socket
+import weakref
+from collections.abc import Callable
+from typing import Protocol, TypeVar
+
+from aiohttp import WSCloseCode, web
+
+__all__ = [
+    "CONNECTIONS",
+    "READY_PREFIX",
+    "WEBSOCKETS",
+    "UsageError",
+    "install",
+    "raise_fd_limit",
+    "serve",
+    "url_for",
+]
+
+log = logging.getLogger("targets")
+
+READY_PREFIX = "rtbench-target"
+
+CONNECTIONS: web.AppKey[Callable[[], int]] = web.AppKey("rtbench_connections")
+"""Set by a target: returns its number of connected clients, reported by /healthz."""
+
+WEBSOCKETS: web.AppKey[weakref.WeakSet[web.WebSocketResponse]] = web.AppKey("rtbench_websockets")
+"""Filled by targets with their open websockets so shutdown can close them all (created by serve)."""
+
+SHUTDOWN_TIMEOUT_S = 0.5
+"""aiohttp waits this long for in-flight handlers (long polls, streams), then cancels them."""
+
+WS_CLOSE_TIMEOUT_S = 1.0
+"""Upper bound on waiting for clients to answer our close frames."""
+
+_NAME: web.AppKey[str] = web.AppKey("rtbench_target_name", str)
+
+
+class Closeable(Protocol):
+    async def close(self) -> None: ...
+
+
+T = TypeVar("T", bound=Closeable)
+
+
+def install(app: web.Application, key: web.AppKey[T], target: T, connections: Callable[[], int]) -> None:
+    """Hang a target object on its app: tests and embedders find it under ``key``, /healthz counts its
+    ``connections``, and shutdown closes it (after the websockets got their 1001)."""
+    app[key] = target
+    app[CONNECTIONS] = connections
+    if WEBSOCKETS not in app:  # serve() would create it; tests that skip serve() need it too
+        app[WEBSOCKETS] = weakref.WeakSet()
+
+    async def on_shutdown(_: web.Application) -> None:
+        await target.close()
+
+    app.on_shutdown.append(on_shutdown)
+
+
+class UsageError(Exception):
+    """Raised by a target's build_app for bad configuration: reported as a usage error (exit 2)."""
+
+
+def url_for(host: str, port: int) -> str:
+    """http URL of a bound address; IPv6 literals get brackets."""
+    if ":" in host:
+        host = f"[{host.split('%', 1)[0]}]"
+    return f"http://{host}:{port}"
+
+
+async def _healthz(request: web.Request) -> web.Response:
+    app = request.app
+    count = app[CONNECTIONS]() if CONNECTIONS in app else 0
+    return web.json_response({"ok": True, "target": app[_NAME], "connections": count})
+
+
+async def _close_websockets(app: web.Application) -> None:
+    """on_shutdown: send 1001 Going Away to every tracked websocket, bounded in time."""
+    tasks = [
+        asyncio.ensure_future(ws.close(code=WSCloseCode.GOING_AWAY, message=b"server shutdown"))
+        for ws in app[WEBSOCKETS]
+        if not ws.closed
+    ]
+    if tasks:
+        _, pending = await asyncio.wait(tasks, timeout=WS_CLOSE_TIMEOUT_S)
+        for task in pending:
+            task.cancel()
+
+
+def _bound_address(runner: web.AppRunner, requested_host: str) -> tuple[str, int]:
+    host, port = runner.addresses[0][:2]
+    # A wildcard bind is reachable at the address the user gave; otherwise report what was bound
+    # (e.g. "localhost" -> 127.0.0.1), so the URL names exactly one socket.
+    if host in ("0.0.0.0", "::"):
+        host = requested_host
+    return str(host), int(port)
+
+
+def _bind_error(host: str, port: int, exc: OSError) -> str:
+    if exc.errno == errno.EADDRINUSE:
+        return f"cannot listen on {host}:{port}: address already in use"
+    if isinstance(exc, socket.gaierror):
+        return f"cannot listen on {host}:{port}: unknown host"
+    return f"cannot listen on {host}:{port}: {exc.strerror or exc}"
+
+
+async def serve(app: web.Application, args: argparse.Namespace, name: str) -> None:
+    """Run ``app`` until SIGTERM/SIGINT, printing the ready line once bound. UsageError if it cannot bind."""
+    app[_NAME] = name
+    if WEBSOCKETS not in app:
+        app[WEBSOCKETS] = weakref.WeakSet()
+    app.router.add_get("/healthz", _healthz)
+    app.on_shutdown.insert(0, _close_websockets)
+
+    loop = asyncio.get_running_loop()
+    stop = asyncio.Event()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+
+    runner = web.AppRunner(app, access_log=None, shutdown_timeout=SHUTDOWN_TIMEOUT_S)
+    await runner.setup()
+    try:
+        try:
+            # reuse_address lets a restarted target rebind at once (TIME_WAIT), never a live port.
+            site = web.TCPSite(runner, args.host, args.port, reuse_address=True, backlog=4096)
+            await site.start()
+        except OSError as exc:
+            raise UsageError(_bind_error(args.host, args.port, exc)) from None
+        host, port = _bound_address(runner, args.host)
+        print(f"{READY_PREFIX} {name} listening {url_for(host, port)}", flush=True)
+        await stop.wait()
+        log.info("shutting down")
+    finally:
+        try:
+            await asyncio.wait_for(runner.cleanup(), timeout=2 * SHUTDOWN_TIMEOUT_S + WS_CLOSE_TIMEOUT_S + 1)
+        except Exception:  # exiting anyway (TimeoutError included): a slow client must not block it
+            log.warning("unclean shutdown", exc_info=True)
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.remove_signal_handler(sig)
+
+
+def raise_fd_limit() -> int:
+    """Lift the soft open-files limit to the hard one: 1,024 (a common default) caps a target near 1,000
+    clients, far below the 5,000 a run may open. Returns the limit now in force."""
+    try:
+        import resource
+    except ImportError:  # pragma: no cover - not on Windows
+        return -1
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    wanted = hard if hard != resource.RLIM_INFINITY else 1 << 20
+    if soft == resource.RLIM_INFINITY or soft >= wanted:
+        return soft
+    try:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (wanted, hard))
+    except (ValueError, OSError):
+        return soft
+    return wanted
