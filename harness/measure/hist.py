@@ -25,17 +25,24 @@ def encode(histogram: Any) -> str:
     return str(histogram.encode().decode("ascii"))
 
 
+def add(into: Any, other: Any) -> None:
+    """``into.add(other)``, except that an empty ``other`` is skipped: hdrh's ``add`` takes an empty
+    histogram's minimum as 0, and ``into`` would report a minimum of 0 from then on."""
+    if other.get_total_count():
+        into.add(other)
+
+
 def decode(payload: str) -> Any:
     """Decode into a histogram of our own shape, so ``add`` never loses range."""
     merged = new()
-    merged.add(HdrHistogram.decode(payload.encode("ascii")))
+    add(merged, HdrHistogram.decode(payload.encode("ascii")))
     return merged
 
 
 def merge(payloads: list[str]) -> Any:
     merged = new()
     for payload in payloads:
-        merged.add(HdrHistogram.decode(payload.encode("ascii")))
+        add(merged, HdrHistogram.decode(payload.encode("ascii")))
     return merged
 
 

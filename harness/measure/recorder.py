@@ -180,9 +180,9 @@ class Recorder:
     def interval_report(self) -> IntervalReport:
         """Close the current interval: its histograms and counter deltas, for hlog and timeseries."""
         now_ms = int(time.time() * 1000)
-        self.latency.add(self._interval)
-        self.ramp.add(self._interval_ramp)
-        self.connect.add(self._interval_connect)
+        hist.add(self.latency, self._interval)
+        hist.add(self.ramp, self._interval_ramp)
+        hist.add(self.connect, self._interval_connect)
         if self._interval_ramp.get_total_count():  # the interval log shows every delivery of the interval
             self._interval.add(self._interval_ramp)
         deltas = counts_record({k: self.counts[k] - self._last_counts[k] for k in COUNTER_NAMES})

@@ -95,7 +95,7 @@ def read_hlog(path: Path) -> Any | None:
             if len(fields) < 4 or not fields[3]:
                 continue
             try:
-                merged.add(hist.decode(fields[3]))
+                hist.add(merged, hist.decode(fields[3]))
             except Exception:
                 continue
     return merged if merged.get_total_count() else None
