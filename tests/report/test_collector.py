@@ -57,9 +57,7 @@ def test_intervals_are_merged_into_one_row_and_one_hlog_line_per_flush(
     )
     collector.add_interval(
         "w2",
-        interval(
-            t0 + 5, t0 + 1003, ROUND_1["w2"], connections=1, published=0, dropped=1, errors=1, cpu_pct=30.0
-        ),
+        interval(t0 + 5, t0 + 1003, ROUND_1["w2"], connections=1, published=0, dropped=1, errors=1, cpu_pct=30.0),
     )
     collector.flush()
     collector.flush()  # nothing new: no row
