@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Sequence
+from time import struct_time
 from typing import Any
 
 import pytest
@@ -44,7 +45,7 @@ class FakeClock:
     def monotonic(self) -> float:
         return self.monotonic_s
 
-    def gmtime(self, secs: float | None = None) -> time.struct_time:
+    def gmtime(self, secs: float | None = None) -> struct_time:
         return time.gmtime(self.time() if secs is None else secs)
 
 

@@ -181,7 +181,7 @@ def test_the_order_of_the_finals_only_renumbers_the_generators(finals: list[Fina
     forward, backward = summarize(finals), summarize(finals[::-1])
     assert [g["cpu_peak_pct"] for g in backward["harness"]["generators"]] == [10.0, 35.5]
     for key in ("latency_ms", "fanout_ms", "ramp_ms", "messages", "errors_by_reason", "rx_stamps", "steady_from_ns"):
-        assert forward[key] == backward[key], key  # type: ignore[literal-required]
+        assert forward[key] == backward[key], key
 
 
 def test_a_final_without_read_stamps_or_a_steady_state_counts_as_none(finals: list[FinalReport]) -> None:
