@@ -10,12 +10,12 @@ import asyncio
 import contextlib
 import time
 import uuid
-from typing import Any
 
 from harness.loop.monitor import HealthMonitor
 from harness.measure import probe
 from harness.measure.accounting import SubscriberRecord
 from harness.measure.recorder import Recorder
+from harness.measure.records import FinalReport, IntervalReport, RxStamps
 from harness.net.stream import RX_STAMPS, timestamps_ready
 from harness.providers.base import Provider, PublisherHandle, SubscriberHandle, SubscriberHooks
 from harness.providers.http import close_shared_session
@@ -164,7 +164,7 @@ class GeneratorSession:
                 await handle.close()
 
     # -- end of a run -----------------------------------------------------------------------------
-    async def finish(self, drain_timeout_s: float) -> tuple[dict[str, Any], dict[str, Any]]:
+    async def finish(self, drain_timeout_s: float) -> tuple[IntervalReport, FinalReport]:
         """Stop publishing, let in-flight deliveries land, and return (last interval, final report).
 
         Subscription windows end when publishing stops, so messages that were in flight then are
@@ -188,8 +188,17 @@ class GeneratorSession:
         self.monitor.stop()
         last = recorder.interval_report()
         final = recorder.final_report(end_ns)
-        final["rx_stamps"] = {k: v - self._stamps_at_begin.get(k, 0) for k, v in RX_STAMPS.snapshot().items()}
+        final["rx_stamps"] = self._rx_stamps_since_begin()
         return last, final
+
+    def _rx_stamps_since_begin(self) -> RxStamps:
+        """This run's share of the process-wide read counters (they keep counting across runs)."""
+        now, begin = RX_STAMPS.snapshot(), self._stamps_at_begin
+        return {
+            "reads": now["reads"] - begin.get("reads", 0),
+            "unstamped_reads": now["unstamped_reads"] - begin.get("unstamped_reads", 0),
+            "shared_stamps": now["shared_stamps"] - begin.get("shared_stamps", 0),
+        }
 
     async def aclose(self) -> None:
         if self._provider is not None:

@@ -12,7 +12,8 @@ from __future__ import annotations
 
 from bisect import bisect_left
 from dataclasses import dataclass, field
-from typing import Any
+
+from harness.measure.records import LedgerWire, StreamWire, SubscriberWire
 
 
 class StreamTracker:
@@ -77,7 +78,7 @@ class StreamTracker:
             return seq not in self.missing
         return seq in self.early
 
-    def to_wire(self) -> dict[str, Any]:
+    def to_wire(self) -> StreamWire:
         return {
             "first": self.first,
             "next": self.next,
@@ -88,7 +89,7 @@ class StreamTracker:
         }
 
     @classmethod
-    def from_wire(cls, data: dict[str, Any]) -> StreamTracker:
+    def from_wire(cls, data: StreamWire) -> StreamTracker:
         tracker = cls()
         tracker.first, tracker.next = int(data["first"]), int(data["next"])
         tracker.missing, tracker.early = set(data["missing"]), set(data["early"])
@@ -105,7 +106,7 @@ class Ledger:
     sent_ns: list[int] = field(default_factory=list)
     failed: set[int] = field(default_factory=set)
 
-    def to_wire(self) -> dict[str, Any]:
+    def to_wire(self) -> LedgerWire:
         return {
             "stream_id": self.stream_id,
             "channel": self.channel,
@@ -114,7 +115,7 @@ class Ledger:
         }
 
     @classmethod
-    def from_wire(cls, data: dict[str, Any]) -> Ledger:
+    def from_wire(cls, data: LedgerWire) -> Ledger:
         return cls(str(data["stream_id"]), str(data["channel"]), list(data["sent_ns"]), set(data["failed"]))
 
 
@@ -138,7 +139,7 @@ class SubscriberRecord:
     def subscribed(self) -> bool:
         return bool(self.windows) and self.windows[-1][1] < 0
 
-    def to_wire(self, end_ns: int) -> dict[str, Any]:
+    def to_wire(self, end_ns: int) -> SubscriberWire:
         windows = [[start, end if end >= 0 else end_ns] for start, end in self.windows]
         return {
             "channel": self.channel,
@@ -156,17 +157,8 @@ class Totals:
     out_of_order: int = 0
     unexpected: int = 0  # arrivals outside any subscription window (already inside expected)
 
-    def as_dict(self) -> dict[str, int]:
-        return {
-            "expected": self.expected,
-            "delivered": self.delivered,
-            "lost": self.lost,
-            "duplicated": self.duplicated,
-            "out_of_order": self.out_of_order,
-        }
 
-
-def account(ledgers: list[dict[str, Any]], subscribers: list[dict[str, Any]]) -> Totals:
+def account(ledgers: list[LedgerWire], subscribers: list[SubscriberWire]) -> Totals:
     """Join publisher ledgers with subscriber records (both in wire form) into exact totals."""
     by_channel: dict[str, list[Ledger]] = {}
     for raw in ledgers:

@@ -12,6 +12,8 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from harness.measure.records import GateResult
+
 DEFAULT_GATES = ("p99<50ms",)
 
 _LATENCY_KEYS = {
@@ -91,7 +93,7 @@ class Gate:
         duration = float(summary["load"]["duration_s"]) or 1.0
         return float(messages["delivered"]) / duration
 
-    def evaluate(self, summary: Mapping[str, Any]) -> dict[str, Any]:
+    def evaluate(self, summary: Mapping[str, Any]) -> GateResult:
         value = self.value(summary)
         passed = _OPS[self.op](value, self.threshold)
         if self.metric in _DURATION_BLOCKS and self.metric not in _RECONNECT_KEYS:
@@ -127,7 +129,7 @@ def parse_all(exprs: list[str] | tuple[str, ...] | None) -> list[Gate]:
     return [parse(e) for e in (exprs or DEFAULT_GATES)]
 
 
-def evaluate_all(gates: list[Gate], summary: Mapping[str, Any]) -> list[dict[str, Any]]:
+def evaluate_all(gates: list[Gate], summary: Mapping[str, Any]) -> list[GateResult]:
     return [g.evaluate(summary) for g in gates]
 
 

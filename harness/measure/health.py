@@ -7,9 +7,8 @@ summary say so instead of blaming the provider. The sampling itself runs on the 
 
 from __future__ import annotations
 
-from typing import Any
-
 from harness.measure import hist
+from harness.measure.records import HealthInterval, HealthWire
 
 #: CPU samples kept (one a second): an hour, so soak runs stay bounded in memory.
 CPU_SAMPLES_KEPT = 3600
@@ -31,11 +30,11 @@ class HealthSamples:
         self.cpu_samples.append(percent)
         del self.cpu_samples[:-CPU_SAMPLES_KEPT]
 
-    def interval(self) -> dict[str, float]:
+    def interval(self) -> HealthInterval:
         """CPU (last sample) and loop-lag p99 since the previous call, for timeseries.csv."""
         lag_p99 = hist.percentiles(self.interval_lag, [99.0])[0] / 1000.0 if self.interval_lag.total_count else 0.0
         self.interval_lag = hist.new()
         return {"cpu_pct": self.cpu_samples[-1] if self.cpu_samples else 0.0, "loop_lag_p99_ms": round(lag_p99, 3)}
 
-    def to_wire(self) -> dict[str, Any]:
+    def to_wire(self) -> HealthWire:
         return {"lag": hist.encode(self.lag), "cpu_samples": list(self.cpu_samples)}

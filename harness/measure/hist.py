@@ -8,6 +8,8 @@ from typing import Any
 import numpy as np
 from hdrh.histogram import HdrHistogram
 
+from harness.measure.records import ConnectSummary, LatencySummary
+
 LOWEST_US = 1
 HIGHEST_US = 3600 * 1_000_000  # one hour
 SIGNIFICANT_DIGITS = 3
@@ -23,17 +25,24 @@ def encode(histogram: Any) -> str:
     return str(histogram.encode().decode("ascii"))
 
 
+def add(into: Any, other: Any) -> None:
+    """``into.add(other)``, except that an empty ``other`` is skipped: hdrh's ``add`` takes an empty
+    histogram's minimum as 0, and ``into`` would report a minimum of 0 from then on."""
+    if other.get_total_count():
+        into.add(other)
+
+
 def decode(payload: str) -> Any:
     """Decode into a histogram of our own shape, so ``add`` never loses range."""
     merged = new()
-    merged.add(HdrHistogram.decode(payload.encode("ascii")))
+    add(merged, HdrHistogram.decode(payload.encode("ascii")))
     return merged
 
 
 def merge(payloads: list[str]) -> Any:
     merged = new()
     for payload in payloads:
-        merged.add(HdrHistogram.decode(payload.encode("ascii")))
+        add(merged, HdrHistogram.decode(payload.encode("ascii")))
     return merged
 
 
@@ -83,20 +92,25 @@ def _ms(value_us: float) -> float:
     return round(value_us / 1000.0, 3)
 
 
-def latency_summary(histogram: Any) -> dict[str, Any]:
+def latency_summary(histogram: Any) -> LatencySummary:
     """The summary.json ``latency_ms`` block: count, min, percentiles, max, mean in milliseconds."""
     count = int(histogram.get_total_count())
     if count == 0:
-        return {"count": 0, "min": 0, **{k: 0 for k in PERCENTILES}, "max": 0, "mean": 0}
-    out: dict[str, Any] = {"count": count, "min": _ms(histogram.get_min_value())}
-    values = percentiles(histogram, list(PERCENTILES.values()))
-    for key, value in zip(PERCENTILES, values, strict=True):
-        out[key] = _ms(value)
-    out["max"] = _ms(histogram.get_max_value())
-    out["mean"] = _ms(mean(histogram))
-    return out
+        return {"count": 0, "min": 0, "p50": 0, "p90": 0, "p95": 0, "p99": 0, "p999": 0, "max": 0, "mean": 0}
+    p50, p90, p95, p99, p999 = (_ms(v) for v in percentiles(histogram, list(PERCENTILES.values())))
+    return {
+        "count": count,
+        "min": _ms(histogram.get_min_value()),
+        "p50": p50,
+        "p90": p90,
+        "p95": p95,
+        "p99": p99,
+        "p999": p999,
+        "max": _ms(histogram.get_max_value()),
+        "mean": _ms(mean(histogram)),
+    }
 
 
-def connect_summary(histogram: Any) -> dict[str, Any]:
+def connect_summary(histogram: Any) -> ConnectSummary:
     full = latency_summary(histogram)
-    return {k: full[k] for k in ("count", "p50", "p95", "p99", "max")}
+    return {"count": full["count"], "p50": full["p50"], "p95": full["p95"], "p99": full["p99"], "max": full["max"]}

@@ -9,26 +9,16 @@ from __future__ import annotations
 
 import time
 from collections import Counter
-from typing import Any
+from collections.abc import Mapping
 
 from harness.measure import hist, probe
 from harness.measure.accounting import Ledger, StreamTracker, SubscriberRecord
 from harness.measure.health import HealthSamples
+from harness.measure.records import Counts, FinalReport, IntervalReport
 from harness.measure.server_stamps import Stamped
 
 MAX_UI_SAMPLES = 200_000  # the live-UI feed is drained every second; cap it if nobody drains it
-COUNTER_NAMES = (
-    "published",
-    "errors",
-    "opened",
-    "failed",
-    "dropped",
-    "reconnected",
-    "foreign",
-    "unrecordable",
-    "server_clock",
-    "clock_skew",
-)
+COUNTER_NAMES: tuple[str, ...] = tuple(Counts.__annotations__)  # "published", "errors", ...
 
 
 class Recorder:
@@ -187,16 +177,16 @@ class Recorder:
     def open_subscriptions(self) -> int:
         return sum(1 for s in self.subscribers if s.subscribed)
 
-    def interval_report(self) -> dict[str, Any]:
+    def interval_report(self) -> IntervalReport:
         """Close the current interval: its histograms and counter deltas, for hlog and timeseries."""
         now_ms = int(time.time() * 1000)
-        self.latency.add(self._interval)
-        self.ramp.add(self._interval_ramp)
-        self.connect.add(self._interval_connect)
+        hist.add(self.latency, self._interval)
+        hist.add(self.ramp, self._interval_ramp)
+        hist.add(self.connect, self._interval_connect)
         if self._interval_ramp.get_total_count():  # the interval log shows every delivery of the interval
             self._interval.add(self._interval_ramp)
-        deltas = {k: self.counts[k] - self._last_counts[k] for k in COUNTER_NAMES}
-        report = {
+        deltas = counts_record({k: self.counts[k] - self._last_counts[k] for k in COUNTER_NAMES})
+        report: IntervalReport = {
             "start_ms": self._interval_start_ms,
             "end_ms": now_ms,
             "latency": hist.encode(self._interval),
@@ -218,7 +208,7 @@ class Recorder:
         delta, self._last_gaps = gaps - self._last_gaps, gaps
         return delta
 
-    def final_report(self, end_ns: int) -> dict[str, Any]:
+    def final_report(self, end_ns: int) -> FinalReport:
         """Everything the collector needs for summary.json; call after a last ``interval_report``."""
         return {
             "latency": hist.encode(self.latency),
@@ -231,7 +221,7 @@ class Recorder:
             "rx_clocks": dict(self.rx_clocks),
             "steady_from_ns": self.steady_from_ns,
             "delivered": self.delivered,
-            "counts": dict(self.counts),
+            "counts": counts_record(self.counts),
             "error_reasons": dict(self.error_reasons.most_common(20)),
             "ledgers": [ledger.to_wire() for ledger in self.ledgers.values()],
             "subscribers": [s.to_wire(end_ns) for s in self.subscribers],
@@ -249,3 +239,19 @@ class Recorder:
     def take_ui_samples(self) -> list[float]:
         samples, self.ui_samples = self.ui_samples, []
         return samples
+
+
+def counts_record(counts: Mapping[str, int]) -> Counts:
+    """The counters as their wire record (a missing counter is 0)."""
+    return {
+        "published": counts.get("published", 0),
+        "errors": counts.get("errors", 0),
+        "opened": counts.get("opened", 0),
+        "failed": counts.get("failed", 0),
+        "dropped": counts.get("dropped", 0),
+        "reconnected": counts.get("reconnected", 0),
+        "foreign": counts.get("foreign", 0),
+        "unrecordable": counts.get("unrecordable", 0),
+        "server_clock": counts.get("server_clock", 0),
+        "clock_skew": counts.get("clock_skew", 0),
+    }

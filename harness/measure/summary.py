@@ -2,11 +2,24 @@
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Mapping
+from typing import Any, cast
 
 from harness.measure import gates as gates_mod
 from harness.measure import hist
 from harness.measure.accounting import account
+from harness.measure.records import (
+    FinalReport,
+    GeneratorHealth,
+    HarnessHealth,
+    LatencySummary,
+    LedgerWire,
+    Load,
+    Messages,
+    RxStamps,
+    SubscriberWire,
+    Summary,
+)
 
 SCHEMA = 1
 LAG_SHARE_OF_GATE = 0.10  # publisher lag p99 above 10% of the tightest latency gate makes a run suspect
@@ -46,7 +59,7 @@ def _p99_max_ms(encoded: str | None) -> tuple[float, float]:
     return (round(hist.percentiles(histogram, [99.0])[0] / 1000.0, 3), round(histogram.get_max_value() / 1000.0, 3))
 
 
-def harness_health(finals: list[dict[str, Any]], gates: list[gates_mod.Gate]) -> dict[str, Any]:
+def harness_health(finals: list[FinalReport], gates: list[gates_mod.Gate]) -> HarnessHealth:
     """Is each generator's lateness out of the numbers? Arrivals are stamped by the kernel, so a busy
     generator no longer inflates latency by reading late; it still can by publishing late (the publisher
     runs on the same loop, and latency counts from the due time) or by falling so far behind that its
@@ -54,7 +67,7 @@ def harness_health(finals: list[dict[str, Any]], gates: list[gates_mod.Gate]) ->
     limit = lag_limit_ms(gates)
     reasons: list[str] = []
     worst_p99 = worst_max = cpu_peak = 0.0
-    generators = []
+    generators: list[GeneratorHealth] = []
     for index, final in enumerate(finals):
         p99, lag_max = _p99_max_ms(final["health"]["lag"])
         publish_p99, publish_max = _p99_max_ms(final.get("publish_lag"))
@@ -105,7 +118,7 @@ def harness_health(finals: list[dict[str, Any]], gates: list[gates_mod.Gate]) ->
     }
 
 
-def fanout_histogram(finals: list[dict[str, Any]]) -> Any:
+def fanout_histogram(finals: list[FinalReport]) -> Any:
     """Per published message, its slowest delivery over every generator (DESIGN rule 6)."""
     slowest: dict[tuple[str, int], int] = {}
     for final in finals:
@@ -120,7 +133,7 @@ def fanout_histogram(finals: list[dict[str, Any]]) -> Any:
     return histogram
 
 
-def rx_clock(finals: list[dict[str, Any]]) -> tuple[str, dict[str, int]]:
+def rx_clock(finals: list[FinalReport]) -> tuple[str, dict[str, int]]:
     """Which clock point timed the arrivals: one name, or ``mixed`` with the subscriber counts."""
     counts: dict[str, int] = {}
     for final in finals:
@@ -136,12 +149,12 @@ def build(
     *,
     provider: str,
     target: str,
-    load: dict[str, Any],
-    finals: list[dict[str, Any]],
+    load: Load,
+    finals: list[FinalReport],
     gates: list[gates_mod.Gate],
     run_id: str,
     started_at: str,
-) -> dict[str, Any]:
+) -> Summary:
     """The whole summary from every generator's final report; histograms merge exactly."""
     latency = hist.merge([f["latency"] for f in finals])
     connect = hist.merge([f["connect"] for f in finals])
@@ -153,18 +166,28 @@ def build(
     clock_name, clock_counts = rx_clock(finals)
     counts: dict[str, int] = {}
     reasons: dict[str, int] = {}
-    ledgers: list[dict[str, Any]] = []
-    subscribers: list[dict[str, Any]] = []
+    ledgers: list[LedgerWire] = []
+    subscribers: list[SubscriberWire] = []
     for final in finals:
-        for key, value in final["counts"].items():
+        for key, value in cast(Mapping[str, int], final["counts"]).items():  # every counter is an int
             counts[key] = counts.get(key, 0) + int(value)
         for key, value in final["error_reasons"].items():
             reasons[key] = reasons.get(key, 0) + int(value)
         ledgers.extend(final["ledgers"])
         subscribers.extend(final["subscribers"])
     totals = account(ledgers, subscribers)
-    messages = {"published": counts.get("published", 0), **totals.as_dict(), "errors": counts.get("errors", 0)}
-    summary: dict[str, Any] = {
+    messages: Messages = {
+        "published": counts.get("published", 0),
+        "expected": totals.expected,
+        "delivered": totals.delivered,
+        "lost": totals.lost,
+        "duplicated": totals.duplicated,
+        "out_of_order": totals.out_of_order,
+        "errors": counts.get("errors", 0),
+    }
+    stamps = rx_stamps(finals)
+    steady = [int(f["steady_from_ns"]) for f in finals if 0 < int(f.get("steady_from_ns", 0)) < 2**63 - 1]
+    summary: Summary = {
         "schema": SCHEMA,
         "provider": provider,
         "target": target,
@@ -192,14 +215,11 @@ def build(
         "foreign_messages": counts.get("foreign", 0),
         "harness": harness_health(finals, gates),
         "histograms": {"connect": hist.encode(connect), "ramp": hist.encode(ramp), "fanout": hist.encode(fanout)},
+        "rx_stamps": stamps,
+        "steady_from_ns": max(steady) if steady else None,  # deliveries due earlier are in ramp_ms
+        "gates": [],  # evaluated below, once the figures they read are final
+        "passed": False,
     }
-    stamps = {
-        key: sum(int(f.get("rx_stamps", {}).get(key, 0)) for f in finals)
-        for key in ("reads", "unstamped_reads", "shared_stamps")
-    }
-    summary["rx_stamps"] = stamps
-    steady = [int(f["steady_from_ns"]) for f in finals if 0 < int(f.get("steady_from_ns", 0)) < 2**63 - 1]
-    summary["steady_from_ns"] = max(steady) if steady else None  # deliveries due earlier are in ramp_ms
     delivered = summary["latency_ms"]["count"]  # shared stamps are counted in the steady state only
     if delivered and stamps["shared_stamps"] > SHARED_STAMP_SHARE * delivered:
         summary["harness"]["trustworthy"] = False
@@ -223,11 +243,21 @@ def build(
     return summary
 
 
-def format_text(summary: dict[str, Any], folder: str) -> str:
+def rx_stamps(finals: list[FinalReport]) -> RxStamps:
+    """Every generator's socket-read counts added up (a final without them counts as none)."""
+    total: RxStamps = {"reads": 0, "unstamped_reads": 0, "shared_stamps": 0}
+    for final in finals:
+        stamps = final.get("rx_stamps", {})
+        total["reads"] += int(stamps.get("reads", 0))
+        total["unstamped_reads"] += int(stamps.get("unstamped_reads", 0))
+        total["shared_stamps"] += int(stamps.get("shared_stamps", 0))
+    return total
+
+
+def format_text(summary: Summary, folder: str) -> str:
     """The end-of-run printout: what a user reads in the terminal or a CI log."""
-    lat, con, msg, conn, health = (
-        summary[k] for k in ("latency_ms", "connect_ms", "messages", "connections", "harness")
-    )
+    lat, con, msg = summary["latency_ms"], summary["connect_ms"], summary["messages"]
+    conn, health = summary["connections"], summary["harness"]
     lines = [
         f"rtbench {summary['provider']} ({summary['target']} target) — {summary['load']['users']} users, "
         f"{summary['load']['publish_rate']:g} msg/s, {summary['load']['duration_s']:g} s",
@@ -263,7 +293,7 @@ def format_text(summary: dict[str, Any], folder: str) -> str:
     return "\n".join(lines)
 
 
-def _optional_line(label: str, block: dict[str, Any] | None) -> list[str]:
+def _optional_line(label: str, block: LatencySummary | None) -> list[str]:
     """A percentile line for a figure that only some runs have."""
     if not block or not block.get("count"):
         return []

@@ -14,7 +14,8 @@ from typing import Any
 from harness.measure import gates as gates_mod
 from harness.measure import hist
 from harness.measure import summary as summary_mod
-from harness.report.files import RunFolder
+from harness.measure.records import FinalReport, GeneratorFinal, IntervalReport, Load, LoadRequest, Summary
+from harness.report.files import IntervalRow, RunFolder
 
 MSG_INTERVAL = "rtbench_interval"
 MSG_FINAL = "rtbench_final"
@@ -28,12 +29,12 @@ class Collector:
         self.provider, self.target, self.gates = provider, target, gates
         self.run_id = ""
         self.folder: RunFolder | None = None
-        self._pending: list[dict[str, Any]] = []
+        self._pending: list[IntervalReport] = []
         self._connections: dict[str, int] = {}
-        self.finals: dict[str, dict[str, Any]] = {}
+        self.finals: dict[str, FinalReport] = {}
         self.started_monotonic = 0.0
         self.started_at = ""
-        self.last_summary: dict[str, Any] | None = None
+        self.last_summary: Summary | None = None
 
     def begin(self, run_id: str, folder: Path) -> None:
         self.run_id = run_id
@@ -46,11 +47,11 @@ class Collector:
     def active(self) -> bool:
         return self.folder is not None
 
-    def add_interval(self, node: str, report: dict[str, Any]) -> None:
+    def add_interval(self, node: str, report: IntervalReport) -> None:
         self._pending.append(report)
         self._connections[node] = int(report["connections"])
 
-    def add_final(self, node: str, final: dict[str, Any]) -> None:
+    def add_final(self, node: str, final: FinalReport) -> None:
         self.finals[node] = final
 
     def flush(self) -> None:
@@ -59,30 +60,34 @@ class Collector:
             return
         pending, self._pending = self._pending, []
         merged = hist.merge([r["latency"] for r in pending])
-        row = {
-            "connections": sum(self._connections.values()),
-            "published": sum(r["counts"]["published"] for r in pending),
-            "delivered": sum(r["delivered"] for r in pending),
-            "errors": sum(r["counts"]["errors"] for r in pending),
-            "dropped": sum(r["counts"]["dropped"] for r in pending),
-            "lost": sum(int(r.get("lost", 0)) for r in pending),
-            "cpu_pct": max(float(r.get("cpu_pct", 0)) for r in pending),
-            "loop_lag_p99_ms": max(float(r.get("loop_lag_p99_ms", 0)) for r in pending),
-        }
+        row = IntervalRow(
+            connections=sum(self._connections.values()),
+            published=sum(r["counts"]["published"] for r in pending),
+            delivered=sum(r["delivered"] for r in pending),
+            errors=sum(r["counts"]["errors"] for r in pending),
+            dropped=sum(r["counts"]["dropped"] for r in pending),
+            lost=sum(int(r.get("lost", 0)) for r in pending),
+            cpu_pct=max(float(r.get("cpu_pct", 0)) for r in pending),
+            loop_lag_p99_ms=max(float(r.get("loop_lag_p99_ms", 0)) for r in pending),
+        )
         start = min(r["start_ms"] for r in pending)
         end = max(r["end_ms"] for r in pending)
         self.folder.write_interval(start, end, merged, row)
 
-    def finalize(self, load: dict[str, Any], parameters: dict[str, Any] | None = None) -> dict[str, Any]:
+    def finalize(self, load: LoadRequest, parameters: dict[str, Any] | None = None) -> Summary:
         """Write summary.json (and per-generator histograms when there are several); close the folder."""
         assert self.folder is not None
         self.flush()
         finals = [self.finals[node] for node in sorted(self.finals)]
-        load = {**load, "duration_s": round(time.monotonic() - self.started_monotonic, 3), "processes": len(finals)}
+        measured: Load = {
+            **load,
+            "duration_s": round(time.monotonic() - self.started_monotonic, 3),
+            "processes": len(finals),
+        }
         summary = summary_mod.build(
             provider=self.provider,
             target=self.target,
-            load=load,
+            load=measured,
             finals=finals,
             gates=self.gates,
             run_id=self.run_id,
@@ -92,13 +97,11 @@ class Collector:
             summary["parameters"] = parameters
         self.folder.write_json("summary.json", summary)
         if len(finals) > 1:
-            self.folder.write_json(
-                "generators.json",
-                [
-                    {"node": node, "latency": f["latency"], "delivered": f["delivered"], "counts": f["counts"]}
-                    for node, f in sorted(self.finals.items())
-                ],
-            )
+            generators: list[GeneratorFinal] = [
+                {"node": node, "latency": f["latency"], "delivered": f["delivered"], "counts": f["counts"]}
+                for node, f in sorted(self.finals.items())
+            ]
+            self.folder.write_json("generators.json", generators)
         self.folder.close()
         self.last_summary = summary
         return summary

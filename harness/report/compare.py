@@ -16,6 +16,7 @@ from typing import Any
 import pandas as pd
 
 from harness.measure import gates as gates_mod
+from harness.measure.records import GateResult
 from harness.report import charts
 from harness.report.html import (
     deliveries_per_s,
@@ -63,7 +64,7 @@ class Entry:
     label: str
     run: RunData | None = None
     error: str = ""
-    gates: list[dict[str, Any]] = field(default_factory=list)
+    gates: list[GateResult] = field(default_factory=list)
 
     @property
     def passed(self) -> bool:

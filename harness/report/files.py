@@ -6,6 +6,7 @@ import csv
 import json
 import os
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any
 
@@ -26,6 +27,21 @@ TIMESERIES_COLUMNS = (
     "cpu_pct",
     "loop_lag_p99_ms",
 )
+
+
+@dataclass(frozen=True)
+class IntervalRow:
+    """One timeseries.csv row's counts, merged over every generator (the percentiles come from the
+    interval's histogram). The health columns stay empty when no generator reported them."""
+
+    connections: int
+    published: int
+    delivered: int
+    errors: int
+    dropped: int
+    lost: int | None = None
+    cpu_pct: float | None = None
+    loop_lag_p99_ms: float | None = None
 
 
 def default_folder(provider: str) -> Path:
@@ -52,7 +68,7 @@ class RunFolder:
         self._hlog.write("#rtbench delivery latency; values in microseconds, Interval_Max in milliseconds\n")
         self._hlog.write('"StartTimestamp","Interval_Length","Interval_Max","Interval_Compressed_Histogram"\n')
 
-    def write_interval(self, start_ms: int, end_ms: int, histogram: Any, row: dict[str, Any]) -> None:
+    def write_interval(self, start_ms: int, end_ms: int, histogram: Any, row: IntervalRow) -> None:
         start_s = (start_ms - self.start_ms) / 1000.0
         length_s = max(0.0, (end_ms - start_ms) / 1000.0)
         self._hlog.write(
@@ -62,18 +78,18 @@ class RunFolder:
         self._csv.writerow(
             [
                 round((end_ms - self.start_ms) / 1000.0, 3),
-                row["connections"],
-                row["published"],
-                row["delivered"],
-                row["errors"],
-                row["dropped"],
+                row.connections,
+                row.published,
+                row.delivered,
+                row.errors,
+                row.dropped,
                 lat["p50"],
                 lat["p95"],
                 lat["p99"],
                 lat["max"],
-                row.get("lost", ""),
-                row.get("cpu_pct", ""),
-                row.get("loop_lag_p99_ms", ""),
+                _blank_if_none(row.lost),
+                _blank_if_none(row.cpu_pct),
+                _blank_if_none(row.loop_lag_p99_ms),
             ]
         )
         self._hlog.flush()
@@ -87,3 +103,7 @@ class RunFolder:
     def close(self) -> None:
         self._hlog.close()
         self._csv_file.close()
+
+
+def _blank_if_none(value: float | None) -> float | str:
+    return "" if value is None else value

@@ -11,12 +11,13 @@ import os
 import re
 from collections.abc import Iterable, Mapping
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import jinja2
 
 from harness.measure import gates as gates_mod
 from harness.measure import hist
+from harness.measure.records import Summary
 from harness.report import charts
 from harness.report.rundata import REPORT, RunData, load_run, percentile_curve
 
@@ -43,7 +44,8 @@ HEADLINE = (
 
 
 # -- formatting ---------------------------------------------------------------------------------
-LATENCY_ROWS = (
+LatencyKey = Literal["latency_ms", "fanout_ms", "ramp_ms", "client_lag_ms", "publish_lag_ms"]
+LATENCY_ROWS: tuple[tuple[str, LatencyKey], ...] = (
     ("delivery", "latency_ms"),
     ("fan-out", "fanout_ms"),
     ("ramp-up", "ramp_ms"),
@@ -58,7 +60,7 @@ RX_CLOCK_TEXT = {
 }
 
 
-def _shown(summary: Mapping[str, Any], key: str) -> bool:
+def _shown(summary: Summary, key: LatencyKey) -> bool:
     """The delivery row always; the others when the run has them."""
     block = summary.get(key)
     return isinstance(block, Mapping) and (key == "latency_ms" or bool(block.get("count")))
@@ -99,13 +101,13 @@ def gate_value_text(expr: str, value: float) -> str:
     return fmt_num(value)
 
 
-def loss_rate(summary: Mapping[str, Any]) -> float:
+def loss_rate(summary: Summary) -> float:
     messages = summary.get("messages", {})
     expected = float(messages.get("expected", 0) or 0)
     return float(messages.get("lost", 0) or 0) / expected if expected else 0.0
 
 
-def deliveries_per_s(summary: Mapping[str, Any]) -> float:
+def deliveries_per_s(summary: Summary) -> float:
     duration = float(summary.get("load", {}).get("duration_s", 0) or 0) or 1.0
     return float(summary.get("messages", {}).get("delivered", 0) or 0) / duration
 
@@ -173,7 +175,7 @@ def _flatten(params: Mapping[str, Any], prefix: str = "") -> list[tuple[str, str
     return rows
 
 
-def _latency_thresholds(summary: Mapping[str, Any]) -> list[tuple[str, float]]:
+def _latency_thresholds(summary: Summary) -> list[tuple[str, float]]:
     out = []
     for gate in summary.get("gates", []):
         try:

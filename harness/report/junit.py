@@ -10,17 +10,17 @@ import os
 import xml.etree.ElementTree as ET
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any
 
+from harness.measure.records import GateResult, Summary
 from harness.report.html import fmt_num, gate_value_text
 
 
-def _suite_name(summary: Mapping[str, Any]) -> str:
+def _suite_name(summary: Summary) -> str:
     return f"rtbench.{summary.get('provider', 'run')}"
 
 
 def to_junit(
-    summary: Mapping[str, Any], results: Sequence[Mapping[str, Any]], *, require_trustworthy: bool = False
+    summary: Summary, results: Sequence[GateResult], *, require_trustworthy: bool = False
 ) -> ET.ElementTree[ET.Element]:
     """``results`` are evaluated gates ({expr, value, passed}); untrustworthy runs fail one more case
     when ``require_trustworthy`` is set."""
@@ -72,7 +72,7 @@ def to_junit(
 
 
 def write_junit(
-    path: Path, summary: Mapping[str, Any], results: Sequence[Mapping[str, Any]], *, require_trustworthy: bool = False
+    path: Path, summary: Summary, results: Sequence[GateResult], *, require_trustworthy: bool = False
 ) -> None:
     if path.parent != Path(""):
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -80,7 +80,7 @@ def write_junit(
     tree.write(path, encoding="utf-8", xml_declaration=True)
 
 
-def step_summary(summary: Mapping[str, Any], results: Sequence[Mapping[str, Any]], passed: bool) -> str:
+def step_summary(summary: Summary, results: Sequence[GateResult], passed: bool) -> str:
     """A GitHub Actions job-summary block: verdict, headline latency, one table row per gate."""
     lat = summary.get("latency_ms", {})
     load = summary.get("load", {})

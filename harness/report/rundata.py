@@ -10,11 +10,12 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import pandas as pd
 
 from harness.measure import hist
+from harness.measure.records import Summary
 
 SUMMARY = "summary.json"
 TIMESERIES = "timeseries.csv"
@@ -30,7 +31,7 @@ class RunDataError(ValueError):
 @dataclass
 class RunData:
     folder: Path
-    summary: dict[str, Any]
+    summary: Summary  # as read from disk: an older run's may lack keys, so readers use .get
     timeseries: pd.DataFrame
     latency: Any | None  # merged HdrHistogram of the whole run, None without a usable hlog
 
@@ -39,8 +40,9 @@ class RunData:
         return str(self.summary.get("provider", "?"))
 
 
-def read_summary(path: Path) -> dict[str, Any]:
-    """summary.json as a dict; RunDataError when missing, not JSON, or lacking the schema's keys."""
+def read_summary(path: Path) -> Summary:
+    """summary.json as a dict; RunDataError when missing, not JSON, or lacking the schema's keys. Only
+    those keys are checked: an older or hand-made summary may lack the rest, so readers use ``.get``."""
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
     except FileNotFoundError:
@@ -54,7 +56,7 @@ def read_summary(path: Path) -> dict[str, Any]:
     missing = [key for key in REQUIRED_KEYS if key not in data]
     if missing:
         raise RunDataError(f"{path}: not an rtbench summary (missing {', '.join(missing)})")
-    return data
+    return cast(Summary, data)
 
 
 def summary_path(path: Path) -> Path:
@@ -93,7 +95,7 @@ def read_hlog(path: Path) -> Any | None:
             if len(fields) < 4 or not fields[3]:
                 continue
             try:
-                merged.add(hist.decode(fields[3]))
+                hist.add(merged, hist.decode(fields[3]))
             except Exception:
                 continue
     return merged if merged.get_total_count() else None

@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 
 from harness.measure import hist
-from harness.report.files import RunFolder
+from harness.report.files import IntervalRow, RunFolder
 from tests.helpers import REPO
 
 RTBENCH = [sys.executable, "-m", "harness.cli"]
@@ -125,7 +125,7 @@ def synthetic_run(
             start,
             start + 1000,
             interval,
-            {"connections": 100, "published": 10, "delivered": 200, "errors": 0, "dropped": 0},
+            IntervalRow(connections=100, published=10, delivered=200, errors=0, dropped=0),
         )
     writer.close()
     connect = hist.new()

@@ -45,3 +45,16 @@ def test_out_of_range_values_are_refused_not_clamped() -> None:
 def test_empty_summary_is_all_zero() -> None:
     assert hist.latency_summary(hist.new())["count"] == 0
     assert hist.connect_summary(hist.new()) == {"count": 0, "p50": 0, "p95": 0, "p99": 0, "max": 0}
+
+
+def test_an_empty_part_leaves_the_minimum_alone() -> None:
+    """hdrh's own ``add`` of an empty histogram sets the minimum to 0 for good."""
+    empty, part = hist.new(), hist.new()
+    part.record_value(1500)
+    for payloads in ([hist.encode(empty), hist.encode(part)], [hist.encode(part), hist.encode(empty)]):
+        assert hist.latency_summary(hist.merge(payloads))["min"] == 1.5
+    assert hist.decode(hist.encode(empty)).get_total_count() == 0
+    cumulative = hist.new()
+    hist.add(cumulative, empty)
+    hist.add(cumulative, part)
+    assert hist.latency_summary(cumulative)["min"] == 1.5

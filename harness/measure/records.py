@@ -1,0 +1,264 @@
+"""The shapes of what the harness reports, so mypy checks every key a producer writes and a reader reads.
+
+Records that cross a process boundary (Locust runner messages between a worker and the master) or land
+in summary.json are TypedDicts: they stay plain JSON-ready dicts on the wire and on disk, and key order
+is the order written by their producer. summary.json is a user-facing contract (DESIGN schema 1): a new
+key here is a schema change. Histograms travel as HdrHistogram's base64 text (``hist.encode``).
+"""
+
+from __future__ import annotations
+
+from typing import Any, NotRequired, TypedDict
+
+# -- histograms in milliseconds (hist.latency_summary / hist.connect_summary) --------------------------
+
+
+class LatencySummary(TypedDict):
+    """A ``*_ms`` block of summary.json; all zeros (integers) when nothing was recorded."""
+
+    count: int
+    min: float
+    p50: float
+    p90: float
+    p95: float
+    p99: float
+    p999: float
+    max: float
+    mean: float
+
+
+class ConnectSummary(TypedDict):
+    """``connect_ms`` and ``reconnect_ms``: fewer points, as connections are fewer than deliveries."""
+
+    count: int
+    p50: float
+    p95: float
+    p99: float
+    max: float
+
+
+# -- accounting wire forms (accounting.StreamTracker / Ledger / SubscriberRecord) ------------------------
+
+
+class StreamWire(TypedDict):
+    """What one subscriber received from one publisher stream."""
+
+    first: int
+    next: int
+    missing: list[int]
+    early: list[int]
+    dup: int
+    ooo: int
+
+
+class LedgerWire(TypedDict):
+    """When each message of one publisher stream was sent (index = sequence number)."""
+
+    stream_id: str
+    channel: str
+    sent_ns: list[int]
+    failed: list[int]
+
+
+class SubscriberWire(TypedDict):
+    """One subscriber's channel, subscription windows ([start_ns, end_ns]) and streams."""
+
+    channel: str
+    windows: list[list[int]]
+    streams: dict[str, StreamWire]
+
+
+# -- a generator's reports (Recorder -> Collector, over Locust messages on a cluster) ----------------
+
+
+class Counts(TypedDict):
+    """The recorder's counters, in this order (``recorder.COUNTER_NAMES`` is read from here)."""
+
+    published: int
+    errors: int
+    opened: int
+    failed: int
+    dropped: int
+    reconnected: int
+    foreign: int
+    unrecordable: int
+    server_clock: int
+    clock_skew: int
+
+
+class HealthInterval(TypedDict):
+    """The generator's own health over one interval, for timeseries.csv."""
+
+    cpu_pct: float
+    loop_lag_p99_ms: float
+
+
+class IntervalReport(HealthInterval):
+    """``Recorder.interval_report``: one interval's histograms and counter deltas."""
+
+    start_ms: int
+    end_ms: int
+    latency: str
+    connect: str
+    delivered: int
+    counts: Counts
+    connections: int
+    lost: int  # provisional: a gap may still fill; the summary has the final count
+
+
+class HealthWire(TypedDict):
+    """``HealthSamples.to_wire``: loop lag over the whole run and the CPU samples."""
+
+    lag: str
+    cpu_samples: list[float]
+
+
+class RxStamps(TypedDict):
+    """Socket reads of one process over the run, and how many messages shared a later read's stamp."""
+
+    reads: int
+    unstamped_reads: int
+    shared_stamps: int
+
+
+class FinalReport(TypedDict):
+    """``Recorder.final_report`` plus ``rx_stamps``, which ``GeneratorSession.finish`` adds."""
+
+    latency: str
+    connect: str
+    reconnect: str
+    ramp: str
+    client_lag: str
+    publish_lag: str
+    fanout: dict[str, list[list[int]]]  # per stream: [sequence numbers, slowest latency us of each]
+    rx_clocks: dict[str, int]
+    steady_from_ns: int
+    delivered: int
+    counts: Counts
+    error_reasons: dict[str, int]
+    ledgers: list[LedgerWire]
+    subscribers: list[SubscriberWire]
+    health: HealthWire
+    rx_stamps: NotRequired[RxStamps]
+
+
+# -- summary.json (summary.build, Collector.finalize) ---------------------------------------------------
+
+
+class LoadRequest(TypedDict):
+    """The load the user asked for, as the plugin hands it to ``Collector.finalize``."""
+
+    users: int
+    publish_rate: float
+    channels: int
+    payload_bytes: int
+
+
+class Load(LoadRequest):
+    """summary.json ``load``: the request plus what the run measured of itself."""
+
+    duration_s: float
+    processes: int
+
+
+class Messages(TypedDict):
+    """Every message accounted: ``delivered + lost == expected`` exactly."""
+
+    published: int
+    expected: int
+    delivered: int
+    lost: int
+    duplicated: int
+    out_of_order: int
+    errors: int
+
+
+class Connections(TypedDict):
+    opened: int
+    failed: int
+    dropped: int
+    reconnected: int
+
+
+class GeneratorHealth(TypedDict):
+    """One generator's lateness figures in ``harness.generators``."""
+
+    generator: int
+    loop_lag_p99_ms: float
+    loop_lag_max_ms: float
+    publish_lag_p99_ms: float
+    publish_lag_max_ms: float
+    client_lag_p99_ms: float
+    client_lag_max_ms: float
+    cpu_peak_pct: float
+
+
+class LoopLag(TypedDict):
+    p99: float
+    max: float
+    limit: float
+
+
+class HarnessHealth(TypedDict):
+    """summary.json ``harness``: whether the numbers are the provider's, and why not."""
+
+    trustworthy: bool
+    reasons: list[str]
+    loop_lag_ms: LoopLag
+    cpu_peak_pct: float
+    generators: list[GeneratorHealth]
+
+
+class SummaryHistograms(TypedDict):
+    connect: str
+    ramp: str
+    fanout: str
+
+
+class GateResult(TypedDict):
+    """One evaluated gate: its expression, the measured value in the threshold's unit, the verdict."""
+
+    expr: str
+    value: float
+    passed: bool
+
+
+class Summary(TypedDict):
+    """summary.json, in its key order. ``parameters`` is there when the run's options were given."""
+
+    schema: int
+    provider: str
+    target: str
+    run_id: str
+    started_at: str
+    load: Load
+    latency_ms: LatencySummary
+    fanout_ms: LatencySummary
+    ramp_ms: LatencySummary
+    client_lag_ms: LatencySummary
+    publish_lag_ms: LatencySummary
+    rx_clock: str
+    rx_clocks: dict[str, int]
+    connect_ms: ConnectSummary
+    messages: Messages
+    connections: Connections
+    reconnect_ms: ConnectSummary
+    clock: str  # "harness", or "server" under --timestamp-field
+    errors_by_reason: dict[str, int]
+    foreign_messages: int
+    harness: HarnessHealth
+    histograms: SummaryHistograms
+    rx_stamps: RxStamps
+    steady_from_ns: int | None
+    gates: list[GateResult]
+    passed: bool
+    parameters: NotRequired[dict[str, Any]]
+
+
+class GeneratorFinal(TypedDict):
+    """generators.json: each generator's own figures when there are several."""
+
+    node: str
+    latency: str
+    delivered: int
+    counts: Counts
