@@ -10,13 +10,13 @@ from __future__ import annotations
 import argparse
 import logging
 from collections.abc import Callable
-from typing import Any
 
 import gevent
 from locust.env import Environment
 
 from harness.loop.bridge import get_bridge
 from harness.loop.session import GeneratorSession
+from harness.measure.records import FinalReport, IntervalReport
 from harness.plugin.live_stats import log_batch
 from harness.providers.base import Provider
 
@@ -26,7 +26,9 @@ INTERVAL_S = 1.0
 ENVIRONMENT_ATTRIBUTE = "rtbench_generator"
 
 #: where interval reports go: to the collector in this process, or to the master as a message
-IntervalSink = Callable[[Any], None]
+IntervalSink = Callable[[IntervalReport], None]
+#: what a generator hands over when it finishes: its last interval report and its final report
+Reports = tuple[IntervalReport, FinalReport]
 
 
 def of(environment: Environment) -> GeneratorRole:
@@ -82,7 +84,7 @@ class GeneratorRole:
         if self.session is not None:
             get_bridge().call(self.session.spawning_complete, float(self.options.warmup))
 
-    def finish(self, drain_timeout: float) -> tuple[Any, Any] | None:
+    def finish(self, drain_timeout: float) -> Reports | None:
         """Stop publishing, drain, and return (last interval report, final report); None if already done."""
         if self.session is None or self._finished:
             return None

@@ -8,6 +8,7 @@ from __future__ import annotations
 import argparse
 import logging
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -16,8 +17,10 @@ from locust.env import Environment
 from locust.runners import MasterRunner
 
 from harness.measure.gates import Gate
+from harness.measure.records import IntervalReport, LoadRequest, Summary
 from harness.measure.summary import format_text
 from harness.plugin import messages, target_process
+from harness.plugin.generator_role import Reports
 from harness.providers.base import Provider
 from harness.report import files
 from harness.report.collector import Collector
@@ -114,7 +117,7 @@ class MasterRole:
             gevent.sleep(FLUSH_INTERVAL_S)
             self.collector.flush()
 
-    def add_interval(self, node: str, report: Any) -> None:
+    def add_interval(self, node: str, report: IntervalReport) -> None:
         if self.collector.active:
             self.collector.add_interval(node, report)
 
@@ -136,7 +139,7 @@ class MasterRole:
         return report
 
     # -- a run ends ---------------------------------------------------------------------------
-    def finish(self, local_finish: Any = None) -> dict[str, Any] | None:
+    def finish(self, local_finish: Callable[[float], Reports | None] | None = None) -> Summary | None:
         """End the measurement once: collect every generator's final report, write the run; the summary.
 
         ``local_finish`` drains this process's own generator (no workers) and returns (last, final).
@@ -172,11 +175,11 @@ class MasterRole:
                 expected,
             )
 
-    def _write_run(self) -> dict[str, Any]:
+    def _write_run(self) -> Summary:
         from harness.report.html import redact, write_report  # pandas/matplotlib: imported only when needed
 
         options = self.options
-        load = {
+        load: LoadRequest = {
             "users": int(getattr(options, "num_users", 0) or 0),
             "publish_rate": float(options.publish_rate),
             "channels": int(options.channels),

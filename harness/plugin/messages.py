@@ -10,6 +10,8 @@ from typing import Any
 
 from locust.env import Environment
 
+from harness.measure.records import FinalReport, IntervalReport
+
 #: master -> workers, before the spawn message: the run id every report must carry
 RUN = "rtbench_run"
 #: worker -> master: one interval report a second
@@ -26,7 +28,7 @@ def send(environment: Environment, kind: str, data: Any) -> None:
     environment.runner.send_message(kind, data)
 
 
-def tagged(run_id: str, report: Any) -> dict[str, Any]:
+def tagged(run_id: str, report: IntervalReport | FinalReport) -> dict[str, Any]:
     """A report as it travels: the run it belongs to and the report itself."""
     return {"run_id": run_id, "report": report}
 

@@ -21,7 +21,12 @@ def load(name: str) -> type[Provider]:
     return provider
 
 
-_HELPERS = ("base", "http", "lean", "loopback")  # modules here that define no user-facing provider (loopback: tests only)
+_HELPERS = (
+    "base",
+    "http",
+    "lean",
+    "loopback",
+)  # modules here that define no user-facing provider (loopback: tests only)
 
 
 def available() -> list[str]:
