@@ -29,11 +29,13 @@ class RunResult:
         return data
 
 
-def run_scenario(provider: str, *args: str, folder: Path, timeout: float = 180) -> RunResult:
+def run_scenario(provider: str | Path, *args: str, folder: Path, timeout: float = 180) -> RunResult:
+    """A headless Locust run of ``scenarios/<provider>.py`` (or of the scenario file given as a path)."""
+    scenario = provider if isinstance(provider, Path) else REPO / "scenarios" / f"{provider}.py"
     cmd = [
         *LOCUST,
         "-f",
-        str(REPO / "scenarios" / f"{provider}.py"),
+        str(scenario),
         "--headless",
         "--report-dir",
         str(folder),

@@ -6,11 +6,12 @@ every report names its run, and the master refuses and counts the ones that name
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from locust.env import Environment
+if TYPE_CHECKING:  # Locust monkey-patches whatever imports it; the message format needs none of it
+    from locust.env import Environment
 
-from harness.measure.records import FinalReport, IntervalReport
+    from harness.measure.records import FinalReport, IntervalReport
 
 #: master -> workers, before the spawn message: the run id every report must carry
 RUN = "rtbench_run"

@@ -26,6 +26,9 @@ from harness.providers.base import (
     SubscriberHooks,
 )
 
+#: the host a run without --host uses: one hub per process
+MEMORY_HOST = "loopback://memory"
+
 
 class LoopbackRefused(ConnectionRefusedError):
     """A connect or a publish the test told the hub to refuse."""
@@ -213,6 +216,15 @@ class LoopbackProvider(Provider):
             raise ProviderConfigError(f"--loopback-delay-ms must be a number, got {raw!r}") from None
         if not 0 <= value <= 3_600_000:
             raise ProviderConfigError(f"--loopback-delay-ms must be between 0 and 3600000, got {raw!r}")
+
+    @classmethod
+    def cloud_host(cls, options: argparse.Namespace) -> str | None:
+        """Like a managed service: no --host means the in-memory hub, with nothing to start or check."""
+        return MEMORY_HOST
+
+    @classmethod
+    def describe_target(cls, host: str | None, options: argparse.Namespace) -> str:
+        return "loopback"
 
     async def open_subscriber(self, channel: str, hooks: SubscriberHooks) -> LoopbackSubscriber:
         return await self.hub.subscribe(channel, hooks)
