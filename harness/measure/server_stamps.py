@@ -2,8 +2,8 @@
 
 For servers you don't control and cannot publish to: latency = receive time - the server's stamp, so the
 clock source is the server's (DESIGN rule 2: such numbers are kept apart and flagged). Self-contained:
-a provider turns an event into a :class:`Stamped` delivery, and the recorder times it (see
-notes/sse-needs.md for the recorder hook).
+a provider turns an event into a :class:`Stamped` delivery, and the recorder times it against the
+server's stamp instead of a probe envelope's due time.
 
 Field spec: ``PATH[:UNIT]`` where PATH is a dotted path into the event's JSON data (``timestamp``,
 ``meta.sent_at``; a list index is a number: ``items.0.ts``) and UNIT is one of s, ms (default), us, ns,
