@@ -23,6 +23,7 @@ from aiohttp import web
 
 from targets.faults import CORRUPT_PAYLOAD, DelayLine, FaultPlan, Faults
 from targets.httpapi import BadRequest, json_error, read_json
+from targets.parent import die_with_parent
 from targets.serve import CONNECTIONS, READY_PREFIX, WEBSOCKETS, UsageError, raise_fd_limit, serve, url_for
 from targets.wsframes import ws_frame, ws_text_frame
 
@@ -108,6 +109,7 @@ def main(
     description: str | None = None,
 ) -> int:
     """Parse the CLI, build the target's app and serve it. Returns the process exit status."""
+    die_with_parent()
     parser = ArgumentParser(prog=f"targets.{name}", description=description)
     add_common_args(parser, default_port)
     if add_args is not None:

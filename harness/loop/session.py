@@ -38,6 +38,8 @@ class GeneratorSession:
         self.options = options
         self.recorder = Recorder()
         self.monitor = HealthMonitor(self.recorder.health)
+        #: set from any thread (a second Ctrl-C): the drain ends at its next check, with what has landed
+        self.drain_cut = False
         self._provider: Provider | None = None
         self._publishers: list[asyncio.Task[None]] = []
         self._stop_publishing = asyncio.Event()
@@ -58,6 +60,7 @@ class GeneratorSession:
         """A new run: fresh measurements under a new run id (the web UI can start many runs). Everything
         counts as ramp-up until ``steady_from`` is told when the steady state begins."""
         self.recorder = Recorder(run_id)
+        self.drain_cut = False
         self.recorder.steady_from_ns = STEADY_NOT_YET
         self._warmup_after_connects_s = None
         if not self._stamps_checked:  # once per process: the kernel switches stamping on lazily
@@ -179,7 +182,7 @@ class GeneratorSession:
         min_wait = min(drain_timeout_s, max(DRAIN_QUIET_S, 2 * max_latency_s))
         deadline = time.monotonic() + drain_timeout_s
         started = time.monotonic()
-        while time.monotonic() < deadline:
+        while time.monotonic() < deadline and not self.drain_cut:
             before = recorder.delivered
             await asyncio.sleep(DRAIN_QUIET_S)
             quiet = recorder.delivered == before and recorder.reconnecting == 0

@@ -252,6 +252,7 @@ class Summary(TypedDict):
     steady_from_ns: int | None
     gates: list[GateResult]
     passed: bool
+    interrupted: NotRequired[bool]  # present (true) when Ctrl-C ended the run early
     parameters: NotRequired[dict[str, Any]]
 
 

@@ -289,7 +289,10 @@ def format_text(summary: Summary, folder: str) -> str:
     lines += [f"    error: {reason} (x{n})" for reason, n in list(summary["errors_by_reason"].items())[:5]]
     for gate in summary["gates"]:
         lines.append(f"  gate {gate['expr']:<20} {'PASS' if gate['passed'] else 'FAIL'} (value {gate['value']:g})")
-    lines.append(f"  verdict: {'PASSED' if summary['passed'] else 'FAILED'}   report: {folder}")
+    verdict = "PASSED" if summary["passed"] else "FAILED"
+    if summary.get("interrupted"):
+        verdict = f"INTERRUPTED (gates {verdict.lower()} for the time that ran)"
+    lines.append(f"  verdict: {verdict}   report: {folder}")
     return "\n".join(lines)
 
 

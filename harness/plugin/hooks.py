@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import contextlib
 import gc
+import logging
+import signal
 import sys
 import uuid
 from typing import Any
@@ -28,6 +30,7 @@ from harness.plugin.users import PublisherUser
 from harness.providers.base import Provider, ProviderConfigError
 
 EXIT_BAD_USAGE = 2
+log = logging.getLogger("rtbench")
 
 
 def fail_usage(message: str) -> None:
@@ -53,6 +56,8 @@ class RtbenchPlugin:
         self.generator: GeneratorRole | None = None
         self.run_id = ""
         self._provider_flags: set[str] = set()
+        self._interrupts = 0
+        self._options: Any = None
         for hook, listener in (
             (events.init_command_line_parser, self._add_arguments),
             (events.init, self._on_init),
@@ -70,6 +75,7 @@ class RtbenchPlugin:
         self._provider_flags = {a.dest for a in parser._actions if id(a) not in before}
 
     def _on_init(self, environment: Environment, **_kw: Any) -> None:
+        self._options = environment.parsed_options
         hist.warm_up()  # build lookup tables now, not on the first report while deliveries are timed
         if environment.parsed_options is None:  # used as a library without a command line
             return
@@ -78,6 +84,7 @@ class RtbenchPlugin:
             environment.user_classes[:] = [c for c in environment.user_classes if not issubclass(c, PublisherUser)]
         if not isinstance(runner, MasterRunner):
             self.generator = GeneratorRole(environment, self.provider_cls)
+        signal.signal(signal.SIGINT, self._on_interrupt)
         if isinstance(runner, WorkerRunner):
             runner.register_message(messages.RUN, self._on_run_message)
             runner.register_message(messages.FINISH, self._on_finish_message)
@@ -89,6 +96,25 @@ class RtbenchPlugin:
             self.master = MasterRole(environment, self.provider_cls, gates, self._provider_flags)
         except (options.OptionError, ProviderConfigError, target_process.TargetError) as exc:
             fail_usage(str(exc))
+
+    def _on_interrupt(self, signum: int, frame: Any) -> None:
+        """Ctrl-C reaches every process of the terminal's group. The first one ends the run as Locust
+        does (stop, drain, write the run, marked interrupted); the second cuts the drain short and still
+        writes what was measured. Workers forked by ``--processes`` leave the first to their master,
+        which drains them; a second one (or the master's own at exit) stops them."""
+        self._interrupts += 1
+        if self.master is None:  # a worker
+            if self._interrupts == 1 and getattr(self._options, "processes", None):
+                return
+            raise KeyboardInterrupt
+        if self._interrupts == 1:
+            log.warning("rtbench: interrupted: stopping, draining and writing the run (Ctrl-C again to stop at once)")
+            self.master.interrupted = True
+            raise KeyboardInterrupt  # Locust's own Ctrl-C path: quit, test_stopping, quitting
+        log.warning("rtbench: interrupted again: writing what was measured so far")
+        self.master.cut()
+        if self.generator is not None and self.generator.session is not None:
+            self.generator.session.drain_cut = True
 
     # -- a run begins -------------------------------------------------------------------------
     def _on_run_message(self, environment: Environment, msg: Any, **_kw: Any) -> None:

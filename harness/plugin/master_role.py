@@ -63,6 +63,9 @@ class MasterRole:
         )
         self.run_id = ""
         self.refused_reports = 0
+        #: Ctrl-C ended the run early (the summary says so; the exit code is 1)
+        self.interrupted = False
+        self._cut = False
         self._flush_greenlet: gevent.Greenlet | None = None
         self._finished = True
         if isinstance(environment.runner, MasterRunner):
@@ -166,7 +169,7 @@ class MasterRole:
         expected = len(runner.clients)
         runner.send_message(messages.FINISH, {"drain_timeout": drain})
         deadline = time.monotonic() + drain + FINAL_GRACE_S
-        while len(self.collector.finals) < expected and time.monotonic() < deadline:
+        while len(self.collector.finals) < expected and time.monotonic() < deadline and not self._cut:
             gevent.sleep(0.05)
         if len(self.collector.finals) < expected:
             log.error(
@@ -185,7 +188,7 @@ class MasterRole:
             "channels": int(options.channels),
             "payload_bytes": int(options.payload_bytes),
         }
-        summary = self.collector.finalize(load, redact(self.parameters()))
+        summary = self.collector.finalize(load, redact(self.parameters()), interrupted=self.interrupted)
         assert self.collector.folder is not None
         folder = self.collector.folder.folder
         try:
@@ -207,10 +210,15 @@ class MasterRole:
         params["host"] = self.environment.host
         return params
 
+    def cut(self) -> None:
+        """Stop waiting for workers' final reports: the run is written with the ones that arrived."""
+        self._cut = True
+
     @property
     def passed(self) -> bool:
+        """The exit code's verdict: gates passed and the run was not cut short."""
         summary = self.collector.last_summary
-        return summary is None or bool(summary["passed"])
+        return not self.interrupted and (summary is None or bool(summary["passed"]))
 
     def shutdown(self) -> None:
         if self.target is not None:

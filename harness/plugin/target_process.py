@@ -8,11 +8,14 @@ from __future__ import annotations
 
 import atexit
 import contextlib
+import os
 import socket
 import subprocess
 import sys
 import time
 from urllib.parse import urlsplit
+
+from targets.parent import PARENT_ENV
 
 READY_PREFIX = "rtbench-target "
 START_TIMEOUT_S = 20.0
@@ -28,7 +31,10 @@ class EmbeddedTarget:
 
     def __init__(self, module: str, extra_args: list[str] | None = None) -> None:
         cmd = [sys.executable, "-m", module, "--host", "127.0.0.1", "--port", "0", *(extra_args or [])]
-        self.process = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=None, text=True)
+        # its own process group: a terminal's Ctrl-C stops the run, which drains against a live target and
+        # then stops it; the parent's pid lets the target follow the run if the run is killed outright
+        env = {**os.environ, PARENT_ENV: str(os.getpid())}
+        self.process = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=None, text=True, env=env, process_group=0)
         atexit.register(self.stop)
         self.url = self._await_ready(module)
 

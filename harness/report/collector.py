@@ -74,8 +74,11 @@ class Collector:
         end = max(r["end_ms"] for r in pending)
         self.folder.write_interval(start, end, merged, row)
 
-    def finalize(self, load: LoadRequest, parameters: dict[str, Any] | None = None) -> Summary:
-        """Write summary.json (and per-generator histograms when there are several); close the folder."""
+    def finalize(
+        self, load: LoadRequest, parameters: dict[str, Any] | None = None, *, interrupted: bool = False
+    ) -> Summary:
+        """Write summary.json (and per-generator histograms when there are several); close the folder.
+        An ``interrupted`` run says so: its figures cover only the time that ran."""
         assert self.folder is not None
         self.flush()
         finals = [self.finals[node] for node in sorted(self.finals)]
@@ -93,6 +96,8 @@ class Collector:
             run_id=self.run_id,
             started_at=self.started_at,
         )
+        if interrupted:
+            summary["interrupted"] = True
         if parameters:
             summary["parameters"] = parameters
         self.folder.write_json("summary.json", summary)
