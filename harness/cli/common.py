@@ -7,7 +7,7 @@ import argparse
 import os
 from collections.abc import Sequence
 from pathlib import Path
-from typing import NoReturn
+from typing import Any, NoReturn
 
 from harness.measure import gates as gates_mod
 
@@ -23,6 +23,14 @@ class Parser(argparse.ArgumentParser):
 
     def error(self, message: str) -> NoReturn:
         raise UsageError(f"{message} (see {self.prog} --help)")
+
+
+def add_command(sub: Any, name: str, **kwargs: Any) -> Parser:
+    """A subcommand's parser as every command has it: epilogs kept as written, no abbreviated options."""
+    parser: Parser = sub.add_parser(
+        name, formatter_class=argparse.RawDescriptionHelpFormatter, allow_abbrev=False, **kwargs
+    )
+    return parser
 
 
 # -- providers and scenarios --------------------------------------------------------------------

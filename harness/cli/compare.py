@@ -16,6 +16,7 @@ from harness.cli.common import (
     EXIT_USAGE,
     Parser,
     UsageError,
+    add_command,
     parse_gates,
     runnable_providers,
     scenario_for,
@@ -40,14 +41,13 @@ examples:
 
 
 def add_parser(sub: Any, available: str) -> None:
-    compare = sub.add_parser(
+    compare = add_command(
+        sub,
         "compare",
         help="run several providers with the same load, one side-by-side report",
         description="Run each provider with the identical load profile and build one "
         "side-by-side report, or build it from existing run folders.",
         epilog=f"{available}\n\n{COMPARE_EPILOG}",
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-        allow_abbrev=False,
         usage="rtbench compare [PROVIDER ...] [options] [locust options]\n"
         "       rtbench compare --from DIR [DIR ...] [--gate EXPR] [--out DIR]",
     )

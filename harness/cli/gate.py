@@ -6,7 +6,7 @@ import argparse
 from pathlib import Path
 from typing import Any
 
-from harness.cli.common import EXIT_FAILED, EXIT_OK, Parser, UsageError, parse_gates
+from harness.cli.common import EXIT_FAILED, EXIT_OK, Parser, UsageError, add_command, parse_gates
 from harness.measure import gates as gates_mod
 
 GATE_HELP = """\
@@ -22,7 +22,8 @@ A latency gate fails when nothing was delivered. Without --gate the default is '
 
 
 def add_parser(sub: Any, available: str) -> None:
-    gate = sub.add_parser(
+    gate = add_command(
+        sub,
         "gate",
         help="check a summary.json against gates (exit 0/1/2), JUnit and CI output",
         description="Evaluate gates against a stored summary.json. Prints one line per "
@@ -32,8 +33,6 @@ def add_parser(sub: Any, available: str) -> None:
         "2 bad usage (unreadable summary, bad expression).\n\n"
         "example:\n  rtbench gate reports/run/summary.json "
         "--gate 'p99<50ms' --gate 'loss==0' --junit rtbench.xml",
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-        allow_abbrev=False,
     )
     gate.add_argument("summary", metavar="SUMMARY", help="a summary.json, or the run folder holding one")
     gate.add_argument(

@@ -6,18 +6,17 @@ import argparse
 from pathlib import Path
 from typing import Any
 
-from harness.cli.common import EXIT_OK, Parser, UsageError
+from harness.cli.common import EXIT_OK, Parser, UsageError, add_command
 
 
 def add_parser(sub: Any, available: str) -> None:
-    report = sub.add_parser(
+    report = add_command(
+        sub,
         "report",
         help="regenerate report.html from a run folder without rerunning",
         description="Rebuild report.html from a run folder's summary.json, timeseries.csv and latency.hlog.",
         epilog="Exit status: 0 written, 2 not a run folder.\n\nexample:\n"
         "  rtbench report reports/socketio-20250101T120000Z",
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-        allow_abbrev=False,
     )
     report.add_argument("run_dir", metavar="RUN_DIR", help="a run folder (or its summary.json)")
     report.add_argument("-o", "--output", metavar="FILE", help="write here instead of RUN_DIR/report.html")

@@ -24,6 +24,7 @@ from harness.cli.common import (
     EXIT_USAGE,
     Parser,
     UsageError,
+    add_command,
     parse_gates,
     scenario_for,
     scenarios_dir,
@@ -253,14 +254,13 @@ example:
 
 
 def add_parser(sub: Any, available: str) -> None:
-    run = sub.add_parser(
+    run = add_command(
+        sub,
         "run",
         help="one headless run with a live progress line, report and gate verdict",
         description="Run one provider headless under Locust, show a live progress line, "
         "write the run folder with report.html and exit with the gate verdict.",
         epilog=f"{available}\n\n{RUN_EPILOG}",
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-        allow_abbrev=False,
         usage="rtbench run PROVIDER [options] [locust options]",
     )
     run.add_argument("provider", metavar="PROVIDER", help="provider name (registry: harness.providers)")
