@@ -118,16 +118,6 @@ class Bridge:
 
         return self.run(wrapper(), timeout=timeout)
 
-    def spawn(self, coro: Coroutine[Any, Any, Any]) -> None:
-        """Fire and forget: start ``coro`` on the loop without waiting for it."""
-        loop = self.loop
-        loop.call_soon_threadsafe(lambda: loop.create_task(coro) and None)
-
-    def stop(self) -> None:
-        if self._loop is not None and self._pid == os.getpid():
-            self._loop.call_soon_threadsafe(self._loop.stop)
-        self._loop = None
-
 
 _BRIDGE = Bridge()
 

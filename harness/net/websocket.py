@@ -13,39 +13,13 @@ import asyncio
 import collections
 import ssl
 from collections.abc import Callable, Mapping
-from typing import NamedTuple
-from urllib.parse import urlsplit
 
+from harness.net.endpoint import Endpoint
 from harness.net.stream import ConnectError, Stream, client_tls_context, note_shared
 from harness.protocols import websocket as ws
 
 OnMessage = Callable[[str | bytes, int], None]
 OnClose = Callable[[int | None, str], None]
-
-
-class Endpoint(NamedTuple):
-    """Where a URL points: host, port, TLS, the request target and the Host header."""
-
-    host: str
-    port: int
-    tls: bool
-    target: str
-    host_header: str
-
-    @classmethod
-    def parse(cls, url: str) -> Endpoint:
-        parts = urlsplit(url)
-        if parts.scheme not in ("ws", "wss", "http", "https"):
-            raise ValueError(f"not a websocket URL: {url!r}")
-        tls = parts.scheme in ("wss", "https")
-        host = parts.hostname or ""
-        if not host:
-            raise ValueError(f"no host in {url!r}")
-        default_port = 443 if tls else 80
-        port = parts.port or default_port
-        target = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
-        shown = f"[{host}]" if ":" in host else host
-        return cls(host, port, tls, target, shown if port == default_port else f"{shown}:{port}")
 
 
 class ClosedError(ConnectionError):

@@ -1,5 +1,8 @@
 """The options every scenario shares (DESIGN: custom Locust options), and their validation.
 
+Options only one provider uses (``--timestamp-field``, ``--event``, ...) belong to that provider's spec
+(``Provider.add_arguments`` / ``validate``), not here.
+
 Registered through Locust's ``init_command_line_parser`` so they show in ``--help`` and the web UI.
 Validation happens once, on the master (or the only process), and reports one line with exit code 2.
 """
@@ -10,7 +13,7 @@ import argparse
 import math
 from typing import Any
 
-from harness.measure import gates, server_stamps
+from harness.measure import gates
 
 DEFAULT_PUBLISH_RATE = 10.0
 CLIENTS = ("lean", "official")
@@ -62,12 +65,6 @@ def add_arguments(parser: Any) -> Any:
         help="seconds after spawning completes still counted as ramp-up (default 1); the headline "
         "figures and the verdict are the steady state after it",
     )
-    group.add_argument(
-        "--timestamp-field",
-        default="",
-        help="measure from a timestamp the server puts in its events (no publisher): PATH[:UNIT], "
-        "UNIT s|ms|us|ns|iso (default ms), e.g. timestamp or meta.sent_at:us",
-    )
     return group
 
 
@@ -93,11 +90,6 @@ def validate(options: argparse.Namespace) -> list[gates.Gate]:
     options.payload_bytes = _number(options, "payload_bytes", int, 0, MAX_PAYLOAD_BYTES)
     options.drain_timeout = _number(options, "drain_timeout", float, 0, 3600)
     options.warmup = _number(options, "warmup", float, 0, 3600)
-    if options.timestamp_field:
-        try:
-            server_stamps.parse_spec(options.timestamp_field)
-        except ValueError as exc:
-            raise OptionError(str(exc)) from None
     try:
         parsed = gates.parse_all(options.gate)
     except gates.GateError as exc:

@@ -245,10 +245,6 @@ def client_pong() -> str:
     return encode(Frame("pusher:pong", {}))
 
 
-def client_event(channel: str, event: str, data: Any) -> str:
-    return encode(Frame(event, data, channel))
-
-
 # -- channels ----------------------------------------------------------------------------------
 
 
@@ -331,24 +327,6 @@ def request_string_to_sign(method: str, path: str, params: Mapping[str, str]) ->
     values as they are (not URL-encoded)."""
     pairs = sorted((k.lower(), v) for k, v in params.items() if k.lower() != "auth_signature")
     return "\n".join((method.upper(), path, "&".join(f"{k}={v}" for k, v in pairs)))
-
-
-def sign_request(
-    key: str,
-    secret: str,
-    method: str,
-    path: str,
-    body: bytes = b"",
-    timestamp: int = 0,
-    params: Mapping[str, str] | None = None,
-) -> dict[str, str]:
-    """Query parameters for a signed HTTP API request (``params`` plus the auth ones)."""
-    query = dict(params or {})
-    query.update({"auth_key": key, "auth_timestamp": str(int(timestamp)), "auth_version": AUTH_VERSION})
-    if body:
-        query["body_md5"] = body_md5(body)
-    query["auth_signature"] = hmac_hex(secret, request_string_to_sign(method, path, query))
-    return query
 
 
 def verify_request(

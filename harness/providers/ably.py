@@ -29,8 +29,8 @@ import argparse
 import asyncio
 import contextlib
 import logging
-import os
 import random
+import re
 import socket
 import ssl
 import time
@@ -38,7 +38,6 @@ import types
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
-from urllib.parse import urlsplit
 
 import ably.http.http as ably_http
 import httpx
@@ -46,6 +45,7 @@ from ably import AblyRealtime, AblyRest
 from ably.types.channelstate import ChannelState
 from ably.types.connectionstate import ConnectionState
 
+from harness.net.endpoint import Endpoint, bracketed
 from harness.net.reconnect import Backoff, GiveUp
 from harness.net.stream import ConnectError
 from harness.net.websocket import WebSocket
@@ -57,6 +57,7 @@ from harness.providers.base import (
     PublisherHandle,
     SubscriberHandle,
     SubscriberHooks,
+    flag_or_env,
 )
 from harness.providers.lean import LeanSubscriber
 
@@ -400,13 +401,17 @@ class AblyProvider(Provider):
     official_client = "ably AblyRealtime"
     target_module = "targets.ably"
     schemes = ("http", "https", "ws", "wss")
+    event_default = "todo:created"
+    event_aliases = ("--ably-event",)
+    #: an API key (APP.KEYID:SECRET) anywhere in a value, e.g. inside a URL
+    secret_patterns = (re.compile(r"\b[\w-]+\.[\w-]+:[\w+/=-]{6,}"),)
 
     def __init__(self, host: str, options: argparse.Namespace) -> None:
         super().__init__(host, options)
         self.cloud = self.is_cloud(options)
         self.key = self.resolve_key(options)
         self.binary = str(getattr(options, "ably_format", "msgpack")) == "msgpack"
-        self.event = str(getattr(options, "ably_event", "todo:created"))
+        self.event = str(options.event)
         self._http: _SharedHttpx | None = None
         _quiet_ably_logs(parse_key(self.key)[1])
         #: lean subscribers: how long a connection may take (connect, upgrade, CONNECTED, ATTACHED) and
@@ -418,27 +423,23 @@ class AblyProvider(Provider):
             endpoint = str(getattr(options, "ably_endpoint", "") or "")
             self.realtime_opts: dict[str, Any] = {"endpoint": endpoint} if endpoint else {}
             self.rest_opts: dict[str, Any] = dict(self.realtime_opts)
-            self._ws_url = f"wss://{_bracketed(proto.realtime_host(endpoint))}/?{query}"
+            self._ws_url = f"wss://{bracketed(proto.realtime_host(endpoint))}/?{query}"
         else:
-            parts = urlsplit(self.host)
-            tls = parts.scheme in ("https", "wss")
-            hostname = parts.hostname or "127.0.0.1"
-            if ":" in hostname:
-                hostname = f"[{hostname}]"
-            port = parts.port or (443 if tls else 80)
-            self.realtime_opts = {"endpoint": f"{hostname}:{port}", "tls": tls}
+            where = Endpoint.parse(self.host)
+            self.realtime_opts = {"endpoint": where.netloc, "tls": where.tls}
             # ably-python refuses Basic auth over plain http: sign token requests instead
             self.rest_opts = {
-                "endpoint": hostname,
-                "tls": tls,
-                ("tls_port" if tls else "port"): port,
-                "use_token_auth": not tls,
+                "endpoint": bracketed(where.host),
+                "tls": where.tls,
+                ("tls_port" if where.tls else "port"): where.port,
+                "use_token_auth": not where.tls,
             }
-            self._ws_url = f"{'wss' if tls else 'ws'}://{hostname}:{port}/?{query}"
+            self._ws_url = f"{where.base_url(websocket=True)}/?{query}"
 
     # -- options ------------------------------------------------------------------------------
     @classmethod
     def add_arguments(cls, group: Any) -> None:
+        super().add_arguments(group)  # --event (also spelt --ably-event): the message name
         group.add_argument(
             "--ably-key",
             default="",
@@ -458,7 +459,6 @@ class AblyProvider(Provider):
             default="msgpack",
             help="Ably: wire format (msgpack is the client's default)",
         )
-        group.add_argument("--ably-event", default="todo:created", help="Ably: message name published and subscribed")
         group.add_argument(
             "--ably-endpoint",
             default="",
@@ -467,12 +467,16 @@ class AblyProvider(Provider):
 
     @staticmethod
     def _given_key(options: argparse.Namespace) -> str:
-        return str(getattr(options, "ably_key", "") or os.environ.get(KEY_ENV, "")).strip()
+        return flag_or_env(options, "ably_key", KEY_ENV)
 
     @classmethod
-    def is_cloud(cls, options: argparse.Namespace) -> bool:
-        """Real Ably: a key was given and no --host (the harness's own embedded target is not a host)."""
-        return bool(cls._given_key(options)) and not getattr(options, "host", None)
+    def cloud_credentials(cls, options: argparse.Namespace) -> bool:
+        """A key was given: with no --host the run goes to real Ably."""
+        return bool(cls._given_key(options))
+
+    @classmethod
+    def cloud_url(cls, options: argparse.Namespace) -> str:
+        return "https://rest.ably.io"
 
     @classmethod
     def resolve_key(cls, options: argparse.Namespace) -> str:
@@ -480,24 +484,12 @@ class AblyProvider(Provider):
 
     @classmethod
     def validate(cls, options: argparse.Namespace) -> None:
+        super().validate(options)
         try:
             parse_key(cls.resolve_key(options))
         except ProtocolError:
             source = "--ably-key" if getattr(options, "ably_key", "") else KEY_ENV
             raise ProviderConfigError(f"{source} must look like APP_ID.KEY_ID:KEY_SECRET") from None
-        if not str(getattr(options, "ably_event", "x")).strip():
-            raise ProviderConfigError("--ably-event must not be empty")
-
-    @classmethod
-    def cloud_host(cls, options: argparse.Namespace) -> str | None:
-        """No --host and a key: the run goes to real Ably, and no embedded target is started."""
-        return "https://rest.ably.io" if cls.is_cloud(options) else None
-
-    @classmethod
-    def describe_target(cls, host: str | None, options: argparse.Namespace) -> str:
-        if host:
-            return "external"
-        return "cloud" if cls.is_cloud(options) else "embedded"
 
     # -- clients ------------------------------------------------------------------------------
     def _shared_http(self) -> _SharedHttpx:
@@ -590,10 +582,6 @@ class AblyProvider(Provider):
         if self._http is not None:
             await self._http.really_close()
             self._http = None
-
-
-def _bracketed(host: str) -> str:
-    return f"[{host}]" if ":" in host and not host.startswith("[") else host
 
 
 PROVIDER = AblyProvider

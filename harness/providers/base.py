@@ -1,13 +1,18 @@
-"""The provider seam: an async adapter over one real client library.
+"""The provider seam: a spec (options, validation, cloud credentials, target module, secrets) plus an
+async adapter over one real client library.
 
 A provider knows how to open a subscriber on a channel and how to publish a text payload; it knows
 nothing of probes, histograms or Locust. Everything it receives goes to ``on_data`` on the event-loop
-thread, untouched, and the harness decides what it means.
+thread, untouched, and the harness decides what it means. The class-level spec is all the plugin and the
+report ask of it: which options exist and hold, whether publishers run, where the target is, what to
+redact.
 """
 
 from __future__ import annotations
 
 import argparse
+import os
+import re
 from abc import ABC, abstractmethod
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -71,6 +76,13 @@ class Provider(ABC):
     schemes: ClassVar[tuple[str, ...]] = ("http", "https")
     #: the official library ``--client official`` uses for subscribers, if the provider has one
     official_client: ClassVar[str | None] = None
+    #: the default of ``--event`` (the name subscribers listen to and publishers send); None: no --event
+    event_default: ClassVar[str | None] = None
+    #: older spellings of ``--event`` this provider still accepts
+    event_aliases: ClassVar[tuple[str, ...]] = ()
+    #: what a secret of this provider looks like inside an option's value (e.g. an API key in a URL): the
+    #: report replaces every match (``harness.report.html.redact(params, patterns)``)
+    secret_patterns: ClassVar[tuple[re.Pattern[str], ...]] = ()
 
     def __init__(self, host: str, options: argparse.Namespace) -> None:
         self.host = host.rstrip("/")
@@ -78,11 +90,29 @@ class Provider(ABC):
 
     @classmethod
     def add_arguments(cls, group: Any) -> None:
-        """Register provider-specific Locust options (``group.add_argument``)."""
+        """Register provider-specific Locust options (``group.add_argument``); subclasses call this first
+        for the options providers share (``--event``: one definition, each provider's default)."""
+        if cls.event_default is not None:
+            group.add_argument(
+                "--event",
+                *cls.event_aliases,
+                dest="event",
+                default=cls.event_default,
+                help=f"{cls.name}: event name subscribers listen to and publishers send (default: {cls.event_default})",
+            )
 
     @classmethod
     def validate(cls, options: argparse.Namespace) -> None:
-        """Raise ProviderConfigError for options this provider cannot work with."""
+        """Raise ProviderConfigError for options this provider cannot work with; subclasses call this first."""
+        if cls.event_default is not None:
+            event = str(getattr(options, "event", "") or "")
+            if not event.strip() or any(c in event for c in "\r\n"):
+                raise ProviderConfigError("--event must be a non-empty name on one line")
+
+    @classmethod
+    def publishes(cls, options: argparse.Namespace) -> bool:
+        """Whether this run has publisher users: False when the server makes the events itself."""
+        return True
 
     @classmethod
     def publishes(cls, options: argparse.Namespace) -> bool:
@@ -100,16 +130,34 @@ class Provider(ABC):
     def use_official_client(self) -> bool:
         return getattr(self.options, "client", "lean") == "official"
 
+    # -- the managed service --------------------------------------------------------------------
+    @classmethod
+    def cloud_credentials(cls, options: argparse.Namespace) -> bool:
+        """Whether credentials for the provider's managed service are configured (flags or environment)."""
+        return False
+
+    @classmethod
+    def cloud_url(cls, options: argparse.Namespace) -> str:
+        """The managed service's URL; asked only when :meth:`cloud_credentials` holds."""
+        raise NotImplementedError(f"{cls.name} has no managed service")
+
+    @classmethod
+    def is_cloud(cls, options: argparse.Namespace) -> bool:
+        """The run goes to the managed service: credentials and no --host (the embedded target is not one)."""
+        return not getattr(options, "host", None) and cls.cloud_credentials(options)
+
     @classmethod
     def describe_target(cls, host: str | None, options: argparse.Namespace) -> str:
         """``embedded``, ``external`` or ``cloud`` for summary.json."""
-        return "external" if host else "embedded"
+        if host:
+            return "external"
+        return "cloud" if cls.cloud_credentials(options) else "embedded"
 
     @classmethod
     def cloud_host(cls, options: argparse.Namespace) -> str | None:
         """The managed service's URL when credentials are configured and no --host was given; None means
         the embedded reference target is started as usual."""
-        return None
+        return cls.cloud_url(options) if cls.is_cloud(options) else None
 
     @abstractmethod
     async def open_subscriber(self, channel: str, hooks: SubscriberHooks) -> SubscriberHandle:
@@ -120,3 +168,8 @@ class Provider(ABC):
 
     async def aclose(self) -> None:
         """Release shared resources."""
+
+
+def flag_or_env(options: argparse.Namespace, dest: str, env: str) -> str:
+    """A credential from its flag, else its environment variable, else '' (stripped)."""
+    return str(getattr(options, dest, None) or os.environ.get(env, "")).strip()

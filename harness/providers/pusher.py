@@ -32,10 +32,10 @@ import os
 import ssl
 from dataclasses import dataclass, field
 from typing import Any
-from urllib.parse import urlsplit
 
 from pusher.pusher_client import PusherClient  # type: ignore[import-untyped,unused-ignore]
 
+from harness.net.endpoint import Endpoint
 from harness.net.reconnect import Backoff, GiveUp
 from harness.net.websocket import ClosedError, OnMessage, WebSocket
 from harness.protocols import pusher as proto
@@ -45,6 +45,7 @@ from harness.providers.base import (
     PublisherHandle,
     SubscriberHandle,
     SubscriberHooks,
+    flag_or_env,
 )
 from harness.providers.http import shared_session
 from harness.providers.lean import Connection, LeanSubscriber, Sweeper
@@ -76,16 +77,7 @@ class PusherRefused(PusherConnectError, GiveUp):
 
 def _option(options: argparse.Namespace, name: str) -> str:
     """A credential from its flag, else its environment variable, else ''."""
-    value = getattr(options, name, None) or os.environ.get(_ENV[name], "")
-    return str(value).strip()
-
-
-def _credentials_given(options: argparse.Namespace) -> bool:
-    return any(_option(options, name) for name in ("app_id", "key", "secret"))
-
-
-def _is_cloud(host: str | None, options: argparse.Namespace) -> bool:
-    return not host and _credentials_given(options)
+    return flag_or_env(options, name, _ENV[name])
 
 
 @dataclass(frozen=True)
@@ -103,8 +95,7 @@ class Endpoints:
 
     @classmethod
     def resolve(cls, host: str, options: argparse.Namespace) -> Endpoints:
-        user_host = getattr(options, "host", None)
-        cloud = _is_cloud(user_host, options)
+        cloud = PusherProvider.is_cloud(options)
         app_id = _option(options, "app_id") or proto.LOCAL_APP_ID
         key = _option(options, "key") or proto.LOCAL_KEY
         secret = _option(options, "secret") or proto.LOCAL_SECRET
@@ -113,12 +104,8 @@ class Endpoints:
             return cls(
                 app_id, key, secret, f"wss://ws-{cluster}.pusher.com:443", f"api-{cluster}.pusher.com", 443, True, True
             )
-        parts = urlsplit(host)
-        tls = parts.scheme in ("https", "wss")
-        port = parts.port or (443 if tls else 80)
-        hostname = parts.hostname or "127.0.0.1"
-        netloc = f"[{hostname}]" if ":" in hostname else hostname
-        return cls(app_id, key, secret, f"{'wss' if tls else 'ws'}://{netloc}:{port}", hostname, port, tls, False)
+        where = Endpoint.parse(host)
+        return cls(app_id, key, secret, where.base_url(websocket=True), where.host, where.port, where.tls, False)
 
     @property
     def ws_url(self) -> str:
@@ -320,6 +307,7 @@ class PusherProvider(Provider):
     name = "pusher"
     target_module = "targets.pusher"
     schemes = ("http", "https", "ws", "wss")
+    event_default = "rtbench"
 
     def __init__(self, host: str, options: argparse.Namespace) -> None:
         super().__init__(host, options)
@@ -335,14 +323,12 @@ class PusherProvider(Provider):
 
     @classmethod
     def add_arguments(cls, group: Any) -> None:
+        super().add_arguments(group)
         group.add_argument(
             "--channel-type",
             choices=CHANNEL_TYPES,
             default="public",
             help="Pusher: public, private- or presence- channels (auth signed locally)",
-        )
-        group.add_argument(
-            "--event", default="rtbench", help="Pusher: event name published and listened to (default: rtbench)"
         )
         group.add_argument(
             "--app-id",
@@ -365,9 +351,8 @@ class PusherProvider(Provider):
 
     @classmethod
     def validate(cls, options: argparse.Namespace) -> None:
-        event = str(getattr(options, "event", "") or "")
-        if not event.strip():
-            raise ProviderConfigError("--event must not be empty")
+        super().validate(options)
+        event = str(options.event)
         if event.startswith(("pusher:", "pusher_internal:", "client-")):
             raise ProviderConfigError("--event must not start with 'pusher:' or 'client-' (reserved by Pusher)")
         if len(event) > proto.MAX_EVENT_NAME:
@@ -377,7 +362,7 @@ class PusherProvider(Provider):
         app_id = _option(options, "app_id")
         if app_id and not proto.APP_ID_RE.match(app_id):
             raise ProviderConfigError("--app-id / PUSHER_APP_ID must be digits")
-        if _is_cloud(getattr(options, "host", None), options):
+        if cls.is_cloud(options):
             missing = [
                 f"--{n.replace('_', '-')} ({_ENV[n]})" for n in ("app_id", "key", "secret") if not _option(options, n)
             ]
@@ -388,15 +373,12 @@ class PusherProvider(Provider):
                 raise ProviderConfigError(f"--cluster {cluster!r} is not a cluster name")
 
     @classmethod
-    def describe_target(cls, host: str | None, options: argparse.Namespace) -> str:
-        return "cloud" if _is_cloud(host, options) else super().describe_target(host, options)
+    def cloud_credentials(cls, options: argparse.Namespace) -> bool:
+        return any(_option(options, name) for name in ("app_id", "key", "secret"))
 
     @classmethod
-    def cloud_host(cls, options: argparse.Namespace) -> str | None:
-        """Real Pusher's API URL when credentials are configured and no --host was given: no embedded
-        target is started then."""
-        if not _is_cloud(getattr(options, "host", None), options):
-            return None
+    def cloud_url(cls, options: argparse.Namespace) -> str:
+        """Real Pusher's API URL (no embedded target is started then)."""
         return f"https://api-{_option(options, 'cluster') or DEFAULT_CLUSTER}.pusher.com"
 
     def wire_channel(self, channel: str) -> str:

@@ -29,7 +29,6 @@ from harness.net.websocket import WebSocket
 from harness.protocols import engineio
 from harness.providers.base import (
     Provider,
-    ProviderConfigError,
     PublisherHandle,
     SubscriberHandle,
     SubscriberHooks,
@@ -177,6 +176,7 @@ class SocketIOProvider(Provider):
     official_client = "python-socketio AsyncClient"
     target_module = "targets.socketio"
     schemes = ("http", "https", "ws", "wss")
+    event_default = "message"
 
     def __init__(self, host: str, options: argparse.Namespace) -> None:
         super().__init__(host.replace("ws://", "http://", 1).replace("wss://", "https://", 1), options)
@@ -189,21 +189,14 @@ class SocketIOProvider(Provider):
 
     @classmethod
     def add_arguments(cls, group: Any) -> None:
+        super().add_arguments(group)
         group.add_argument(
             "--publish-via",
             choices=("socket", "http"),
             default="socket",
             help="Socket.IO: publish with a socket emit, or POST /api/publish on the app",
         )
-        group.add_argument(
-            "--event", default="message", help="event name subscribers listen to and publishers emit (default: message)"
-        )
         group.add_argument("--socketio-path", default="socket.io", help="Socket.IO: the server's path")
-
-    @classmethod
-    def validate(cls, options: argparse.Namespace) -> None:
-        if not str(options.event).strip():
-            raise ProviderConfigError("--event must not be empty")
 
     async def _client(self, session: aiohttp.ClientSession) -> socketio.AsyncClient:
         return socketio.AsyncClient(

@@ -38,9 +38,9 @@ from typing import Any
 from urllib.parse import urlencode, urljoin, urlsplit
 
 from harness.measure import server_stamps
+from harness.net.endpoint import HTTP_SCHEMES, Endpoint
 from harness.net.reconnect import Backoff, GiveUp
 from harness.net.stream import ConnectError, Stream, client_tls_context, note_shared
-from harness.net.websocket import Endpoint
 from harness.protocols import http1
 from harness.protocols import sse as sse_protocol
 from harness.providers.base import (
@@ -368,13 +368,10 @@ def _request_bytes(endpoint: Endpoint, last_event_id: str) -> bytes:
 
 
 def _endpoint(url: str) -> Endpoint:
-    scheme = urlsplit(url).scheme
-    if scheme not in ("http", "https"):
-        raise StreamClosed(f"cannot open {url!r}: not an http or https URL")
     try:
-        return Endpoint.parse(url)
+        return Endpoint.parse(url, HTTP_SCHEMES)
     except ValueError as exc:
-        raise StreamClosed(str(exc)) from None
+        raise StreamClosed(f"cannot open: {exc}") from None
 
 
 class SSEPublisher(PublisherHandle):
@@ -397,6 +394,7 @@ class SSEPublisher(PublisherHandle):
 class SSEProvider(Provider):
     name = "sse"
     target_module = "targets.sse"
+    event_default = "message"
 
     def __init__(self, host: str, options: argparse.Namespace) -> None:
         super().__init__(host, options)
@@ -405,7 +403,7 @@ class SSEProvider(Provider):
         self.publish_url = self.host + _path(options.sse_publish_path)
         self.max_line = int(options.sse_max_line)
         self.reconnect_ms = int(options.sse_reconnect_ms)
-        spec = str(getattr(options, "timestamp_field", "") or "")
+        spec = _timestamp_field(options)
         self.timestamp_spec = server_stamps.parse_spec(spec) if spec else None
         self.tls: ssl.SSLContext | None = None
 
@@ -418,6 +416,7 @@ class SSEProvider(Provider):
 
     @classmethod
     def add_arguments(cls, group: Any) -> None:
+        super().add_arguments(group)
         group.add_argument(
             "--sse-path", default="/api/events", help="SSE: the event stream's path (default: /api/events)"
         )
@@ -438,17 +437,16 @@ class SSEProvider(Provider):
             default=str(sse_protocol.DEFAULT_MAX_LINE),
             help="SSE: longest line or event accepted, in characters (default: 2 MiB)",
         )
-        if not _has_option(group, "--event"):
-            group.add_argument(
-                "--event",
-                default="message",
-                help="SSE: event type subscribers listen to and publishers send (default: message)",
-            )
+        group.add_argument(
+            "--timestamp-field",
+            default="",
+            help="SSE: measure from a timestamp the server puts in its events (no publisher): PATH[:UNIT], "
+            "UNIT s|ms|us|ns|iso (default ms), e.g. timestamp or meta.sent_at:us",
+        )
 
     @classmethod
     def validate(cls, options: argparse.Namespace) -> None:
-        if not str(options.event).strip() or any(c in str(options.event) for c in "\r\n"):
-            raise ProviderConfigError("--event must be a non-empty name on one line")
+        super().validate(options)
         for flag in ("sse_path", "sse_publish_path"):
             path = str(getattr(options, flag))
             if not path or any(c.isspace() for c in path):
@@ -462,12 +460,17 @@ class SSEProvider(Provider):
             if number < low:
                 raise ProviderConfigError(f"--{flag.replace('_', '-')} must be at least {low}, got {number}")
             setattr(options, flag, number)
-        spec = str(getattr(options, "timestamp_field", "") or "")
+        spec = _timestamp_field(options)
         if spec:
             try:
                 server_stamps.parse_spec(spec)
             except ValueError as exc:
                 raise ProviderConfigError(str(exc)) from None
+
+    @classmethod
+    def publishes(cls, options: argparse.Namespace) -> bool:
+        """With --timestamp-field the server stamps its own events: no publisher runs."""
+        return not _timestamp_field(options)
 
     def stream_url(self, channel: str) -> str:
         if not self.multi_channel:
@@ -496,10 +499,8 @@ def _path(value: object) -> str:
     return text if text.startswith("/") else "/" + text
 
 
-def _has_option(group: Any, flag: str) -> bool:
-    """Another provider in this process may have registered the same flag (argparse would refuse it)."""
-    actions = getattr(group, "_option_string_actions", None)
-    return isinstance(actions, dict) and flag in actions
+def _timestamp_field(options: argparse.Namespace) -> str:
+    return str(getattr(options, "timestamp_field", "") or "")
 
 
 PROVIDER = SSEProvider

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import os
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any, Literal
 
@@ -26,7 +26,6 @@ REDACTED = "••••• (redacted)"
 _SECRET_KEY = re.compile(r"secret|passw|token|api_?key|^key$|_key$|auth|credential|signature", re.I)
 _SECRET_ENV = re.compile(r"SECRET|TOKEN|PASSWORD|API_KEY|^PUSHER_KEY$|_KEY$", re.I)
 _URL_USERINFO = re.compile(r"(?P<scheme>[a-z][a-z0-9+.-]*://)(?P<user>[^/@:\s]*):(?P<pw>[^/@\s]+)@", re.I)
-_ABLY_KEY = re.compile(r"\b[\w-]+\.[\w-]+:[\w+/=-]{6,}")
 MIN_SECRET_LEN = 6
 
 # headline cards: (label, summary path, unit)
@@ -113,25 +112,28 @@ def deliveries_per_s(summary: Summary) -> float:
 
 
 # -- secrets ------------------------------------------------------------------------------------
-def redact_value(value: Any) -> Any:
+def redact_value(value: Any, patterns: Sequence[re.Pattern[str]] = ()) -> Any:
     if isinstance(value, str):
         value = _URL_USERINFO.sub(lambda m: f"{m['scheme']}{m['user']}:{REDACTED}@", value)
-        return _ABLY_KEY.sub(REDACTED, value)
+        for pattern in patterns:
+            value = pattern.sub(REDACTED, value)
+        return value
     if isinstance(value, list):
-        return [redact_value(v) for v in value]
+        return [redact_value(v, patterns) for v in value]
     if isinstance(value, dict):
-        return redact(value)
+        return redact(value, patterns)
     return value
 
 
-def redact(params: Mapping[str, Any]) -> dict[str, Any]:
-    """Run parameters fit to print: secret-looking keys blanked, credentials cut out of URLs and keys."""
+def redact(params: Mapping[str, Any], patterns: Sequence[re.Pattern[str]] = ()) -> dict[str, Any]:
+    """Run parameters fit to print: secret-looking keys blanked, credentials cut out of URLs, and whatever
+    matches one of ``patterns`` (the provider's ``secret_patterns``, e.g. an Ably key) cut out of values."""
     out: dict[str, Any] = {}
     for key, value in params.items():
         if _SECRET_KEY.search(str(key)) and value not in (None, "", False):
             out[key] = REDACTED
         else:
-            out[key] = redact_value(value)
+            out[key] = redact_value(value, patterns)
     return out
 
 

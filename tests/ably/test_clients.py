@@ -29,7 +29,7 @@ def options(**kw: Any) -> argparse.Namespace:
         "ably_key": TEST_KEY,
         "ably_publish": "realtime",
         "ably_format": "msgpack",
-        "ably_event": "ev",
+        "event": "ev",
         "ably_endpoint": "",
         "host": "http://set-on-the-command-line",
         "client": "lean",
@@ -126,6 +126,18 @@ def test_cloud_mode_is_chosen_by_key_without_host(monkeypatch: pytest.MonkeyPatc
     with pytest.raises(ProviderConfigError) as info:
         AblyProvider.validate(options(ably_key="", host=None))
     assert "ABLY_API_KEY" in str(info.value) and "not-a-key" not in str(info.value)
+    assert AblyProvider.cloud_host(options(host=None)) == "https://rest.ably.io"
+    assert AblyProvider.cloud_host(options(host="http://h:1")) is None
+
+
+def test_the_spec_says_what_an_ably_key_looks_like_so_the_report_redacts_it() -> None:
+    from harness.report.html import REDACTED, redact
+
+    params = {"host": f"wss://realtime.example/?key={TEST_KEY}", "note": ["uses app.kid:abcdefSECRET"], "n": 3}
+    out = redact(params, AblyProvider.secret_patterns)
+    assert TEST_KEY not in str(out) and "abcdefSECRET" not in str(out) and REDACTED in out["host"]
+    assert out["host"].startswith("wss://realtime.example/?key=") and out["n"] == 3
+    assert redact(params)["host"] == params["host"]  # without the provider's patterns the value is not a secret
 
 
 @pytest.mark.node

@@ -47,7 +47,7 @@ def options(**kw: Any) -> argparse.Namespace:
         "ably_key": TEST_KEY,
         "ably_publish": "realtime",
         "ably_format": "msgpack",
-        "ably_event": "ev",
+        "event": "ev",
         "ably_endpoint": "",
         "host": "http://set-on-the-command-line",
         "client": "lean",

@@ -17,7 +17,7 @@ import pytest
 from aiohttp import WSMsgType
 
 from harness.net.stream import CLOCK_KERNEL, RX_STAMPS, ConnectError
-from harness.net.websocket import ClosedError, Endpoint, UpgradeError, WebSocket
+from harness.net.websocket import ClosedError, UpgradeError, WebSocket
 from tests.net.servers import (
     LOOPS,
     WsServer,
@@ -102,18 +102,6 @@ def stall(blocking: object, seconds: float) -> None:
     started = time.monotonic()
     blocking.result(2)  # type: ignore[attr-defined]
     time.sleep(max(0.0, seconds - (time.monotonic() - started)))
-
-
-# -- the URL ---------------------------------------------------------------------------------------
-def test_endpoint_parse() -> None:
-    assert Endpoint.parse("ws://h/app?x=1") == Endpoint("h", 80, False, "/app?x=1", "h")
-    assert Endpoint.parse("wss://h") == Endpoint("h", 443, True, "/", "h")
-    assert Endpoint.parse("https://h:8443/p") == Endpoint("h", 8443, True, "/p", "h:8443")
-    assert Endpoint.parse("ws://[::1]:9000/") == Endpoint("::1", 9000, False, "/", "[::1]:9000")
-    with pytest.raises(ValueError, match="not a websocket URL"):
-        Endpoint.parse("ftp://h/")
-    with pytest.raises(ValueError, match="no host"):
-        Endpoint.parse("ws:///path")
 
 
 # -- deliveries ------------------------------------------------------------------------------------

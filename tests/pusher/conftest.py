@@ -21,6 +21,7 @@ from harness.providers.pusher import PusherProvider
 from targets.base import Faults
 from targets.pusher.server import TARGET, PusherTarget, build_app
 from tests.helpers import TargetProcess, start_target
+from tests.pusher.helpers import sign_request
 
 T = TypeVar("T")
 APP_ID, KEY, SECRET = "4242", "test-key", "test-secret"
@@ -120,9 +121,7 @@ def signed(
     timestamp: float | None = None,
     params: dict[str, str] | None = None,
 ) -> dict[str, str]:
-    return proto.sign_request(
-        KEY, secret, method, path, body, int(time.time() if timestamp is None else timestamp), params
-    )
+    return sign_request(KEY, secret, method, path, body, int(time.time() if timestamp is None else timestamp), params)
 
 
 def options(host: str | None = None, **overrides: Any) -> argparse.Namespace:

@@ -14,6 +14,7 @@ import pytest
 from pusher.pusher_client import PusherClient
 
 from harness.protocols import pusher as proto
+from tests.pusher.helpers import sign_request
 
 DOC_KEY = "278d425bdf160c739803"
 DOC_SECRET = "7ad3773142a6692b25b8"
@@ -64,7 +65,7 @@ def test_http_api_signature_matches_the_documented_example() -> None:
         "POST\n/apps/3/events\nauth_key=278d425bdf160c739803&auth_timestamp=1353088179&auth_version=1.0"
         "&body_md5=ec365a775a4cd0599faeb73354201b6f"
     )
-    assert proto.sign_request(DOC_KEY, DOC_SECRET, "POST", "/apps/3/events", DOC_BODY, 1353088179) == {
+    assert sign_request(DOC_KEY, DOC_SECRET, "POST", "/apps/3/events", DOC_BODY, 1353088179) == {
         "auth_key": DOC_KEY,
         "auth_timestamp": "1353088179",
         "auth_version": "1.0",
@@ -81,7 +82,7 @@ def test_string_to_sign_lowercases_and_sorts_keys_and_leaves_out_the_signature()
 
 
 def _doc_params(**overrides: str) -> dict[str, str]:
-    params = proto.sign_request(DOC_KEY, DOC_SECRET, "POST", "/apps/3/events", DOC_BODY, 1353088179)
+    params = sign_request(DOC_KEY, DOC_SECRET, "POST", "/apps/3/events", DOC_BODY, 1353088179)
     params.update(overrides)
     return params
 

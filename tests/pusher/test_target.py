@@ -12,6 +12,7 @@ from pusher.pusher_client import PusherClient
 from harness.protocols import pusher as proto
 from tests.helpers import TargetProcess, start_target
 from tests.pusher.conftest import APP_ID, KEY, SECRET, Client, run, signed, ws_url
+from tests.pusher.helpers import client_event
 
 Target = tuple[str, TargetProcess]
 
@@ -175,18 +176,18 @@ def test_client_events_reach_the_others_and_are_never_echoed(target: Target) -> 
                 await client.subscribe("presence-chat", user_id=user)
                 await client.subscribe("private-chat")
             await a.expect("pusher_internal:member_added", "presence-chat")
-            await a.send(proto.client_event("private-chat", "client-typing", {"who": "a"}))
+            await a.send(client_event("private-chat", "client-typing", {"who": "a"}))
             got = await b.expect("client-typing", "private-chat")
             assert proto.data_object(got.data) == {"who": "a"} and got.user_id is None
-            await a.send(proto.client_event("presence-chat", "client-typing", {"who": "a"}))
+            await a.send(client_event("presence-chat", "client-typing", {"who": "a"}))
             got = await b.expect("client-typing", "presence-chat")
             assert got.user_id == "a"
             assert await a.roundtrip() == []  # nothing echoed to the sender
             # refused: public channel, not subscribed, no channel
             await a.subscribe("public-chat")
             for frame in (
-                proto.client_event("public-chat", "client-x", {}),
-                proto.client_event("private-elsewhere", "client-x", {}),
+                client_event("public-chat", "client-x", {}),
+                client_event("private-elsewhere", "client-x", {}),
                 '{"event":"client-x","data":{}}',
             ):
                 await a.send(frame)

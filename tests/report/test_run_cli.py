@@ -8,6 +8,8 @@ from pathlib import Path
 import pytest
 
 from harness import cli
+from harness.cli import run
+from harness.cli.progress import Progress
 from tests.report.conftest import CliResult, rtbench
 
 RUN_FILES = {"summary.json", "latency.hlog", "timeseries.csv", "report.html", "locust.log"}
@@ -113,15 +115,15 @@ def test_no_command_prints_help_and_exits_2(capsys: pytest.CaptureFixture[str]) 
     [("30s", 30.0), ("90", 90.0), ("5m", 300.0), ("1h30m", 5400.0), ("1h20m5s", 4805.0), ("abc", None), ("", None)],
 )
 def test_parse_timespan(text: str, seconds: float | None) -> None:
-    assert cli.parse_timespan(text) == seconds
+    assert run.parse_timespan(text) == seconds
 
 
 def test_locust_command_defaults_spawn_rate_and_keeps_passthrough(tmp_path: Path) -> None:
     scenario = tmp_path / "socketio.py"
-    command = cli.locust_command(scenario, ["-u", "2000", "-t", "5s", "--publish-rate", "50"], tmp_path / "f", [])
-    assert command[command.index("-r") + 1] == str(cli.MAX_DEFAULT_SPAWN_RATE)
+    command = run.locust_command(scenario, ["-u", "2000", "-t", "5s", "--publish-rate", "50"], tmp_path / "f", [])
+    assert command[command.index("-r") + 1] == str(run.MAX_DEFAULT_SPAWN_RATE)
     assert command[-6:] == ["-t", "5s", "--publish-rate", "50", "--report-dir", str(tmp_path / "f")]
-    command = cli.locust_command(scenario, ["-u", "20", "--spawn-rate=3"], tmp_path, [])
+    command = run.locust_command(scenario, ["-u", "20", "--spawn-rate=3"], tmp_path, [])
     assert command.count("-r") == 0 and "--spawn-rate=3" in command
 
 
@@ -130,7 +132,7 @@ def test_options_after_the_provider_are_rtbench_s_own(tmp_path: Path) -> None:
     args = parser.parse_args(
         ["run", "socketio", "-u", "5", "--gate", "p99<1s", "-t", "2s", "--no-progress", "--report-dir", str(tmp_path)]
     )
-    rest = cli._split_run_options(parser, args, args.locust_args, compare=False)
+    rest = run.split_run_options(parser, args, args.locust_args, compare=False)
     assert rest == ["-u", "5", "-t", "2s"]
     assert args.gate == ["p99<1s"] and args.no_progress and args.report_dir == str(tmp_path)
 
@@ -139,7 +141,7 @@ def test_progress_follows_the_time_series(tmp_path: Path) -> None:
     import io
 
     stream = io.StringIO()
-    progress = cli.Progress(tmp_path, "socketio", 30.0, stream)
+    progress = Progress(tmp_path, "socketio", 30.0, stream)
     assert "starting" in progress.line()
     csv = tmp_path / "timeseries.csv"
     csv.write_text(
@@ -167,7 +169,7 @@ def test_example_workflow_uses_valid_commands() -> None:
 def test_progress_tolerates_empty_and_new_columns(tmp_path: Path) -> None:
     import io
 
-    progress = cli.Progress(tmp_path, "sse", None, io.StringIO())
+    progress = Progress(tmp_path, "sse", None, io.StringIO())
     (tmp_path / "timeseries.csv").write_text(
         "elapsed_s,connections,delivered,p99_ms,lost,cpu_pct\n1.0,5,50,2.5,,\n2.0,5,60,3.5,2,40.5\n"
     )

@@ -18,3 +18,42 @@ def test_non_finite_numbers_are_refused_with_the_flag_named(flag: str, value: st
 def test_finite_numbers_pass_and_are_normalised() -> None:
     parsed = provider_options("socketio", "http://127.0.0.1:1", "--publish-rate", "2.5", "--warmup", "0")
     assert parsed.publish_rate == 2.5 and parsed.warmup == 0.0 and parsed.client == "lean"
+
+
+# -- provider options belong to the provider (issue 10) -------------------------------------------
+def test_timestamp_field_is_an_sse_option_only() -> None:
+    from harness.providers.sse import SSEProvider
+
+    stamped = provider_options("sse", "http://127.0.0.1:1", "--timestamp-field", "meta.at:us")
+    assert stamped.timestamp_field == "meta.at:us" and not SSEProvider.publishes(stamped)
+    assert SSEProvider.publishes(provider_options("sse", "http://127.0.0.1:1"))
+    with pytest.raises(SystemExit):  # argparse: unknown option for a provider without it
+        provider_options("socketio", "http://127.0.0.1:1", "--timestamp-field", "timestamp")
+    assert not hasattr(provider_options("pusher", "http://127.0.0.1:1"), "timestamp_field")
+
+
+def test_a_bad_timestamp_field_is_refused_by_the_sse_spec() -> None:
+    from harness.providers.base import ProviderConfigError
+
+    with pytest.raises(ProviderConfigError, match="unit"):
+        provider_options("sse", "http://127.0.0.1:1", "--timestamp-field", "t:weeks")
+
+
+@pytest.mark.parametrize(
+    ("provider", "default"),
+    [("socketio", "message"), ("sse", "message"), ("pusher", "rtbench"), ("ably", "todo:created")],
+)
+def test_event_is_one_option_with_each_providers_default(provider: str, default: str) -> None:
+    from harness import providers
+    from harness.providers.base import ProviderConfigError
+
+    assert provider_options(provider, "http://127.0.0.1:1").event == default
+    assert provider_options(provider, "http://127.0.0.1:1", "--event", "my-event").event == "my-event"
+    assert providers.load(provider).publishes(provider_options(provider, "http://127.0.0.1:1"))
+    for bad in (" ", "two\nlines"):
+        with pytest.raises(ProviderConfigError, match="--event"):
+            provider_options(provider, "http://127.0.0.1:1", "--event", bad)
+
+
+def test_ably_event_keeps_its_old_spelling() -> None:
+    assert provider_options("ably", "http://127.0.0.1:1", "--ably-event", "todo:updated").event == "todo:updated"
