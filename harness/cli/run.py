@@ -31,6 +31,7 @@ from harness.cli.common import (
 )
 from harness.cli.progress import Progress
 from harness.measure import gates as gates_mod
+from harness.measure.records import Summary
 
 LOG_NAME = "locust.log"
 MAX_DEFAULT_SPAWN_RATE = 500
@@ -97,7 +98,7 @@ def locust_command(
 class RunOutcome:
     code: int
     folder: Path
-    summary: dict[str, Any] | None
+    summary: Summary | None
     error: str = ""
 
 

@@ -188,7 +188,9 @@ class MasterRole:
             "channels": int(options.channels),
             "payload_bytes": int(options.payload_bytes),
         }
-        summary = self.collector.finalize(load, redact(self.parameters()), interrupted=self.interrupted)
+        summary = self.collector.finalize(
+            load, redact(self.parameters(), self.provider_cls.secret_patterns), interrupted=self.interrupted
+        )
         assert self.collector.folder is not None
         folder = self.collector.folder.folder
         try:

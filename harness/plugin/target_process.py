@@ -13,8 +13,8 @@ import socket
 import subprocess
 import sys
 import time
-from urllib.parse import urlsplit
 
+from harness.net.endpoint import Endpoint
 from targets.parent import PARENT_ENV
 
 READY_PREFIX = "rtbench-target "
@@ -62,18 +62,13 @@ class EmbeddedTarget:
 
 def check_reachable(url: str, schemes: tuple[str, ...]) -> None:
     """Fail fast on a wrong scheme or a host nobody listens on."""
-    parts = urlsplit(url)
-    if parts.scheme not in schemes:
-        raise TargetError(f"--host {url!r}: scheme must be one of {', '.join(s + '://' for s in schemes)}")
-    if not parts.hostname:
-        raise TargetError(f"--host {url!r} has no host name")
     try:
-        port = parts.port or (443 if parts.scheme in ("https", "wss") else 80)
-    except ValueError:
-        raise TargetError(f"--host {url!r} has an invalid port") from None
+        endpoint = Endpoint.parse(url, schemes)
+    except ValueError as exc:
+        raise TargetError(f"--host: {exc}") from None
     try:
-        with contextlib.closing(socket.create_connection((parts.hostname, port), timeout=REACH_TIMEOUT_S)):
+        with contextlib.closing(socket.create_connection((endpoint.host, endpoint.port), timeout=REACH_TIMEOUT_S)):
             pass
     except OSError as exc:
         reason = exc.strerror or str(exc) or type(exc).__name__
-        raise TargetError(f"cannot reach {parts.hostname}:{port} ({reason})") from None
+        raise TargetError(f"cannot reach {endpoint.netloc} ({reason})") from None

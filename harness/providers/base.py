@@ -115,11 +115,6 @@ class Provider(ABC):
         return True
 
     @classmethod
-    def publishes(cls, options: argparse.Namespace) -> bool:
-        """Whether runs need publisher users (not when the server stamps its own events)."""
-        return True
-
-    @classmethod
     def check_client(cls, options: argparse.Namespace) -> None:
         """``--client official`` needs an official library to exist for this provider."""
         if getattr(options, "client", "lean") == "official" and cls.official_client is None:

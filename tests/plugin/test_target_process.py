@@ -36,9 +36,9 @@ def test_a_target_that_cannot_start_says_so() -> None:
 @pytest.mark.parametrize(
     ("url", "reason"),
     [
-        ("ws://127.0.0.1:1", "scheme must be one of http://, https://"),
-        ("http://:80", "has no host name"),
-        ("http://127.0.0.1:99999", "has an invalid port"),
+        ("ws://127.0.0.1:1", "--host: not an http or https URL"),
+        ("http://:80", "no host in"),
+        ("http://127.0.0.1:99999", "invalid port in"),
     ],
 )
 def test_a_bad_host_is_one_line(url: str, reason: str) -> None:
