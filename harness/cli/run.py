@@ -143,8 +143,10 @@ def run_provider(
     show = Progress(folder, label or provider, total, sys.stderr, enabled=progress and not verbose)
     with log_path.open("w", encoding="utf-8") as log:
         sink: IO[str] | None = None if verbose else log
-        proc = subprocess.Popen(command, stdin=subprocess.DEVNULL, stdout=sink, stderr=sink)
-        interrupted = False
+        # Locust gets a process group of its own: a terminal's Ctrl-C reaches only this command, which
+        # forwards exactly one SIGINT per Ctrl-C (Locust would otherwise see each one twice)
+        proc = subprocess.Popen(command, stdin=subprocess.DEVNULL, stdout=sink, stderr=sink, process_group=0)
+        interrupts = 0
         while proc.poll() is None:
             try:
                 show.tick()
@@ -152,13 +154,16 @@ def run_provider(
             except subprocess.TimeoutExpired:
                 continue
             except KeyboardInterrupt:
-                if interrupted:  # a second Ctrl-C: stop now
+                interrupts += 1
+                show.done()
+                if interrupts > 2:  # a third Ctrl-C: stop now, whatever was written
                     proc.kill()
                     proc.wait()
                     break
-                interrupted = True  # the first: let Locust finish the measurement and write its folder
-                show.done()
-                sys.stderr.write(f"rtbench: stopping {provider}, writing the report (Ctrl-C again to kill)\n")
+                if interrupts == 1:  # let Locust drain and write the run, marked interrupted
+                    sys.stderr.write(f"rtbench: stopping {provider}, draining (Ctrl-C again to stop at once)\n")
+                else:  # the run cuts its drain short and writes what it has
+                    sys.stderr.write(f"rtbench: stopping {provider} now, writing what was measured\n")
                 if proc.poll() is None:
                     proc.send_signal(signal.SIGINT)
         show.done()
@@ -183,7 +188,7 @@ def run_provider(
     if not quiet:
         print(format_text(summary, str(folder)))
         print(f"  report: {folder / rundata.REPORT}", flush=True)
-    passed = bool(summary.get("passed")) and code in (0, 1)
+    passed = bool(summary.get("passed")) and not summary.get("interrupted") and code in (0, 1)
     return RunOutcome(EXIT_OK if passed else EXIT_FAILED, folder, summary, report_error)
 
 

@@ -10,6 +10,7 @@ import json
 import os
 import signal
 import subprocess
+import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -19,13 +20,20 @@ import pytest
 from tests.helpers import REPO
 from tests.runs import LOCUST, assert_accounted
 
+RTBENCH = [sys.executable, "-m", "harness.cli"]
+
 pytestmark = pytest.mark.load
 LOOPBACK = REPO / "tests" / "plugin" / "loopback_scenario.py"
 
 
 def start_run(scenario: Path, folder: Path, *args: str) -> subprocess.Popen[str]:
-    """A headless run in a process group of its own, as a terminal starts it."""
+    """A headless Locust run in a process group of its own, as a terminal starts it."""
     cmd = [*LOCUST, "-f", str(scenario), "--headless", "--report-dir", str(folder), "--only-summary", *args]
+    return start_in_terminal(cmd)
+
+
+def start_in_terminal(cmd: list[str]) -> subprocess.Popen[str]:
+    """A command in a process group of its own, as a terminal's foreground job: Ctrl-C reaches the group."""
     return subprocess.Popen(
         cmd, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True
     )
@@ -72,6 +80,25 @@ def test_first_ctrl_c_drains_against_a_live_target_and_writes_the_run(tmp_path: 
     assert (tmp_path / "report.html").exists()
     if processes:  # both workers were drained by the master, not killed by the Ctrl-C
         assert len(json.loads((tmp_path / "generators.json").read_text())) == 2
+
+
+def test_ctrl_c_on_rtbench_run_writes_the_run_once(tmp_path: Path) -> None:
+    """``rtbench run`` forwards one SIGINT per Ctrl-C to Locust, which the terminal's does not reach."""
+    run = start_in_terminal(
+        [*RTBENCH, "run", "socketio", "-u", "21", "-t", "60s", "--report-dir", str(tmp_path), "--no-progress"]
+    )
+    try:
+        wait_for_intervals(run, tmp_path, rows=4)
+        ctrl_c(run)
+        code, out, s = finish(run, tmp_path)
+    finally:
+        if run.poll() is None:
+            os.killpg(run.pid, signal.SIGKILL)
+    assert code == 1, out
+    assert s["interrupted"] is True and "INTERRUPTED" in out
+    assert "interrupted again" not in (tmp_path / "locust.log").read_text()  # one Ctrl-C, one SIGINT
+    assert s["connections"]["dropped"] == 0 and s["messages"]["lost"] == 0
+    assert_accounted(s)
 
 
 def test_second_ctrl_c_cuts_the_drain_and_still_writes_the_run(tmp_path: Path) -> None:
