@@ -287,10 +287,7 @@ class ResponseParser:
             elif state == _DATA:
                 if pos == end:
                     break
-                take = min(self._remaining, end - pos)
-                out.append(Body(data[pos : pos + take]))
-                pos += take
-                self._remaining -= take
+                pos = self._take_body(data, pos, end, out)
                 if self._remaining == 0:
                     self._state = _CRLF
             elif state == _CRLF:
@@ -316,10 +313,7 @@ class ResponseParser:
             elif state == _LENGTH:
                 if pos == end:
                     break
-                take = min(self._remaining, end - pos)
-                out.append(Body(data[pos : pos + take]))
-                pos += take
-                self._remaining -= take
+                pos = self._take_body(data, pos, end, out)
                 if self._remaining == 0:
                     out.append(End())
                     self._finish()
@@ -338,6 +332,13 @@ class ResponseParser:
             self._scanned -= pos
         else:
             self._scanned = 0
+
+    def _take_body(self, data: bytes, pos: int, end: int, out: list[Head | Body | End]) -> int:
+        """Body bytes up to what the chunk or Content-Length still owes; returns the new position."""
+        take = min(self._remaining, end - pos)
+        out.append(Body(data[pos : pos + take]))
+        self._remaining -= take
+        return pos + take
 
     def _find_blank_line(self, data: bytes, pos: int) -> int:
         """End (exclusive) of a head or trailer block starting at ``pos``, or -1 if incomplete."""
