@@ -11,6 +11,7 @@ import contextlib
 import gc
 import logging
 import signal
+import socket
 import sys
 import uuid
 from typing import Any
@@ -47,6 +48,22 @@ def fail_usage(message: str) -> None:
     raise SystemExit(EXIT_BAD_USAGE)
 
 
+def needs_own_master_port(argv: list[str]) -> bool:
+    """``--processes`` without a master port: Locust would bind 5557, and a second such run on the machine
+    would fail (or its workers join the first run's master). Separate ``--master``/``--worker`` commands
+    keep Locust's default, which both sides must agree on."""
+    given = {arg.split("=", 1)[0] for arg in argv}
+    return "--processes" in given and not given & {"--master-bind-port", "--master-port"}
+
+
+def free_port() -> int:
+    """A TCP port free on this machine now (the master binds it a moment later)."""
+    with socket.socket() as probe:
+        probe.bind(("", 0))
+        port: int = probe.getsockname()[1]
+        return port
+
+
 class RtbenchPlugin:
     """Listens to Locust's events and hands each to the role(s) of this process."""
 
@@ -69,6 +86,9 @@ class RtbenchPlugin:
             hook.add_listener(listener)  # type: ignore[no-untyped-call]
 
     def _add_arguments(self, parser: Any) -> None:
+        if needs_own_master_port(sys.argv[1:]):
+            port = free_port()
+            parser.set_defaults(master_bind_port=port, master_port=port)
         group = options.add_arguments(parser)
         before = set(map(id, parser._actions))
         self.provider_cls.add_arguments(group)

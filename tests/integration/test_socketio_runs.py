@@ -222,3 +222,34 @@ def test_plain_node_socketio_server_with_the_classic_broadcast(tmp_path: Path) -
     assert s["messages"]["lost"] == 0 and s["messages"]["errors"] == 0
     assert s["messages"]["delivered"] >= 20 * 40
     assert_accounted(s)
+
+
+def test_two_processes_runs_at_once_keep_to_themselves(tmp_path: Path) -> None:
+    """Each ``--processes`` run gets its own master port: neither fails to bind, neither merges the other's
+    workers (Locust's default 5557 would make them collide)."""
+    folders = [tmp_path / "a", tmp_path / "b"]
+    args = ["--processes", "2", "-u", "21", "-r", "21", "-t", "5s", "--publish-rate", "20"]
+    runs = [
+        subprocess.Popen(
+            [
+                *LOCUST,
+                "-f",
+                str(REPO / "scenarios" / "socketio.py"),
+                "--headless",
+                "--only-summary",
+                *args,
+                "--report-dir",
+                str(folder),
+            ],
+            cwd=REPO,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+        )
+        for folder in folders
+    ]
+    outputs = [run.communicate(timeout=120)[0] for run in runs]
+    for run, out, folder in zip(runs, outputs, folders, strict=True):
+        assert run.returncode in (0, 1), out
+        assert "Address already in use" not in out
+        _check_merged(folder)  # exactly two generators each, merged exactly
