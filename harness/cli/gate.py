@@ -18,7 +18,7 @@ gate language: METRIC OP NUMBER[UNIT], e.g. 'p99<50ms', 'loss==0', 'connect_p95<
                deliveries_per_s                                 delivered / run duration
   comparators  <  <=  >  >=  ==
   units        us ms s (latency and connect metrics need one), %% (loss_rate only)
-A latency gate fails when nothing was delivered. Without --gate the default is 'p99<50ms'."""
+A latency gate fails when nothing was delivered. Without --gate the default is 'p99<50ms' and 'loss==0'."""
 
 
 def add_parser(sub: Any, available: str) -> None:

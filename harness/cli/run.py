@@ -209,7 +209,7 @@ def run_options(parser: argparse.ArgumentParser, *, compare: bool = False) -> No
         "--gate",
         action="append",
         metavar="EXPR",
-        help="pass/fail gate, repeatable (default 'p99<50ms'); see 'rtbench gate --help'",
+        help="pass/fail gate, repeatable (default 'p99<50ms' and 'loss==0'); see 'rtbench gate --help'",
     )
     if compare:
         parser.add_argument(

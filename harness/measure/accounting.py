@@ -126,6 +126,8 @@ class SubscriberRecord:
     channel: str
     windows: list[list[int]] = field(default_factory=list)  # [start_ns, end_ns]; end -1 while open
     streams: dict[str, StreamTracker] = field(default_factory=dict)
+    #: lost without being asked and not back yet: if it never comes back, what it missed since is lost
+    down: bool = False
 
     def open_window(self, now_ns: int) -> None:
         if not self.windows or self.windows[-1][1] >= 0:
@@ -140,7 +142,11 @@ class SubscriberRecord:
         return bool(self.windows) and self.windows[-1][1] < 0
 
     def to_wire(self, end_ns: int) -> SubscriberWire:
+        """Windows end at ``end_ns`` while open, and so does the last one of a subscriber still down: a
+        connection lost for good does not excuse the messages it missed."""
         windows = [[start, end if end >= 0 else end_ns] for start, end in self.windows]
+        if self.down and windows:
+            windows[-1][1] = end_ns
         return {
             "channel": self.channel,
             "windows": windows,
@@ -156,6 +162,7 @@ class Totals:
     duplicated: int = 0
     out_of_order: int = 0
     unexpected: int = 0  # arrivals outside any subscription window (already inside expected)
+    publish_failed: int = 0  # publishes the provider refused or did not acknowledge (each owed, so lost)
 
 
 def account(ledgers: list[LedgerWire], subscribers: list[SubscriberWire]) -> Totals:
@@ -164,7 +171,7 @@ def account(ledgers: list[LedgerWire], subscribers: list[SubscriberWire]) -> Tot
     for raw in ledgers:
         ledger = Ledger.from_wire(raw)
         by_channel.setdefault(ledger.channel, []).append(ledger)
-    totals = Totals()
+    totals = Totals(publish_failed=sum(len(ledger.failed) for group in by_channel.values() for ledger in group))
     for sub in subscribers:
         windows = [(int(a), int(b)) for a, b in sub["windows"]]
         trackers = {sid: StreamTracker.from_wire(raw) for sid, raw in sub["streams"].items()}
@@ -173,11 +180,9 @@ def account(ledgers: list[LedgerWire], subscribers: list[SubscriberWire]) -> Tot
             tracker = trackers.get(ledger.stream_id)
             for start, end in windows:
                 lo, hi = bisect_left(ledger.sent_ns, start), bisect_left(ledger.sent_ns, end)
-                failed_in = [s for s in ledger.failed if lo <= s < hi]
-                totals.expected += hi - lo - len(failed_in)
+                totals.expected += hi - lo  # a failed publish is still owed: it never arrives, it is lost
                 if tracker is not None:
-                    got = tracker.received_between(lo, hi)
-                    in_window += got - sum(1 for s in failed_in if tracker.has(s))
+                    in_window += tracker.received_between(lo, hi)
         ledgered = {ledger.stream_id for ledger in by_channel.get(str(sub["channel"]), [])}
         received = 0
         for stream_id, tracker in trackers.items():

@@ -14,7 +14,7 @@ from typing import Any
 
 from harness.measure.records import GateResult
 
-DEFAULT_GATES = ("p99<50ms",)
+DEFAULT_GATES = ("p99<50ms", "loss==0")
 
 _LATENCY_KEYS = {
     "min": "min",
@@ -37,6 +37,7 @@ _COUNT_KEYS = {
     "errors": "errors",
     "delivered": "delivered",
     "published": "published",
+    "publish_failed": "publish_failed",
 }
 _RATIO_KEYS = ("loss_rate",)
 _RATE_KEYS = ("deliveries_per_s",)

@@ -127,6 +127,7 @@ class Recorder:
         """The provider lost a subscriber's connection without us asking."""
         if subscriber.subscribed:
             subscriber.close_window(time.time_ns())
+            subscriber.down = True
             self.counts["dropped"] += 1
             self.reconnecting += 1
 
@@ -135,6 +136,7 @@ class Recorder:
             return
         if not subscriber.subscribed:
             self.reconnecting = max(0, self.reconnecting - 1)
+        subscriber.down = False
         subscriber.open_window(time.time_ns())
         self.counts["reconnected"] += 1
 

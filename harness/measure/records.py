@@ -165,6 +165,7 @@ class Messages(TypedDict):
     """Every message accounted: ``delivered + lost == expected`` exactly."""
 
     published: int
+    publish_failed: int  # refused or unacknowledged publishes: still expected by every subscriber, so lost
     expected: int
     delivered: int
     lost: int

@@ -178,6 +178,7 @@ def build(
     totals = account(ledgers, subscribers)
     messages: Messages = {
         "published": counts.get("published", 0),
+        "publish_failed": totals.publish_failed,
         "expected": totals.expected,
         "delivered": totals.delivered,
         "lost": totals.lost,
@@ -268,7 +269,8 @@ def format_text(summary: Summary, folder: str) -> str:
         *_optional_line(f"client lag ms ({summary.get('rx_clock', '?')} clock)", summary.get("client_lag_ms")),
         f"  connect ms           p50 {con['p50']}  p95 {con['p95']}  p99 {con['p99']}  max {con['max']}  "
         f"(n={con['count']})",
-        f"  messages             published {msg['published']}  expected {msg['expected']}  delivered "
+        f"  messages             published {msg['published']}  publish failed {msg.get('publish_failed', 0)}  "
+        f"expected {msg['expected']}  delivered "
         f"{msg['delivered']}  lost {msg['lost']}  duplicated {msg['duplicated']}  out of order "
         f"{msg['out_of_order']}  errors {msg['errors']}",
         f"  connections          opened {conn['opened']}  failed {conn['failed']}  dropped {conn['dropped']}  "

@@ -41,7 +41,7 @@ def add_arguments(parser: Any) -> Any:
         action="append",
         default=None,
         include_in_web_ui=False,
-        help="pass/fail gate, repeatable, e.g. 'p99<50ms' 'loss==0' (default: p99<50ms)",
+        help="pass/fail gate, repeatable, e.g. 'p99<50ms' 'loss==0' (default: p99<50ms and loss==0)",
     )
     group.add_argument(
         "--report-dir",

@@ -49,10 +49,23 @@ def test_reconnect_windows_and_other_channels() -> None:
     assert (totals.expected, totals.delivered, totals.lost) == (7, 6, 1)
 
 
-def test_failed_publishes_are_not_expected_unless_they_arrived() -> None:
+def test_failed_publishes_are_still_owed_and_counted() -> None:
+    """A publish the provider refused is lost to every subscriber subscribed then (a dead target must not
+    pass), unless it arrived after all."""
     ledger = _ledger(5, failed={1, 2})
     totals = account([ledger], [_subscriber("c", [[0, 10**6]], [0, 2, 3, 4])])
-    assert (totals.expected, totals.delivered, totals.lost) == (4, 4, 0)
+    assert (totals.expected, totals.delivered, totals.lost, totals.publish_failed) == (5, 4, 1, 2)
+
+
+def test_a_subscriber_down_for_good_owes_what_was_published_after_its_drop() -> None:
+    record = SubscriberRecord("c")
+    record.open_window(1000)
+    record.close_window(1025)  # dropped after seq 0-2 (sent at 1000, 1010, 1020)
+    record.down = True
+    wire = record.to_wire(end_ns=10**6)
+    assert wire["windows"] == [[1000, 10**6]]
+    record.down = False  # back again: the time away is not owed
+    assert record.to_wire(end_ns=10**6)["windows"] == [[1000, 1025]]
 
 
 def test_invariant_delivered_plus_lost_equals_expected() -> None:

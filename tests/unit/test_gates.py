@@ -95,5 +95,5 @@ def test_latency_gate_fails_when_nothing_was_delivered() -> None:
 
 def test_default_gate_and_tightest_bound() -> None:
     parsed = gates.parse_all(None)
-    assert [g.expr for g in parsed] == ["p99<50ms"]
+    assert [g.expr for g in parsed] == ["p99<50ms", "loss==0"]
     assert gates.tightest_latency_ms(gates.parse_all(["p99<50ms", "p50<0.02s", "loss==0"])) == 20.0

@@ -228,7 +228,7 @@ def test_a_refused_connect_is_counted_and_leaves_no_subscriber() -> None:
     run(body)
 
 
-def test_a_failed_publish_is_neither_published_nor_expected() -> None:
+def test_a_failed_publish_is_counted_and_lost_to_every_subscriber() -> None:
     async def body() -> None:
         session = new_session()
         session.begin("run-g")
@@ -242,11 +242,8 @@ def test_a_failed_publish_is_neither_published_nor_expected() -> None:
         assert hub_of(session).published == published
         assert [len(ledger["failed"]) for ledger in final["ledgers"]] == [1]
         assert final["counts"]["errors"] == 1
-        assert expected_delivered_lost(final) == (
-            2 * published,
-            2 * published,
-            0,
-        )
+        assert expected_delivered_lost(final) == (2 * (published + 1), 2 * published, 2)
+        assert totals(final).publish_failed == 1
         await session.aclose()
 
     run(body)
@@ -278,6 +275,29 @@ def test_a_disconnect_is_a_drop_and_a_resubscribe_and_messages_while_down_are_no
         assert len(final["subscribers"][0]["windows"]) == 2
         assert victim.received == 3 + 2
         assert expected_delivered_lost(final) == (14, 14, 0)
+        await session.aclose()
+
+    run(body)
+
+
+def test_a_subscriber_that_never_comes_back_loses_what_was_published_after_its_drop() -> None:
+    async def body() -> None:
+        session = new_session()
+        session.begin("run-h2")
+        session.steady_from(0)
+        await subscribe(session, 2)
+        victim: LoopbackSubscriber = hub_of(session).subscribers()[0]
+        publisher = await hand_publisher(session)
+        for _ in range(3):
+            await publisher.send()
+        await until(lambda: session.recorder.delivered == 6)
+        victim.disconnect()
+        for _ in range(4):
+            await publisher.send()
+        await until(lambda: session.recorder.delivered == 6 + 4)
+        _last, final = await session.finish(drain_timeout_s=0.6)
+        assert (final["counts"]["dropped"], final["counts"]["reconnected"]) == (1, 0)
+        assert expected_delivered_lost(final) == (14, 10, 4)
         await session.aclose()
 
     run(body)

@@ -114,6 +114,7 @@ def test_every_figure_of_the_summary_is_the_union_of_the_generators(finals: list
         "connect_ms": {"count": 3, "p50": 1.5, "p95": 1.8, "p99": 1.8, "max": 1.8},
         "messages": {
             "published": 6,
+            "publish_failed": 0,
             "expected": 18,  # 6 messages x 3 subscribers, all subscribed throughout
             "delivered": 15,  # ramp-up deliveries are delivered too
             "lost": 3,
