@@ -254,6 +254,7 @@ class Summary(TypedDict):
     gates: list[GateResult]
     passed: bool
     interrupted: NotRequired[bool]  # present (true) when Ctrl-C ended the run early
+    partial: NotRequired[bool]  # present (true) when a generator was lost: its part comes from its intervals
     parameters: NotRequired[dict[str, Any]]
 
 

@@ -292,7 +292,9 @@ def format_text(summary: Summary, folder: str) -> str:
     for gate in summary["gates"]:
         lines.append(f"  gate {gate['expr']:<20} {'PASS' if gate['passed'] else 'FAIL'} (value {gate['value']:g})")
     verdict = "PASSED" if summary["passed"] else "FAILED"
-    if summary.get("interrupted"):
+    if summary.get("partial"):
+        verdict = f"PARTIAL (a load generator was lost; gates {verdict.lower()} on what it reported)"
+    elif summary.get("interrupted"):
         verdict = f"INTERRUPTED (gates {verdict.lower()} for the time that ran)"
     lines.append(f"  verdict: {verdict}   report: {folder}")
     return "\n".join(lines)

@@ -14,7 +14,7 @@ from typing import Any
 
 import gevent
 from locust.env import Environment
-from locust.runners import MasterRunner
+from locust.runners import STATE_MISSING, MasterRunner
 
 from harness.measure.gates import Gate
 from harness.measure.records import IntervalReport, LoadRequest, Summary
@@ -164,19 +164,26 @@ class MasterRole:
         return self._write_run()
 
     def _collect_worker_finals(self, drain: float) -> None:
+        """Ask every worker to finish and wait for their final reports, but not for a worker Locust has
+        stopped hearing from (missing after ~3 s without a heartbeat): its part is built from the
+        intervals it sent, and the summary says it is partial."""
         runner = self.environment.runner
         assert isinstance(runner, MasterRunner)
-        expected = len(runner.clients)
         runner.send_message(messages.FINISH, {"drain_timeout": drain})
         deadline = time.monotonic() + drain + FINAL_GRACE_S
-        while len(self.collector.finals) < expected and time.monotonic() < deadline and not self._cut:
+        while time.monotonic() < deadline and not self._cut and self._awaited_workers(runner):
             gevent.sleep(0.05)
-        if len(self.collector.finals) < expected:
+        lost = self.collector.finals_from_intervals()
+        if lost:
             log.error(
-                "rtbench: only %d of %d workers reported; the summary covers those",
-                len(self.collector.finals),
-                expected,
+                "rtbench: no final report from %s; their part comes from their interval reports "
+                "(the summary is partial)",
+                ", ".join(lost),
             )
+
+    def _awaited_workers(self, runner: MasterRunner) -> list[str]:
+        """Workers still alive whose final report has not come yet."""
+        return [w.id for w in runner.clients.all if w.state != STATE_MISSING and w.id not in self.collector.finals]
 
     def _write_run(self) -> Summary:
         from harness.report.html import redact, write_report  # pandas/matplotlib: imported only when needed
@@ -218,9 +225,11 @@ class MasterRole:
 
     @property
     def passed(self) -> bool:
-        """The exit code's verdict: gates passed and the run was not cut short."""
+        """The exit code's verdict: gates passed, the run was not cut short and no generator was lost."""
         summary = self.collector.last_summary
-        return not self.interrupted and (summary is None or bool(summary["passed"]))
+        if summary is None:
+            return not self.interrupted
+        return not self.interrupted and not summary.get("partial") and bool(summary["passed"])
 
     def shutdown(self) -> None:
         if self.target is not None:

@@ -16,6 +16,7 @@ from harness.measure import hist
 from harness.measure import summary as summary_mod
 from harness.measure.records import FinalReport, GeneratorFinal, IntervalReport, Load, LoadRequest, Summary
 from harness.report.files import IntervalRow, RunFolder
+from harness.report.partial import IntervalTally
 
 MSG_INTERVAL = "rtbench_interval"
 MSG_FINAL = "rtbench_final"
@@ -32,6 +33,9 @@ class Collector:
         self._pending: list[IntervalReport] = []
         self._connections: dict[str, int] = {}
         self.finals: dict[str, FinalReport] = {}
+        self.tallies: dict[str, IntervalTally] = {}
+        #: generators whose final report never came: their part is built from their intervals
+        self.lost_nodes: list[str] = []
         self.started_monotonic = 0.0
         self.started_at = ""
         self.last_summary: Summary | None = None
@@ -42,6 +46,7 @@ class Collector:
         self.started_at = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
         self.folder = RunFolder(folder, int(time.time() * 1000))
         self._pending, self._connections, self.finals = [], {}, {}
+        self.tallies, self.lost_nodes = {}, []
 
     @property
     def active(self) -> bool:
@@ -50,9 +55,19 @@ class Collector:
     def add_interval(self, node: str, report: IntervalReport) -> None:
         self._pending.append(report)
         self._connections[node] = int(report["connections"])
+        self.tallies.setdefault(node, IntervalTally()).add(report)
 
     def add_final(self, node: str, final: FinalReport) -> None:
         self.finals[node] = final
+
+    def finals_from_intervals(self) -> list[str]:
+        """Every generator that reported intervals but no final report gets one built from its intervals;
+        returns those generators (the summary is then partial)."""
+        for node, tally in sorted(self.tallies.items()):
+            if node not in self.finals:
+                self.finals[node] = tally.as_final()
+                self.lost_nodes.append(node)
+        return list(self.lost_nodes)
 
     def flush(self) -> None:
         """Merge the interval reports received since the last flush into one hlog line and csv row."""
@@ -98,6 +113,8 @@ class Collector:
         )
         if interrupted:
             summary["interrupted"] = True
+        if self.lost_nodes:
+            summary["partial"] = True
         if parameters:
             summary["parameters"] = parameters
         self.folder.write_json("summary.json", summary)

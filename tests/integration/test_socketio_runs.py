@@ -185,7 +185,7 @@ def _free_port() -> int:
     ("args", "fragment"),
     [
         (["--host", "http://127.0.0.1:9"], "cannot reach"),
-        (["--host", "ftp://127.0.0.1:9"], "not an http or https URL"),
+        (["--host", "ftp://127.0.0.1:9"], "not an http, https, ws or wss URL"),
         (["--gate", "p99<fast"], "p99<fast"),
         (["--publish-rate", "-1"], "--publish-rate"),
         (["--payload-bytes", "lots"], "--payload-bytes"),

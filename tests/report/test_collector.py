@@ -133,6 +133,7 @@ def test_finalize_writes_the_summary_of_every_final_and_each_generator_apart(
     assert summary["latency_ms"]["count"] == 13 and summary["latency_ms"]["p99"] == 2.0
     assert summary["messages"] == {
         "published": 6,
+        "publish_failed": 0,
         "expected": 18,
         "delivered": 15,
         "lost": 3,

@@ -35,7 +35,7 @@ CASES: list[tuple[list[str], dict[str, Any], int, list[str]]] = [
     (["p99<50ms"], {"latency_ms": {"count": 0, "p99": 0}}, 1, ["FAIL  p99<50ms"]),  # nothing delivered
     ([], {}, 0, ["PASS  p99<50ms"]),  # no --gate: the gates stored in the summary
     ([], {"gates": [{"expr": "loss==0", "value": 10, "passed": False}]}, 1, ["FAIL  loss==0"]),
-    ([], {"gates": []}, 0, ["PASS  p99<50ms"]),  # nothing stored either: the default gate
+    ([], {"gates": []}, 1, ["PASS  p99<50ms", "FAIL  loss==0"]),  # nothing stored either: the default gates
     (
         ["p99<50ms"],
         {"harness": {"trustworthy": False, "reasons": ["generator 0: lag"]}},

@@ -1,0 +1,56 @@
+"""What a lost generator leaves behind: its interval reports, folded into a final report of their own.
+
+A worker that dies (SIGKILL, out of memory) never sends its final report. Rather than a summary of
+zeros, the master builds that worker's part from the intervals it did send: latency, connections and
+counters up to its last second. Ledgers and subscriber records travel only in a final report, so the
+accounting cannot cover that worker: such a summary is marked ``partial`` and never passes.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Mapping
+from typing import Any, cast
+
+from harness.measure import hist
+from harness.measure.recorder import COUNTER_NAMES, counts_record
+from harness.measure.records import FinalReport, IntervalReport
+
+
+class IntervalTally:
+    """One generator's interval reports added up as they arrive (bounded: a few histograms and sums)."""
+
+    def __init__(self) -> None:
+        self.latency: Any = hist.new()
+        self.connect: Any = hist.new()
+        self.counts: Counter[str] = Counter()
+        self.delivered = 0
+        self.cpu_samples: list[float] = []
+
+    def add(self, report: IntervalReport) -> None:
+        hist.add(self.latency, hist.decode(report["latency"]))
+        hist.add(self.connect, hist.decode(report["connect"]))
+        self.counts.update(cast(Mapping[str, int], report["counts"]))  # every counter is an int
+        self.delivered += int(report["delivered"])
+        self.cpu_samples.append(float(report.get("cpu_pct", 0.0)))
+
+    def as_final(self) -> FinalReport:
+        """A final report with what the intervals carried; no ledgers or subscriber records."""
+        empty = hist.encode(hist.new())
+        return {
+            "latency": hist.encode(self.latency),
+            "connect": hist.encode(self.connect),
+            "reconnect": empty,
+            "ramp": empty,
+            "client_lag": empty,
+            "publish_lag": empty,
+            "fanout": {},
+            "rx_clocks": {},
+            "steady_from_ns": 0,
+            "delivered": self.delivered,
+            "counts": counts_record({k: self.counts.get(k, 0) for k in COUNTER_NAMES}),
+            "error_reasons": {},
+            "ledgers": [],
+            "subscribers": [],
+            "health": {"lag": empty, "cpu_samples": self.cpu_samples},
+        }
