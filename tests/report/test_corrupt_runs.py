@@ -175,15 +175,22 @@ def run_command(command: str, folder: Path, out: Path) -> int:
     return cli.main(["compare", "--from", str(folder), "--out", str(out)])
 
 
+@pytest.mark.parametrize("command", ["gate", "report", "compare"])
+def test_the_folder_is_fine_before_it_is_corrupted(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], command: str
+) -> None:
+    folder = synthetic_run(tmp_path / "run")
+    assert run_command(command, folder, tmp_path / "cmp") == (0 if command == "report" else 1)  # stored loss==0 fails
+    assert capsys.readouterr().err == ""
+
+
 @pytest.mark.parametrize(("case", "command"), RUNS, ids=[f"{c.id}-{cmd}" for c, cmd in RUNS])
 def test_corrupt_folder_is_one_line_and_exit_2(
     tmp_path: Path, capsys: pytest.CaptureFixture[str], case: Case, command: str
 ) -> None:
     folder = synthetic_run(tmp_path / "run")
-    assert run_command(command, folder, tmp_path / "cmp") in (0, 1)  # the folder is fine before
-    capsys.readouterr()
     case.corrupt(folder)
-    code = run_command(command, folder, tmp_path / "cmp2")
+    code = run_command(command, folder, tmp_path / "cmp")
     out, err = capsys.readouterr()
     assert code == 2, out + err
     assert err.startswith("rtbench: error: ") and err.count("\n") == 1, err
