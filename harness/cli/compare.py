@@ -115,7 +115,12 @@ def cmd_compare(parser: Parser, args: argparse.Namespace) -> int:
                 sys.stderr.write(f"rtbench: {name}: {outcome.error}\n")
                 entries.append(compare_mod.Entry(label=name, error=outcome.error))
                 continue
-            run = load_run(outcome.folder)
+            try:
+                run = load_run(outcome.folder)
+            except RunDataError as exc:  # one unreadable run does not cost the others their comparison
+                sys.stderr.write(f"rtbench: {name}: {exc}\n")
+                entries.append(compare_mod.Entry(label=name, error=str(exc)))
+                continue
             entries.append(compare_mod.make_entries([run], None)[0])
     index_path = compare_mod.write_compare(entries, out)
     _print_compare(entries)

@@ -178,7 +178,10 @@ def run_provider(
         if not verbose and not quiet:
             sys.stderr.write(_tail(log_path) + "\n")
         return RunOutcome(EXIT_FAILED, folder, None, f"{reason}; see {log_path}")
-    summary = rundata.read_summary(summary_file)
+    try:
+        summary = rundata.read_summary(summary_file)
+    except rundata.RunDataError as exc:
+        return RunOutcome(EXIT_FAILED, folder, None, str(exc))
     report_error = ""
     try:
         ensure_report(folder)
