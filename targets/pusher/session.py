@@ -237,8 +237,10 @@ def _data_object(data: Any) -> dict[str, Any]:
         raise proto.ProtocolError(f"'data' is not valid JSON: {exc}") from None
 
 
-def _channel_data(channel_data: str) -> tuple[str, Any]:
+def _channel_data(channel_data: object) -> tuple[str, Any]:
     """proto.parse_channel_data, with too-deep ``user_info`` refused rather than recursed into."""
+    if not isinstance(channel_data, str):
+        return proto.parse_channel_data(channel_data)  # refuses it
     try:
         return jsonsafe.checked(channel_data, proto.parse_channel_data, nested=lambda parsed: parsed[1])
     except jsonsafe.TooDeep as exc:
