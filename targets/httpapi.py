@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 from aiohttp import web
+
+from targets import jsonsafe
 
 __all__ = ["BadRequest", "json_error", "read_json"]
 
@@ -24,7 +25,7 @@ def json_error(status: int, message: str) -> web.Response:
 
 
 async def read_json(request: web.Request, limit: int) -> Any:
-    """A request's JSON body, refusing bodies over ``limit`` bytes (413) and bad JSON (400)."""
+    """A request's JSON body, refusing bodies over ``limit`` bytes (413) and bad or too-deep JSON (400)."""
     if request.content_length is not None and request.content_length > limit:
         raise BadRequest(413, f"body larger than {limit} bytes")
     try:
@@ -32,6 +33,8 @@ async def read_json(request: web.Request, limit: int) -> Any:
     except web.HTTPRequestEntityTooLarge:
         raise BadRequest(413, f"body larger than {limit} bytes") from None
     try:
-        return json.loads(body)
+        return jsonsafe.loads(body)
+    except jsonsafe.TooDeep as exc:
+        raise BadRequest(400, f"body is not valid JSON: {exc}") from None
     except ValueError:
         raise BadRequest(400, "body is not valid JSON") from None

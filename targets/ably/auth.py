@@ -13,6 +13,7 @@ from typing import Any
 
 from harness.protocols import ably as proto
 from harness.protocols.ably import ErrorInfo, ProtocolError
+from targets import jsonsafe
 from targets.ably.messages import now_ms
 
 __all__ = ["TOKEN_TTL_MS", "Auth", "Tokens"]
@@ -51,7 +52,7 @@ class Tokens:
         """-> (key name, clientId); ProtocolError with a 4014x token error (clients renew on those)."""
         try:
             payload, sig = token.split(".", 1)
-            body = json.loads(base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4)))
+            body = jsonsafe.loads(base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4)))
             key_name, expires = str(body["k"]), int(body["x"])
         except (ValueError, KeyError, TypeError, binascii.Error):
             raise ProtocolError(ErrorInfo(40143, 401, "Token unrecognised")) from None

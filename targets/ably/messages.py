@@ -3,6 +3,7 @@ protocol message once per wire format (JSON or msgpack) whoever receives it."""
 
 from __future__ import annotations
 
+import re
 import time
 from typing import Any
 
@@ -13,6 +14,17 @@ from targets.wsframes import ws_frame
 __all__ = ["MAX_CHANNEL_NAME", "Frames", "now_ms", "validate_messages"]
 
 MAX_CHANNEL_NAME = 1024
+
+ENCODING_STEP = re.compile(r"json|utf-8|base64|cipher\+[a-z0-9]+-[0-9]+-[a-z0-9]+")
+"""The steps a publisher's ``encoding`` may chain (RSL4, RSL5): json, utf-8, base64 and a named cipher such as
+``cipher+aes-128-cbc`` (relayed as is: the key stays with the clients). Anything else Ably refuses (40013)."""
+
+
+def valid_encoding(encoding: object) -> bool:
+    """Whether a message's ``encoding`` is absent or a ``/``-separated chain of known steps."""
+    if encoding is None or encoding == "":
+        return True
+    return isinstance(encoding, str) and all(ENCODING_STEP.fullmatch(step) for step in encoding.split("/"))
 
 
 def now_ms() -> int:
@@ -30,8 +42,8 @@ def validate_messages(raw: Any, client_id: str | None, max_message_size: int) ->
         data, name, encoding = m.get("data"), m.get("name"), m.get("encoding")
         if not (data is None or isinstance(data, str | bytes)) or not (name is None or isinstance(name, str)):
             raise ProtocolError(ErrorInfo(40013, 400, "Invalid message data or encoding"))
-        if not (encoding is None or isinstance(encoding, str)):
-            raise ProtocolError(ErrorInfo(40013, 400, "Invalid message data or encoding"))
+        if not valid_encoding(encoding):
+            raise ProtocolError(ErrorInfo(40013, 400, f"Invalid message data or encoding: encoding {encoding!r}"))
         sender_id = m.get("clientId")
         if sender_id is not None and (
             not isinstance(sender_id, str) or (client_id is not None and sender_id != client_id)

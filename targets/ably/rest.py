@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import uuid
 from typing import Any
 
@@ -10,6 +9,7 @@ import msgpack
 from aiohttp import web
 
 from harness.protocols.ably import ErrorInfo, ProtocolError
+from targets import jsonsafe
 from targets.ably.auth import TOKEN_TTL_MS, Auth
 from targets.ably.fanout import Hub
 from targets.ably.messages import MAX_CHANNEL_NAME, now_ms, validate_messages
@@ -79,15 +79,20 @@ class Rest:
 MSGPACK = "application/x-msgpack"
 
 
+def unpack(raw: bytes) -> Any:
+    return msgpack.unpackb(raw, raw=False)
+
+
 async def read_body(request: web.Request) -> Any:
+    """A REST request's body, JSON or msgpack by its Content-Type; 40001 for anything undecodable (too deep too)."""
     try:
         raw = await request.read()
     except web.HTTPRequestEntityTooLarge:
         raise ProtocolError(ErrorInfo(40009, 413, "Request body too large")) from None
     try:
         if request.content_type == MSGPACK:
-            return msgpack.unpackb(raw, raw=False)
-        return json.loads(raw)
+            return jsonsafe.checked(raw, unpack, binary=True)
+        return jsonsafe.loads(raw)
     except (ValueError, TypeError, msgpack.ExtraData, msgpack.FormatError, msgpack.StackError):
         raise ProtocolError(ErrorInfo(40001, 400, "Invalid request body")) from None
 

@@ -14,6 +14,7 @@ from aiohttp import WSMsgType, web
 
 from harness.protocols import ably as proto
 from harness.protocols.ably import Action, ErrorInfo, Flag, ProtocolError
+from targets import jsonsafe
 from targets.ably.auth import Auth
 from targets.ably.fanout import Connection, Hub
 from targets.ably.messages import MAX_CHANNEL_NAME, Frames, now_ms, validate_messages
@@ -26,6 +27,14 @@ __all__ = ["Realtime"]
 log = logging.getLogger("targets.ably")
 
 WS_PING = b"\x89\x00"
+
+
+def decode_frame(data: bytes | str, fmt: str) -> dict[str, Any]:
+    """A client's frame -> protocol message; too-deep input is a 40000 like any undecodable frame."""
+    try:
+        return jsonsafe.checked(data, lambda raw: proto.decode(raw, fmt), binary=fmt == "msgpack")
+    except jsonsafe.TooDeep as exc:
+        raise ProtocolError(ErrorInfo.bad_request(f"Unable to decode {fmt} protocol message: {exc}")) from None
 
 
 class Realtime:
@@ -100,7 +109,7 @@ class Realtime:
     def on_frame(self, conn: Connection, data: bytes | str) -> bool:
         """One frame from a client. False when the connection must end."""
         try:
-            msg = proto.decode(data, conn.fmt)
+            msg = decode_frame(data, conn.fmt)
         except ProtocolError as exc:
             conn.send(proto.error(exc.error))
             return False

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import time
 from collections.abc import Callable, Iterable
 from typing import Any
@@ -10,6 +9,7 @@ from typing import Any
 from aiohttp import web
 
 from harness.protocols import pusher as proto
+from targets import jsonsafe
 from targets.pusher.credentials import AppCredentials
 from targets.pusher.fanout import Hub
 
@@ -45,7 +45,9 @@ class HttpApi:
 
     def _json_body(self, body: bytes) -> dict[str, Any]:
         try:
-            obj = json.loads(body)
+            obj = jsonsafe.loads(body)
+        except jsonsafe.TooDeep as exc:
+            raise HTTPError(400, f"Body is not valid JSON: {exc}") from None
         except ValueError:
             raise HTTPError(400, "Body is not valid JSON") from None
         if not isinstance(obj, dict):

@@ -13,6 +13,7 @@ from typing import Any
 from aiohttp import WSMsgType, web
 
 from harness.protocols import pusher as proto
+from targets import jsonsafe
 from targets.pusher.credentials import AppCredentials
 from targets.pusher.fanout import Channel, Connection, Hub
 from targets.serve import WEBSOCKETS
@@ -88,7 +89,10 @@ class Sessions:
 
     def _on_text(self, conn: Connection, text: str) -> None:
         try:
-            frame = proto.decode(text)
+            frame = jsonsafe.checked(text, proto.decode, nested=lambda f: f.data)
+        except jsonsafe.TooDeep as exc:  # refused as malformed JSON is
+            conn.send(proto.error(f"Invalid JSON: {exc}"))
+            return
         except proto.ProtocolError as exc:
             conn.send(proto.error(str(exc)))
             return
@@ -99,9 +103,9 @@ class Sessions:
             elif event == "pusher:pong":
                 pass
             elif event == "pusher:subscribe":
-                self._subscribe(conn, proto.data_object(frame.data))
+                self._subscribe(conn, _data_object(frame.data))
             elif event == "pusher:unsubscribe":
-                channel = proto.data_object(frame.data).get("channel")
+                channel = _data_object(frame.data).get("channel")
                 if isinstance(channel, str):
                     self._unsubscribe(conn, channel)
             elif event.startswith("client-"):
@@ -133,7 +137,7 @@ class Sessions:
                 return
             if kind == "presence":
                 try:
-                    user_id, user_info = proto.parse_channel_data(channel_data)
+                    user_id, user_info = _channel_data(channel_data)
                 except proto.ProtocolError as exc:
                     conn.send(proto.subscription_error(name, str(exc), 400, "InvalidChannelData"))
                     return
@@ -221,3 +225,23 @@ class Sessions:
             self._sweeper.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._sweeper
+
+
+def _data_object(data: Any) -> dict[str, Any]:
+    """proto.data_object, with a too-deep JSON string in ``data`` refused rather than recursed into."""
+    if not isinstance(data, str):
+        return proto.data_object(data)  # already decoded, and depth-checked, with its frame
+    try:
+        return jsonsafe.checked(data, proto.data_object)
+    except jsonsafe.TooDeep as exc:
+        raise proto.ProtocolError(f"'data' is not valid JSON: {exc}") from None
+
+
+def _channel_data(channel_data: object) -> tuple[str, Any]:
+    """proto.parse_channel_data, with too-deep ``user_info`` refused rather than recursed into."""
+    if not isinstance(channel_data, str):
+        return proto.parse_channel_data(channel_data)  # refuses it
+    try:
+        return jsonsafe.checked(channel_data, proto.parse_channel_data, nested=lambda parsed: parsed[1])
+    except jsonsafe.TooDeep as exc:
+        raise proto.ProtocolError(f"channel_data is {exc}") from None

@@ -24,10 +24,12 @@ from typing import Any
 
 import socketio
 from aiohttp import web
+from engineio import json as eio_json
 from engineio import packet as eio_packet
 from engineio.async_drivers import aiohttp as eio_aiohttp
 from socketio import packet as sio_packet
 
+from targets import jsonsafe
 from targets.faults import CORRUPT_PAYLOAD, FaultPlan, Faults
 from targets.httpapi import BadRequest, json_error, read_json
 from targets.serve import WEBSOCKETS, install
@@ -65,6 +67,25 @@ def parse_publish(obj: Any) -> tuple[str | None, str, Any]:
     if event in RESERVED_EVENTS:
         raise ValueError(f"'event' must not be the reserved name {event!r}")
     return channel, event, obj["data"]
+
+
+class _SafeJson:
+    """The json "module" engine.io and Socket.IO decode client packets with: engine.io's own, with too-deep
+    nesting a ValueError (a packet both already drop as malformed) instead of a RecursionError that
+    would close the connection or answer a polling POST with 500."""
+
+    dumps = staticmethod(eio_json.dumps)
+
+    @staticmethod
+    def loads(text: str | bytes, **kwargs: Any) -> Any:
+        return jsonsafe.checked(text, lambda raw: eio_json.loads(raw, **kwargs))
+
+
+class _SafePacket(sio_packet.Packet):  # type: ignore[misc]
+    """Socket.IO packets decoded with _SafeJson, for this server only (the class attribute would be shared
+    with every Socket.IO client in the process)."""
+
+    json = _SafeJson
 
 
 @dataclass(slots=True)
@@ -135,6 +156,8 @@ class SocketIOTarget:
             async_mode="aiohttp",
             cors_allowed_origins="*",
             max_http_buffer_size=MAX_BODY_BYTES,
+            serializer=_SafePacket,
+            json=_SafeJson,  # engine.io has only a process-wide hook: harmless, it is its json bounded
             logger=False,
             engineio_logger=False,
         )

@@ -16,6 +16,7 @@ import pytest
 from harness.protocols import ably as proto
 from tests.ably.conftest import DEFAULT_KEY, TEST_KEY, Target
 from tests.helpers import start_target
+from tests.targets.nesting import DEEP_JSON, DEEP_MSGPACK, nested_json
 
 Run = Callable[[Awaitable[Any]], Any]
 
@@ -279,3 +280,80 @@ def test_default_key_is_accepted_without_key_option() -> None:
         assert run(scenario())["action"] == 4
     finally:
         proc.stop()
+
+
+def test_deeply_nested_input_gets_ably_errors_and_the_target_keeps_serving(target: Target) -> None:
+    """200 KB of ``[[[...]]]`` (issue 11 item 12): REST answers 400/40001 as for any undecodable body; a
+    realtime frame gets the ERROR 40000 an undecodable frame gets (fatal to that connection, as in Ably);
+    every other connection, and new ones, carry on."""
+
+    async def scenario() -> None:
+        async with aiohttp.ClientSession() as session:
+            good = Raw(session, target, "msgpack")
+            await good.open()
+            await good.send({"action": 10, "channel": "room"})
+            await good.recv()
+            basic = {"Authorization": "Basic " + base64.b64encode(TEST_KEY.encode()).decode()}
+            url = f"{target.url}/channels/room/messages"
+            for body, content_type in (
+                (DEEP_JSON.encode(), "application/json"),
+                (b'{"data":"x","extras":' + nested_json(200).encode() + b"}", "application/json"),
+                (DEEP_MSGPACK, "application/x-msgpack"),
+                (b"\x81\xa6extras" + b"\x91" * 200 + b"\xc0", "application/x-msgpack"),
+            ):
+                headers = {**basic, "Content-Type": content_type}
+                async with session.post(url, data=body, headers=headers) as resp:
+                    assert resp.status == 400 and (await resp.json())["error"]["code"] == 40001, body[:20]
+            for fmt, frame in (
+                ("json", DEEP_JSON),
+                ("json", '{"action":15,"channel":"room","messages":[{"data":"x","extras":' + nested_json(200) + "}]}"),
+                ("msgpack", DEEP_MSGPACK),
+            ):
+                raw = Raw(session, target, fmt)
+                await raw.open()
+                assert raw.ws is not None
+                await (raw.ws.send_bytes(frame) if isinstance(frame, bytes) else raw.ws.send_str(frame))
+                error = await raw.recv()
+                assert error["action"] == 9 and error["error"]["code"] == 40000, (fmt, error)
+                assert "closed" in await raw.recv()
+            token = base64.urlsafe_b64encode(nested_json(3000).encode()).decode().rstrip("=") + ".sig"
+            error = await Raw(session, target, key="", accessToken=token).open()
+            assert error["action"] == 9 and error["error"]["code"] == 40143
+            after = Raw(session, target)
+            await after.open()
+            await after.send({"action": 10, "channel": "room"})
+            assert (await after.recv())["action"] == 11
+            async with session.post(url, json={"data": "still-here"}, headers=basic) as resp:
+                assert resp.status == 201
+            for sub in (good, after):
+                assert (await sub.recv())["messages"][0]["data"] == "still-here"
+
+    run(scenario())
+    assert "RecursionError" not in target.proc.stderr_text()
+
+
+def test_unknown_encodings_are_refused_with_40013(target: Target) -> None:
+    """Ably accepts chains of json, utf-8, base64 and a named cipher; anything else is 40013 (REST 400, a
+    realtime NACK), and the chains the official clients send keep working."""
+
+    async def scenario() -> None:
+        async with aiohttp.ClientSession() as session:
+            basic = {"Authorization": "Basic " + base64.b64encode(TEST_KEY.encode()).decode()}
+            url = f"{target.url}/channels/enc/messages"
+            for encoding in ("base64/cipher", "gzip", "utf-16", "json/", "cipher+", "vcdiff"):
+                async with session.post(url, json={"data": "AQ==", "encoding": encoding}, headers=basic) as resp:
+                    assert resp.status == 400, encoding
+                    assert (await resp.json())["error"]["code"] == 40013, encoding
+            for encoding in ("json", "utf-8/base64", "json/utf-8/cipher+aes-128-cbc/base64", "cipher+aes-256-cbc", ""):
+                async with session.post(url, json={"data": "AQ==", "encoding": encoding}, headers=basic) as resp:
+                    assert resp.status == 201, encoding
+            pub = Raw(session, target)
+            await pub.open()
+            message = {"action": 15, "channel": "enc", "msgSerial": 0, "messages": [{"data": "x", "encoding": "rot13"}]}
+            await pub.send(message)
+            nack = await pub.recv()
+            assert nack["action"] == 2 and nack["error"]["code"] == 40013
+            await pub.send({**message, "msgSerial": 1, "messages": [{"data": "e30=", "encoding": "json/base64"}]})
+            assert await pub.recv() == {"action": 1, "msgSerial": 1, "count": 1}
+
+    run(scenario())

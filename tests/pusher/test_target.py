@@ -13,6 +13,7 @@ from harness.protocols import pusher as proto
 from tests.helpers import TargetProcess, start_target
 from tests.pusher.conftest import APP_ID, KEY, SECRET, Client, run, signed, ws_url
 from tests.pusher.helpers import client_event
+from tests.targets.nesting import DEEP_JSON, nested_json
 
 Target = tuple[str, TargetProcess]
 
@@ -334,3 +335,44 @@ def test_bad_credentials_flags_are_usage_errors() -> None:
         )
         assert proc.returncode == 2
         assert fragment in proc.stderr and "Traceback" not in proc.stderr
+
+
+def test_deeply_nested_json_is_refused_like_bad_json_and_the_connection_lives_on(target: Target) -> None:
+    """200 KB of ``[[[...]]]`` (issue 11 item 12): a 400 over HTTP; over the websocket a ``pusher:error`` with
+    a null code (an error that keeps the connection, as for any malformed frame), then service as usual."""
+
+    async def body() -> None:
+        async with aiohttp.ClientSession() as session:
+            path = f"/apps/{APP_ID}/events"
+            for raw in (DEEP_JSON, '{"name":"ev","channels":["deep"],"data":' + DEEP_JSON + "}"):
+                payload = raw.encode()
+                resp = await session.post(
+                    target[0] + path,
+                    params=signed("POST", path, payload),
+                    data=payload,
+                    headers={"Content-Type": "application/json"},
+                )
+                assert resp.status == 400 and "nested deeper" in (await resp.json())["error"]
+            client = await Client.connect(session, target[0])
+            for text in (
+                DEEP_JSON,
+                '{"event":"pusher:subscribe","data":' + DEEP_JSON + "}",
+                json.dumps({"event": "pusher:subscribe", "data": DEEP_JSON}),  # data as a JSON string
+                '{"event":"client-x","channel":"private-deep","data":' + nested_json(200) + "}",
+            ):
+                await client.send(text)
+                error = await client.next()
+                assert error.event == "pusher:error" and error.data["code"] is None, text[:40]
+                assert "nested deeper" in error.data["message"]
+            channel_data = json.dumps({"user_id": "u1", "user_info": json.loads(nested_json(200))})
+            auth = proto.channel_auth(KEY, SECRET, client.socket_id, "presence-deep", channel_data)
+            await client.send(proto.subscribe("presence-deep", auth, channel_data))
+            refused = await client.expect("pusher:subscription_error", "presence-deep")
+            assert "nested deeper" in proto.data_object(refused.data)["error"]
+            assert (await client.subscribe("after-deep")).event == "pusher_internal:subscription_succeeded"
+            assert (await _trigger(session, target[0], "after-deep", "fine")).status == 200
+            assert (await client.expect("ev", "after-deep")).data == "fine"
+            await client.close()
+
+    run(body())
+    assert "RecursionError" not in target[1].stderr_text()

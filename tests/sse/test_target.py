@@ -13,6 +13,7 @@ from targets.base import CORRUPT_PAYLOAD
 from targets.sse.server import ChannelLog, encode_event, parse_publish
 from tests.helpers import TargetProcess, start_target
 from tests.sse.conftest import Reader
+from tests.targets.nesting import DEEP_JSON
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -218,3 +219,17 @@ def test_bad_usage_is_one_line_and_exit_2(args: list[str], message: str) -> None
     )
     assert done.returncode == 2
     assert done.stderr.count("\n") == 1 and message in done.stderr and "Traceback" not in done.stderr
+
+
+def test_deeply_nested_body_is_a_400_and_publishing_goes_on(target: tuple[str, TargetProcess]) -> None:
+    url, proc = target
+
+    async def main() -> None:
+        async with aiohttp.ClientSession() as session:
+            body = ('{"channel":"c","data":' + DEEP_JSON + "}").encode()
+            async with session.post(f"{url}/api/publish", data=body) as resp:
+                assert resp.status == 400 and "nested deeper" in (await resp.json())["error"]
+            assert (await publish(session, url, channel="c", data="after"))["recipients"] == 0
+
+    run(main())
+    assert "RecursionError" not in proc.stderr_text()

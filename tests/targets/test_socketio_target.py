@@ -30,6 +30,7 @@ from targets.base import CORRUPT_PAYLOAD, Faults
 from targets.socketio.server import TARGET as TARGET_KEY
 from targets.socketio.server import build_app
 from tests.helpers import NODE_DIR, REPO, TargetProcess, node_available, start_target
+from tests.targets.nesting import DEEP_JSON
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -477,3 +478,42 @@ def test_fast_path_is_taken_in_process() -> None:
             await runner.cleanup()
 
     run(scenario())
+
+
+# -- hostile nesting (issue 11 item 12) -----------------------------------------------------------
+
+
+def test_deeply_nested_json_is_refused_like_bad_json_and_everyone_keeps_being_served() -> None:
+    """200 KB of ``[[[...]]]``: a 400 over HTTP; over engine.io (websocket or polling) a packet dropped as
+    malformed ones are, the connection still answering; never a RecursionError."""
+    url, proc = start_target(TARGET, "--port", "0")
+
+    async def scenario() -> None:
+        async with connected(url, 1) as (listener,), aiohttp.ClientSession() as session:
+            async with session.post(f"{url}/api/publish", data=('{"data":' + DEEP_JSON + "}").encode()) as resp:
+                assert resp.status == 400 and "nested deeper" in (await resp.json())["error"]
+            ws = await session.ws_connect(url.replace("http", "ws", 1) + "/socket.io/?EIO=4&transport=websocket")
+            assert (await ws.receive_str(timeout=5)).startswith("0")
+            await ws.send_str("40")
+            assert (await ws.receive_str(timeout=5)).startswith("40")
+            await ws.send_str('42["message",' + DEEP_JSON + "]")  # a Socket.IO event
+            await ws.send_str("4" + DEEP_JSON)  # an engine.io message whose payload engine.io parses as JSON
+            await ws.send_str('421["subscribe","after-deep"]')
+            assert await ws.receive_str(timeout=5) == "431[true]"
+            await ws.close()
+            polling = f"{url}/socket.io/?EIO=4&transport=polling"
+            async with session.get(polling) as resp:
+                sid = json.loads((await resp.text())[1:])["sid"]
+            for body in ("40", "4" + DEEP_JSON):
+                async with session.post(f"{polling}&sid={sid}", data=body.encode()) as resp:
+                    assert resp.status == 200, body[:10]
+            status, body = await http_json("POST", f"{url}/api/publish", json={"data": "after"})
+            assert status == 200 and body["recipients"] >= 1
+            await listener.wait_for(lambda got: "after" in got)
+            assert listener.got() == ["after"]  # nothing of the deep packets was broadcast
+
+    try:
+        run(scenario())
+    finally:
+        proc.stop()
+    assert "RecursionError" not in proc.stderr_text()
