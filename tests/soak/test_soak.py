@@ -26,6 +26,7 @@ BOUND_MIB = 50 * 1e6 / 2**20 / 29
 
 def test_the_generator_memory_stays_flat_after_the_first_minute(tmp_path: Path) -> None:
     result = soak.soak(MINUTES, SUBSCRIBERS, RATE, every=5, out=tmp_path)
+    print(soak.table(result))  # the curve, shown by ``pytest -m soak -rA``
     messages = result["messages"]  # the run wrote its summary
     assert messages["delivered"] >= 0.9 * RATE * MINUTES * 60, messages  # the load really ran
     growth = result["growth"]
