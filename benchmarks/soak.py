@@ -4,9 +4,11 @@
 
 One Locust process with the embedded target (no ``--host``): ``locust -f scenarios/socketio.py --headless
 -u SUBSCRIBERS+1 --publish-rate RATE`` for ``--minutes``, i.e. SUBSCRIBERS x RATE deliveries a second
-(1,000 by default). The generator's resident memory (the Locust process alone: the embedded target is
-its child and is not counted) is sampled every ``--every`` seconds. The growth that matters is the one
-after the first minute (imports, spawning, the allocator's first arenas are done by then): the last
+(1,000 by default, as one subscriber x 1,000 messages/s: the mix whose per-message state grows fastest;
+``--subscribers 100 --rate 10`` is the same delivery rate with a hundredth of the messages). The
+generator's resident memory (the Locust process alone: the embedded target is its child, not counted)
+is sampled every ``--every`` seconds. The growth that matters is the one after the first minute
+(imports, spawning, the allocator's first arenas are done by then): the last
 sample before the run time is up minus the first sample at or after 60 s, and the least-squares slope
 over those samples in MiB per minute. Prints the curve and a Markdown table; JSON to OUT/soak.json.
 Loopback only, the target on a free port, and the run has a deadline.
@@ -126,8 +128,8 @@ def table(r: dict[str, Any]) -> str:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--minutes", type=float, default=30, help="run time (default 30)")
-    parser.add_argument("--subscribers", type=int, default=100, help="subscribers (default 100)")
-    parser.add_argument("--rate", type=float, default=10, help="messages/s published (default 10)")
+    parser.add_argument("--subscribers", type=int, default=1, help="subscribers (default 1)")
+    parser.add_argument("--rate", type=float, default=1000, help="messages/s published (default 1000)")
     parser.add_argument("--every", type=float, default=10, help="seconds between RSS samples (default 10)")
     parser.add_argument("--out", type=Path, help="folder for the run and soak.json (default reports/soak-<UTC time>)")
     args = parser.parse_args()
