@@ -10,7 +10,9 @@ the join works the same in one process or on a Locust master fed by many workers
 
 from __future__ import annotations
 
+from array import array
 from bisect import bisect_left
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 from harness.measure.records import LedgerWire, StreamWire, SubscriberWire
@@ -97,26 +99,33 @@ class StreamTracker:
         return tracker
 
 
-@dataclass
 class Ledger:
-    """When each message of one publisher stream was handed to the provider (index = seq)."""
+    """When each message of one publisher stream was handed to the provider (index = seq).
 
-    stream_id: str
-    channel: str
-    sent_ns: list[int] = field(default_factory=list)
-    failed: set[int] = field(default_factory=set)
+    The send times are a packed int64 array, 8 bytes a message instead of a list's ~36 (pointer and
+    int object): a soak run at 1,000 messages/s keeps an hour of sends in 29 MB. They stay exact, each
+    one, because the join (``account``) counts sends between subscription-window edges that other
+    processes chose and this one never sees."""
+
+    __slots__ = ("channel", "failed", "sent_ns", "stream_id")
+
+    def __init__(self, stream_id: str, channel: str, sent_ns: Iterable[int] = (), failed: Iterable[int] = ()) -> None:
+        self.stream_id = stream_id
+        self.channel = channel
+        self.sent_ns: array[int] = array("q", sent_ns)
+        self.failed: set[int] = set(failed)
 
     def to_wire(self) -> LedgerWire:
         return {
             "stream_id": self.stream_id,
             "channel": self.channel,
-            "sent_ns": self.sent_ns,
+            "sent_ns": self.sent_ns.tolist(),
             "failed": sorted(self.failed),
         }
 
     @classmethod
     def from_wire(cls, data: LedgerWire) -> Ledger:
-        return cls(str(data["stream_id"]), str(data["channel"]), list(data["sent_ns"]), set(data["failed"]))
+        return cls(str(data["stream_id"]), str(data["channel"]), data["sent_ns"], data["failed"])
 
 
 @dataclass

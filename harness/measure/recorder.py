@@ -8,6 +8,7 @@ the bridge, which runs them on that same thread.
 from __future__ import annotations
 
 import time
+from array import array
 from collections import Counter
 from collections.abc import Mapping
 
@@ -18,7 +19,47 @@ from harness.measure.records import Counts, FinalReport, IntervalReport
 from harness.measure.server_stamps import Stamped
 
 MAX_UI_SAMPLES = 200_000  # the live-UI feed is drained every second; cap it if nobody drains it
+MAX_ERROR_REASONS = 1000  # distinct error reasons kept; the final report shows the 20 most common
+OTHER_REASONS = "(other reasons)"
+SLOWEST_CAP_US = 2**32 - 2  # the largest latency a fan-out slot holds (uint32 slot = latency + 1)
 COUNTER_NAMES: tuple[str, ...] = tuple(Counts.__annotations__)  # "published", "errors", ...
+
+
+class Slowest:
+    """One publisher stream's slowest delivery (us) per sequence number in this process, for fanout_ms.
+
+    Sequence numbers are consecutive from a publisher, so they index a packed uint32 array from the first
+    one seen: 4 bytes a message where a dict entry took ~100. Every value stays: the collector takes each
+    message's maximum over every generator, which a local histogram could not give. A slot holds
+    latency + 1, 0 while no delivery with a latency of 0 or more was timed here (as the dict's missing
+    key did); latencies past ~71 minutes are capped there, far beyond the histograms' 1 hour range."""
+
+    __slots__ = ("base", "values")
+
+    def __init__(self, first_seq: int) -> None:
+        self.base = first_seq
+        self.values: array[int] = array("I")
+
+    def note(self, seq: int, latency_us: int) -> None:
+        slot = latency_us + 1 if latency_us < SLOWEST_CAP_US else SLOWEST_CAP_US + 1
+        values, i = self.values, seq - self.base
+        if i == len(values):  # the usual case: the next message
+            values.append(slot if slot > 0 else 0)
+            return
+        if i < 0:  # an earlier message arrived after later ones
+            values[0:0] = array("I", bytes(4 * -i))
+            self.base, i = seq, 0
+        elif i > len(values):
+            values.extend(array("I", bytes(4 * (i - len(values)))))
+            values.append(slot if slot > 0 else 0)
+            return
+        if slot > values[i]:
+            values[i] = slot
+
+    def to_wire(self) -> list[list[int]]:
+        """[sequence numbers, slowest latency us of each], messages with a timed delivery only."""
+        timed = [(self.base + i, v - 1) for i, v in enumerate(self.values) if v]
+        return [[seq for seq, _ in timed], [v for _, v in timed]]
 
 
 class Recorder:
@@ -31,7 +72,7 @@ class Recorder:
         #: deliveries due before this time (ns) are ramp-up; 0 = no ramp (a Recorder used on its own)
         self.steady_from_ns = 0
         #: per publisher stream, per sequence number: this process's slowest delivery (us), for fanout_ms
-        self.fanout: dict[str, dict[int, int]] = {}
+        self.fanout: dict[str, Slowest] = {}
         self.rx_clocks: Counter[str] = Counter()  # subscribers per arrival clock (kernel, read, callback)
         self.connect = hist.new()
         self.reconnect = hist.new()
@@ -80,9 +121,8 @@ class Recorder:
                 return
             slowest = self.fanout.get(message.publisher_id)
             if slowest is None:
-                slowest = self.fanout[message.publisher_id] = {}
-            if latency_us > slowest.get(message.seq, -1):
-                slowest[message.seq] = latency_us
+                slowest = self.fanout[message.publisher_id] = Slowest(message.seq)
+            slowest.note(message.seq, latency_us)
 
     def _server_stamped(self, subscriber: SubscriberRecord, data: Stamped, recv_ns: int) -> None:
         """``--timestamp-field``: timed against the server's clock; gaps in sequential ids are losses."""
@@ -152,8 +192,13 @@ class Recorder:
             self.counts["unrecordable"] += 1
 
     def error(self, reason: str) -> None:
+        """Count an error under its reason; past MAX_ERROR_REASONS distinct ones (reasons quoting what
+        arrived can all differ) the rest are counted together, so a long run's table stays bounded."""
         self.counts["errors"] += 1
-        self.error_reasons[reason[:200]] += 1
+        key = reason[:200]
+        if key not in self.error_reasons and len(self.error_reasons) >= MAX_ERROR_REASONS:
+            key = OTHER_REASONS
+        self.error_reasons[key] += 1
 
     # -- publishing ---------------------------------------------------------------------------
     def ledger(self, stream_id: str, channel: str) -> Ledger:
@@ -219,7 +264,7 @@ class Recorder:
             "ramp": hist.encode(self.ramp),
             "client_lag": hist.encode(self.client_lag),
             "publish_lag": hist.encode(self.publish_lag),
-            "fanout": {stream: [list(seqs), list(seqs.values())] for stream, seqs in self.fanout.items()},
+            "fanout": {stream: slowest.to_wire() for stream, slowest in self.fanout.items()},
             "rx_clocks": dict(self.rx_clocks),
             "steady_from_ns": self.steady_from_ns,
             "delivered": self.delivered,
