@@ -10,6 +10,8 @@ import asyncio
 import contextlib
 import time
 import uuid
+from collections.abc import Awaitable
+from typing import TypeVar
 
 from harness.loop.monitor import HealthMonitor
 from harness.measure import probe
@@ -21,11 +23,24 @@ from harness.providers.base import Provider, PublisherHandle, SubscriberHandle, 
 from harness.providers.http import close_shared_session
 
 CONNECT_TIMEOUT_S = 30.0
+#: a publish the provider has not accepted by then failed (a silent server must not stall the schedule)
+PUBLISH_TIMEOUT_S = 5.0
+#: at the end of a run, publishers get the drain timeout (at least this) to finish their publish in flight
+PUBLISHERS_STOP_MIN_S = 1.0
+#: how long a publisher or connection cut at the end of a run gets to unwind and be counted
+CUT_WAIT_S = 1.0
 DRAIN_QUIET_S = 0.25
 STEADY_NOT_YET = 2**63 - 1
 #: the publisher wakes this long before a message's due time (the loop's timers fire up to ~1 ms late),
 #: then yields to the loop until the due time: a late send would count in every delivery's latency
 PUBLISH_EARLY_WAKE_S = 0.0015  # before spawning completes, every delivery is ramp-up
+RUN_ENDED = "still connecting when the run ended"
+
+T = TypeVar("T")
+
+
+class RunEnded(ConnectionError):
+    """A connection still being made when the run ended: it never took part, so it counts as failed."""
 
 
 class GeneratorSession:
@@ -49,6 +64,9 @@ class GeneratorSession:
         self._connecting = 0  # subscribers whose first connection is being made
         self._warmup_after_connects_s: float | None = None  # set when spawning completes, until steady
         self._stamps_at_begin: dict[str, int] = {}
+        self.publish_timeout_s = PUBLISH_TIMEOUT_S
+        self._opening: set[asyncio.Task[object]] = set()  # connects in flight (subscribers and publishers)
+        self._cut: set[asyncio.Task[object]] = set()  # of those, the ones the end of the run cancelled
 
     @property
     def provider(self) -> Provider:
@@ -107,7 +125,7 @@ class GeneratorSession:
         started = time.perf_counter_ns()
         self._connecting += 1
         try:
-            handle = await asyncio.wait_for(self.provider.open_subscriber(channel, hooks), CONNECT_TIMEOUT_S)
+            handle = await self._open(self.provider.open_subscriber(channel, hooks))
         except BaseException as exc:
             recorder.subscribers.remove(record)
             recorder.connect_failed(_reason(exc))
@@ -120,6 +138,34 @@ class GeneratorSession:
         record.open_window(time.time_ns())
         return record, handle
 
+    async def _open(self, opening: Awaitable[T]) -> T:
+        """``opening`` within ``CONNECT_TIMEOUT_S``; one still pending when the run ends is cut (``finish``)
+        and raises :class:`RunEnded`, so it is counted before the final report rather than never."""
+        task = asyncio.current_task()
+        assert task is not None
+        self._opening.add(task)
+        try:
+            return await asyncio.wait_for(opening, CONNECT_TIMEOUT_S)
+        except TimeoutError as exc:
+            raise TimeoutError(str(exc) or f"not connected within {CONNECT_TIMEOUT_S:g} s") from None
+        except asyncio.CancelledError:
+            if task not in self._cut:
+                raise
+            task.uncancel()
+            raise RunEnded(RUN_ENDED) from None
+        finally:
+            self._opening.discard(task)
+            self._cut.discard(task)
+
+    async def _cut_openings(self) -> None:
+        """Cancel every connect still in flight; each counts itself failed (with ``RunEnded``) as it unwinds."""
+        pending = list(self._opening)
+        self._cut.update(pending)
+        for task in pending:
+            task.cancel()
+        if pending:
+            await asyncio.wait(pending, timeout=CUT_WAIT_S)
+
     async def close_subscriber(self, record: SubscriberRecord, handle: SubscriberHandle) -> None:
         self.recorder.closed(record)
         with contextlib.suppress(Exception):
@@ -127,8 +173,13 @@ class GeneratorSession:
 
     # -- publishers -------------------------------------------------------------------------------
     async def start_publisher(self, rate: float) -> None:
-        """Connect a publisher, then publish in the background until ``finish``."""
-        handle = await asyncio.wait_for(self.provider.open_publisher(), CONNECT_TIMEOUT_S)
+        """Connect a publisher, then publish in the background until ``finish``. A connect the end of the run
+        cuts is counted here (the user's own report of it would come after the final report)."""
+        try:
+            handle = await self._open(self.provider.open_publisher())
+        except RunEnded as exc:
+            self.recorder.error(f"publisher connect failed: {exc}")
+            raise
         task = asyncio.ensure_future(self._publish_loop(handle, rate, uuid.uuid4().hex[:8]))
         self._publishers.append(task)
 
@@ -156,15 +207,24 @@ class GeneratorSession:
                 text = probe.encode(recorder.run_id, ledger.stream_id, seq, due, opts.payload_bytes)
                 recorder.published(ledger, time.time_ns(), due)
                 began = time.perf_counter_ns()
+                deadline = asyncio.timeout(self.publish_timeout_s)
                 try:
-                    await handle.publish(ledger.channel, text)
+                    async with deadline:
+                        await handle.publish(ledger.channel, text)
+                except asyncio.CancelledError:  # the run ended while this one waited for its answer
+                    recorder.publish_failed(ledger, seq, "no answer when the run ended")
+                    raise
                 except Exception as exc:
-                    recorder.publish_failed(ledger, seq, _reason(exc))
+                    expired = deadline.expired()
+                    recorder.publish_failed(
+                        ledger, seq, f"no answer within {self.publish_timeout_s:g} s" if expired else _reason(exc)
+                    )
                 self.ui_publish_ms.append((time.perf_counter_ns() - began) / 1e6)
                 k += 1
         finally:
             with contextlib.suppress(Exception):
-                await handle.close()
+                async with asyncio.timeout(CUT_WAIT_S):
+                    await handle.close()
 
     # -- end of a run -----------------------------------------------------------------------------
     async def finish(self, drain_timeout_s: float) -> tuple[IntervalReport, FinalReport]:
@@ -174,25 +234,39 @@ class GeneratorSession:
         still expected; the drain waits for them until deliveries go quiet or the timeout passes.
         """
         self._stop_publishing.set()
-        if self._publishers:
-            await asyncio.wait(self._publishers, timeout=10)
+        started = time.monotonic()
+        deadline = started + drain_timeout_s
+        await self._stop_publishers(started + max(drain_timeout_s, PUBLISHERS_STOP_MIN_S))
         end_ns = time.time_ns()
         recorder = self.recorder
         max_latency_s = recorder.max_latency_us() / 1e6
         min_wait = min(drain_timeout_s, max(DRAIN_QUIET_S, 2 * max_latency_s))
-        deadline = time.monotonic() + drain_timeout_s
-        started = time.monotonic()
         while time.monotonic() < deadline and not self.drain_cut:
             before = recorder.delivered
             await asyncio.sleep(DRAIN_QUIET_S)
             quiet = recorder.delivered == before and recorder.reconnecting == 0
             if quiet and time.monotonic() - started >= min_wait:
                 break
+        await self._cut_openings()
         self.monitor.stop()
         last = recorder.interval_report()
         final = recorder.final_report(end_ns)
         final["rx_stamps"] = self._rx_stamps_since_begin()
         return last, final
+
+    async def _stop_publishers(self, deadline: float) -> None:
+        """Let each publisher finish the publish in flight until ``deadline`` (or a second Ctrl-C), then cut
+        the rest: their publish in flight counts as failed."""
+        pending = {task for task in self._publishers if not task.done()}
+        while pending and not self.drain_cut:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                break
+            _done, pending = await asyncio.wait(pending, timeout=min(left, DRAIN_QUIET_S))
+        for task in pending:
+            task.cancel()
+        if pending:
+            await asyncio.wait(pending, timeout=CUT_WAIT_S)
 
     def _rx_stamps_since_begin(self) -> RxStamps:
         """This run's share of the process-wide read counters (they keep counting across runs)."""
@@ -214,5 +288,7 @@ class GeneratorSession:
 
 
 def _reason(exc: BaseException) -> str:
+    if isinstance(exc, RunEnded):  # says what happened; the class name would add nothing
+        return str(exc)
     text = str(exc).splitlines()[0] if str(exc) else ""
     return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
