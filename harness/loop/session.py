@@ -173,12 +173,12 @@ class GeneratorSession:
 
     # -- publishers -------------------------------------------------------------------------------
     async def start_publisher(self, rate: float) -> None:
-        """Connect a publisher, then publish in the background until ``finish``. A connect the end of the run
-        cuts is counted here (the user's own report of it would come after the final report)."""
+        """Connect a publisher, then publish in the background until ``finish``. A failed connect is counted
+        here, once, whether it failed or the end of the run cut it."""
         try:
             handle = await self._open(self.provider.open_publisher())
-        except RunEnded as exc:
-            self.recorder.error(f"publisher connect failed: {exc}")
+        except Exception as exc:
+            self.recorder.error(f"publisher connect failed: {_reason(exc)}")
             raise
         task = asyncio.ensure_future(self._publish_loop(handle, rate, uuid.uuid4().hex[:8]))
         self._publishers.append(task)

@@ -88,7 +88,6 @@ class PublisherUser(RtbenchUser):
         exception: BaseException | None = None
         try:
             get_bridge().run(session.start_publisher(rate))
-        except Exception as exc:
+        except Exception as exc:  # the session has counted it
             exception = exc
-            get_bridge().call(session.recorder.error, f"publisher connect failed: {exc}")
         self._report_connect("connect publisher", started, exception)
