@@ -11,7 +11,7 @@ import time
 from collections import Counter
 from collections.abc import Mapping
 
-from harness.measure import hist, probe
+from harness.measure import hist, probe, reasons
 from harness.measure.accounting import Ledger, StreamTracker, SubscriberRecord
 from harness.measure.health import HealthSamples
 from harness.measure.records import Counts, FinalReport, IntervalReport
@@ -153,7 +153,7 @@ class Recorder:
 
     def error(self, reason: str) -> None:
         self.counts["errors"] += 1
-        self.error_reasons[reason[:200]] += 1
+        self.error_reasons[reasons.kind(reason)] += 1  # grouped by kind: no timestamps or ids
 
     # -- publishing ---------------------------------------------------------------------------
     def ledger(self, stream_id: str, channel: str) -> Ledger:

@@ -159,6 +159,8 @@ class Load(LoadRequest):
 
     duration_s: float
     processes: int
+    #: ``--payload-bytes`` when the probe envelope was longer: ``payload_bytes`` is then the largest sent
+    payload_bytes_requested: NotRequired[int]
 
 
 class Messages(TypedDict):
