@@ -132,9 +132,7 @@ def run_provider(
 ) -> RunOutcome:
     """Run one provider headless and write report.html; the outcome carries the gate verdict."""
     from harness.measure.summary import format_text
-    from harness.report import rundata
-
-    from harness.report import files
+    from harness.report import files, rundata
 
     scenario = scenario_for(provider, scenarios)
     files.prepare_folder(folder)  # a FolderError (OSError) is the one line `main` prints, exit 2

@@ -96,14 +96,18 @@ class Collector:
         assert self.folder is not None
         self.flush()
         finals = [self.finals[node] for node in sorted(self.finals)]
+        requested = load["payload_bytes"]
+        sent = largest_message(self.run_id, finals, requested)
         measured: Load = {
-            **load,
+            "users": load["users"],
+            "publish_rate": load["publish_rate"],
+            "channels": load["channels"],
+            "payload_bytes": sent,
             "duration_s": round(time.monotonic() - self.started_monotonic, 3),
             "processes": len(finals),
         }
-        sent = largest_message(self.run_id, finals, load["payload_bytes"])
-        if sent > load["payload_bytes"]:  # the envelope alone is longer than asked: say what was sent
-            measured["payload_bytes"], measured["payload_bytes_requested"] = sent, load["payload_bytes"]
+        if sent > requested:  # the envelope alone is longer than asked: the summary says what was sent
+            measured["payload_bytes_requested"] = requested
         summary = summary_mod.build(
             provider=self.provider,
             target=self.target,

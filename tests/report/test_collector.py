@@ -249,7 +249,7 @@ def test_a_payload_smaller_than_the_envelope_is_recorded_as_sent(
 
 def test_a_payload_at_least_the_envelope_is_recorded_as_asked(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     fake_clock(monkeypatch, collector_mod)
-    (a_interval, a_final), _ = two_generators()
+    (_, a_final), _ = two_generators()
     collector = Collector("socketio", "embedded", gates.parse_all(None))
     collector.begin("run", tmp_path / "run")
     collector.add_final("local", a_final)
