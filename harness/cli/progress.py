@@ -73,7 +73,9 @@ class Progress:
                 f"p99 {self._last.get('p99_ms', 0):g} ms",
                 f"errors {self._last.get('errors', 0):.0f}",
             ]
-            if "lost" in self._last:  # newer run folders count losses per interval
+            if "open_gaps" in self._last:  # sequence numbers missing so far (provisional, not the loss count)
+                parts.append(f"gaps {self._last['open_gaps']:.0f}")
+            elif "lost" in self._last:  # run folders before open_gaps: that interval's new gaps
                 parts.append(f"lost {self._last['lost']:.0f}")
         else:
             parts.append("starting…")

@@ -132,10 +132,10 @@ def run_provider(
 ) -> RunOutcome:
     """Run one provider headless and write report.html; the outcome carries the gate verdict."""
     from harness.measure.summary import format_text
-    from harness.report import rundata
+    from harness.report import files, rundata
 
     scenario = scenario_for(provider, scenarios)
-    folder.mkdir(parents=True, exist_ok=True)
+    files.prepare_folder(folder)  # a FolderError (OSError) is the one line `main` prints, exit 2
     command = locust_command(scenario, locust_args, folder, gates)
     total = parse_timespan(option_value(locust_args, "-t", "--run-time") or "")
     log_path = folder / LOG_NAME

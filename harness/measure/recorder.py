@@ -12,7 +12,7 @@ from array import array
 from collections import Counter
 from collections.abc import Mapping
 
-from harness.measure import hist, probe
+from harness.measure import hist, probe, reasons
 from harness.measure.accounting import Ledger, StreamTracker, SubscriberRecord
 from harness.measure.health import HealthSamples
 from harness.measure.records import Counts, FinalReport, IntervalReport
@@ -195,7 +195,7 @@ class Recorder:
         """Count an error under its reason; past MAX_ERROR_REASONS distinct ones (reasons quoting what
         arrived can all differ) the rest are counted together, so a long run's table stays bounded."""
         self.counts["errors"] += 1
-        key = reason[:200]
+        key = reasons.kind(reason)[:200]  # grouped by kind: no timestamps or ids
         if key not in self.error_reasons and len(self.error_reasons) >= MAX_ERROR_REASONS:
             key = OTHER_REASONS
         self.error_reasons[key] += 1

@@ -103,7 +103,7 @@ class IntervalReport(HealthInterval):
     delivered: int
     counts: Counts
     connections: int
-    lost: int  # provisional: a gap may still fill; the summary has the final count
+    lost: int  # sequence gaps opened minus filled this interval (not losses): summed into timeseries.csv open_gaps
 
 
 class HealthWire(TypedDict):
@@ -159,6 +159,8 @@ class Load(LoadRequest):
 
     duration_s: float
     processes: int
+    #: ``--payload-bytes`` when the probe envelope was longer: ``payload_bytes`` is then the largest sent
+    payload_bytes_requested: NotRequired[int]
 
 
 class Messages(TypedDict):

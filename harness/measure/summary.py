@@ -262,6 +262,7 @@ def format_text(summary: Summary, folder: str) -> str:
     lines = [
         f"rtbench {summary['provider']} ({summary['target']} target) — {summary['load']['users']} users, "
         f"{summary['load']['publish_rate']:g} msg/s, {summary['load']['duration_s']:g} s",
+        *_payload_line(summary["load"]),
         f"  delivery latency ms  p50 {lat['p50']}  p90 {lat['p90']}  p95 {lat['p95']}  p99 {lat['p99']}  "
         f"p99.9 {lat['p999']}  max {lat['max']}  (n={lat['count']})",
         *_optional_line("fan-out ms", summary.get("fanout_ms")),
@@ -298,6 +299,17 @@ def format_text(summary: Summary, folder: str) -> str:
         verdict = f"INTERRUPTED (gates {verdict.lower()} for the time that ran)"
     lines.append(f"  verdict: {verdict}   report: {folder}")
     return "\n".join(lines)
+
+
+def _payload_line(load: Load) -> list[str]:
+    """Said when the messages were larger than asked: the probe envelope is never cut."""
+    requested = load.get("payload_bytes_requested")
+    if requested is None:
+        return []
+    return [
+        f"  payload              {load['payload_bytes']} bytes, raised from --payload-bytes {requested}: "
+        "the probe envelope is sent whole"
+    ]
 
 
 def _optional_line(label: str, block: LatencySummary | None) -> list[str]:

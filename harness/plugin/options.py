@@ -11,9 +11,11 @@ from __future__ import annotations
 
 import argparse
 import math
+from pathlib import Path
 from typing import Any
 
 from harness.measure import gates
+from harness.report import files
 
 DEFAULT_PUBLISH_RATE = 10.0
 CLIENTS = ("lean", "official")
@@ -90,9 +92,17 @@ def validate(options: argparse.Namespace) -> list[gates.Gate]:
     options.payload_bytes = _number(options, "payload_bytes", int, 0, MAX_PAYLOAD_BYTES)
     options.drain_timeout = _number(options, "drain_timeout", float, 0, 3600)
     options.warmup = _number(options, "warmup", float, 0, 3600)
+    users = getattr(options, "num_users", None)  # Locust's -u; None when not given (the web UI asks)
+    if users is not None and users < 1:
+        raise OptionError(f"-u/--users must be at least 1, got {users}")
     try:
         parsed = gates.parse_all(options.gate)
     except gates.GateError as exc:
         raise OptionError(str(exc)) from None
     options.gate = [g.expr for g in parsed]
+    if options.report_dir:  # checked now, not when the first interval is written with every user spawned
+        try:
+            files.prepare_folder(Path(options.report_dir))
+        except files.FolderError as exc:
+            raise OptionError(str(exc)) from None
     return parsed

@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from harness.measure import gates as gates_mod
-from harness.measure import hist
+from harness.measure import hist, probe
 from harness.measure import summary as summary_mod
 from harness.measure.records import FinalReport, GeneratorFinal, IntervalReport, Load, LoadRequest, Summary
 from harness.report.files import IntervalRow, RunFolder
@@ -32,6 +32,10 @@ class Collector:
         self.folder: RunFolder | None = None
         self._pending: list[IntervalReport] = []
         self._connections: dict[str, int] = {}
+        #: per generator, failed publishes not yet taken off a row's ``published`` (see ``add_interval``)
+        self._unpublished: dict[str, int] = {}
+        #: per generator, its open sequence gaps (the sum of its interval deltas)
+        self._gaps: dict[str, int] = {}
         self.finals: dict[str, FinalReport] = {}
         self.tallies: dict[str, IntervalTally] = {}
         #: generators whose final report never came: their part is built from their intervals
@@ -47,15 +51,25 @@ class Collector:
         self.folder = RunFolder(folder, int(time.time() * 1000))
         self._pending, self._connections, self.finals = [], {}, {}
         self.tallies, self.lost_nodes = {}, []
+        self._unpublished, self._gaps = {}, {}
 
     @property
     def active(self) -> bool:
         return self.folder is not None
 
     def add_interval(self, node: str, report: IntervalReport) -> None:
+        """A generator's interval. A publish that fails after its interval was reported is taken off the
+        generator's next ``published`` that has room, so a row never shows a negative count (when
+        publishes time out with nothing else sent, the delta alone would be -1)."""
+        reported = report["counts"]["published"]
+        net = reported - self._unpublished.get(node, 0)
+        self._unpublished[node] = max(0, -net)
+        if max(0, net) != reported:
+            report = {**report, "counts": {**report["counts"], "published": max(0, net)}}
         self._pending.append(report)
         self._connections[node] = int(report["connections"])
         self.tallies.setdefault(node, IntervalTally()).add(report)
+        self._gaps[node] = self._gaps.get(node, 0) + int(report.get("lost", 0))
 
     def add_final(self, node: str, final: FinalReport) -> None:
         self.finals[node] = final
@@ -81,7 +95,7 @@ class Collector:
             delivered=sum(r["delivered"] for r in pending),
             errors=sum(r["counts"]["errors"] for r in pending),
             dropped=sum(r["counts"]["dropped"] for r in pending),
-            lost=sum(int(r.get("lost", 0)) for r in pending),
+            open_gaps=sum(self._gaps.values()),
             cpu_pct=max(float(r.get("cpu_pct", 0)) for r in pending),
             loop_lag_p99_ms=max(float(r.get("loop_lag_p99_ms", 0)) for r in pending),
         )
@@ -97,11 +111,18 @@ class Collector:
         assert self.folder is not None
         self.flush()
         finals = [self.finals[node] for node in sorted(self.finals)]
+        requested = load["payload_bytes"]
+        sent = largest_message(self.run_id, finals, requested)
         measured: Load = {
-            **load,
+            "users": load["users"],
+            "publish_rate": load["publish_rate"],
+            "channels": load["channels"],
+            "payload_bytes": sent,
             "duration_s": round(time.monotonic() - self.started_monotonic, 3),
             "processes": len(finals),
         }
+        if sent > requested:  # the envelope alone is longer than asked: the summary says what was sent
+            measured["payload_bytes_requested"] = requested
         summary = summary_mod.build(
             provider=self.provider,
             target=self.target,
@@ -127,3 +148,17 @@ class Collector:
         self.folder.close()
         self.last_summary = summary
         return summary
+
+
+def largest_message(run_id: str, finals: list[FinalReport], requested: int) -> int:
+    """The largest message any publisher sent: ``requested`` bytes, or more where the probe envelope
+    (run, stream, sequence number, due time) is longer than that and is sent unpadded."""
+    return max(
+        (
+            len(probe.encode(run_id, ledger["stream_id"], len(ledger["sent_ns"]) - 1, ledger["sent_ns"][-1], requested))
+            for final in finals
+            for ledger in final["ledgers"]
+            if ledger["sent_ns"]
+        ),
+        default=requested,
+    )

@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import json
 import os
+import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -23,7 +24,7 @@ TIMESERIES_COLUMNS = (
     "p95_ms",
     "p99_ms",
     "max_ms",
-    "lost",
+    "open_gaps",
     "cpu_pct",
     "loop_lag_p99_ms",
 )
@@ -39,20 +40,40 @@ class IntervalRow:
     delivered: int
     errors: int
     dropped: int
-    lost: int | None = None
+    #: sequence numbers skipped and not (yet) arrived, summed over subscribers, at the interval's end:
+    #: provisional, and not the loss count (a subscriber away is owed nothing for that time; the
+    #: summary's ``lost`` is the accounted figure)
+    open_gaps: int | None = None
     cpu_pct: float | None = None
     loop_lag_p99_ms: float | None = None
+
+
+class FolderError(OSError):
+    """The run folder cannot be created or written; the message is the one line the user sees."""
 
 
 def default_folder(provider: str) -> Path:
     return Path("reports") / f"{provider}-{time.strftime('%Y%m%dT%H%M%SZ', time.gmtime())}"
 
 
+def prepare_folder(folder: Path) -> None:
+    """Create the run folder and prove a file can be written in it, before any user is spawned: a path
+    that is a file, or under ``/proc``, or read-only, fails here in one line instead of at the first write."""
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryFile(dir=folder):
+            pass
+    except FileExistsError:
+        raise FolderError(f"run folder {folder}: exists and is not a folder") from None
+    except OSError as exc:
+        raise FolderError(f"run folder {folder}: cannot create or write it ({exc.strerror or exc})") from None
+
+
 class RunFolder:
     """latency.hlog and timeseries.csv grow one interval at a time; summary.json is written last."""
 
     def __init__(self, folder: Path, start_ms: int) -> None:
-        folder.mkdir(parents=True, exist_ok=True)
+        prepare_folder(folder)
         self.folder = folder
         self.start_ms = start_ms
         self._hlog: IO[str] = open(folder / "latency.hlog", "w", encoding="ascii")  # noqa: SIM115
@@ -87,7 +108,7 @@ class RunFolder:
                 lat["p95"],
                 lat["p99"],
                 lat["max"],
-                _blank_if_none(row.lost),
+                _blank_if_none(row.open_gaps),
                 _blank_if_none(row.cpu_pct),
                 _blank_if_none(row.loop_lag_p99_ms),
             ]

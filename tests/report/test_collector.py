@@ -10,7 +10,9 @@ from pathlib import Path
 import pytest
 
 from harness.measure import gates, hist
+from harness.measure.recorder import Recorder
 from harness.measure.records import LoadRequest
+from harness.measure.summary import format_text
 from harness.report import collector as collector_mod
 from harness.report.collector import Collector
 from harness.report.files import TIMESERIES_COLUMNS
@@ -79,7 +81,7 @@ def test_intervals_are_merged_into_one_row_and_one_hlog_line_per_flush(
             "p95_ms": "1.9",
             "p99_ms": "1.9",
             "max_ms": "1.9",
-            "lost": "1",
+            "open_gaps": "1",
             "cpu_pct": "30.0",  # the busiest generator's
             "loop_lag_p99_ms": "0.4",
         },
@@ -94,7 +96,7 @@ def test_intervals_are_merged_into_one_row_and_one_hlog_line_per_flush(
             "p95_ms": "1.3",
             "p99_ms": "1.3",
             "max_ms": "1.3",
-            "lost": "0",
+            "open_gaps": "1",  # still open: a level, not this interval's new gaps
             "cpu_pct": "0.0",
             "loop_lag_p99_ms": "0.0",
         },
@@ -169,3 +171,88 @@ def test_one_generator_writes_no_generators_file_and_no_parameters(
     assert "parameters" not in summary
     assert summary["load"]["processes"] == 1 and summary["load"]["duration_s"] == 0.0
     assert summary["messages"]["expected"] == 12 and summary["messages"]["lost"] == 2
+
+
+# -- issue 11 item 13: rows that add up, and the size that was really sent --------------------------
+def test_a_publish_failing_after_its_interval_never_makes_a_row_negative(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """A publish counted in one interval and refused in the next (the target died, nothing else was sent)
+    made the recorder's delta -1; the row shows 0 and the failure comes off the next row with room."""
+    fake_clock(monkeypatch, collector_mod)
+    recorder = Recorder("run")
+    ledger = recorder.ledger("A.0", "ch.0")
+    collector = Collector("socketio", "embedded", gates.parse_all(None))
+    collector.begin("run", tmp_path / "run")
+    assert collector.folder is not None
+    t0 = collector.folder.start_ms
+
+    def one_interval(start: int) -> int:
+        """Close the recorder's interval into a row; the recorder's own published delta."""
+        report = recorder.interval_report()
+        collector.add_interval("local", {**report, "start_ms": t0 + start, "end_ms": t0 + start + 1000})
+        collector.flush()
+        return report["counts"]["published"]
+
+    seqs = [recorder.published(ledger, 1) for _ in range(3)]
+    assert one_interval(0) == 3
+    recorder.publish_failed(ledger, seqs[0], "TimeoutError")
+    recorder.publish_failed(ledger, seqs[1], "TimeoutError")
+    assert one_interval(1000) == -2  # what the row used to show
+    recorder.published(ledger, 1)
+    assert one_interval(2000) == 1  # one sent, but two failures are still owed: the row shows 0
+    for _ in range(4):
+        recorder.published(ledger, 1)
+    assert one_interval(3000) == 4  # four sent, one failure still owed: 3
+    collector.folder.close()
+
+    assert [row["published"] for row in rows(tmp_path / "run")] == ["3", "0", "0", "3"]
+    assert recorder.counts["published"] == 6 == 3 + 0 + 0 + 3  # the rows add up to the final count
+
+
+def test_open_gaps_is_a_level_summed_over_generators(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """The column holds the sequence numbers missing so far (generators report how many opened or filled
+    each interval), so a late arrival that fills a gap takes it back out."""
+    fake_clock(monkeypatch, collector_mod)
+    collector = Collector("socketio", "embedded", gates.parse_all(None))
+    collector.begin("run", tmp_path / "run")
+    assert collector.folder is not None
+    t0 = collector.folder.start_ms
+    for end, (w1, w2) in enumerate([(3, 0), (0, 2), (-1, 0), (0, -2)], start=1):
+        collector.add_interval("w1", interval(t0, t0 + end * 1000, [], connections=1, published=0, lost=w1))
+        collector.add_interval("w2", interval(t0, t0 + end * 1000, [], connections=1, published=0, lost=w2))
+        collector.flush()
+    collector.folder.close()
+    assert [row["open_gaps"] for row in rows(tmp_path / "run")] == ["3", "5", "4", "2"]
+
+
+def test_a_payload_smaller_than_the_envelope_is_recorded_as_sent(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """--payload-bytes 1: every message is the unpadded envelope; the largest, seq 5 of stream A.0, is
+    ``rtb1|run|A.0|5|1767225600005100000|``: 35 bytes. The summary records that and says so."""
+    fake_clock(monkeypatch, collector_mod)
+    (a_interval, a_final), _ = two_generators()
+    collector = Collector("socketio", "embedded", gates.parse_all(None))
+    collector.begin("run", tmp_path / "run")
+    collector.add_interval("local", a_interval)
+    collector.add_final("local", a_final)
+    summary = collector.finalize({**REQUEST, "payload_bytes": 1})
+    assert len("rtb1|run|A.0|5|1767225600005100000|") == 35
+    assert summary["load"]["payload_bytes"] == 35 and summary["load"]["payload_bytes_requested"] == 1
+    assert json.loads((tmp_path / "run" / "summary.json").read_text())["load"]["payload_bytes"] == 35
+    assert (
+        "  payload              35 bytes, raised from --payload-bytes 1: the probe envelope is sent whole"
+        in format_text(summary, "run").splitlines()
+    )
+
+
+def test_a_payload_at_least_the_envelope_is_recorded_as_asked(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    fake_clock(monkeypatch, collector_mod)
+    (_, a_final), _ = two_generators()
+    collector = Collector("socketio", "embedded", gates.parse_all(None))
+    collector.begin("run", tmp_path / "run")
+    collector.add_final("local", a_final)
+    summary = collector.finalize({**REQUEST, "payload_bytes": 35})
+    assert summary["load"]["payload_bytes"] == 35 and "payload_bytes_requested" not in summary["load"]
+    assert "payload " not in format_text(summary, "run")

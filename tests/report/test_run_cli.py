@@ -65,6 +65,7 @@ def test_usage_errors_are_one_line_exit_2(capsys: pytest.CaptureFixture[str], ar
     [
         (["--bogus-flag", "1"], "unrecognized arguments: --bogus-flag"),
         (["--publish-rate", "abc"], "--publish-rate must be a number"),
+        (["-u", "0"], "-u/--users must be at least 1, got 0"),
     ],
 )
 def test_locust_refusals_come_back_as_one_line(tmp_path: Path, args: list[str], fragment: str) -> None:
@@ -72,6 +73,14 @@ def test_locust_refusals_come_back_as_one_line(tmp_path: Path, args: list[str], 
     assert result.returncode == 2
     assert result.stderr.startswith("rtbench: error: ") and result.stderr.count("\n") == 1, result.stderr
     assert fragment in result.stderr
+
+
+def test_a_run_folder_that_is_a_file_is_one_line_exit_2(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    """The same line plain Locust gives (tests/plugin/test_bad_options.py), before Locust is started."""
+    a_file = tmp_path / "a-file"
+    a_file.write_text("")
+    assert cli.main(["run", "socketio", "-u", "2", "-t", "1s", "--report-dir", str(a_file)]) == 2
+    assert capsys.readouterr().err == f"rtbench: error: run folder {a_file}: exists and is not a folder\n"
 
 
 def test_help_is_complete(capsys: pytest.CaptureFixture[str]) -> None:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from harness.plugin import options
@@ -57,3 +59,49 @@ def test_event_is_one_option_with_each_providers_default(provider: str, default:
 
 def test_ably_event_keeps_its_old_spelling() -> None:
     assert provider_options("ably", "http://127.0.0.1:1", "--ably-event", "todo:updated").event == "todo:updated"
+
+
+# -- users and the run folder: refused before anything starts (issue 11 item 10) -------------------
+@pytest.mark.parametrize("users", ["0", "-5"])
+def test_fewer_than_one_user_is_refused(users: str) -> None:
+    parsed = provider_options("socketio", "http://127.0.0.1:1")
+    parsed.num_users = int(users)  # Locust's -u, which its own parser takes as any int
+    with pytest.raises(options.OptionError) as refused:
+        options.validate(parsed)
+    assert str(refused.value) == f"-u/--users must be at least 1, got {users}"
+
+
+def test_users_not_given_are_left_to_locust() -> None:
+    parsed = provider_options("socketio", "http://127.0.0.1:1")
+    parsed.num_users = None  # the web UI asks for them
+    options.validate(parsed)
+    parsed.num_users = 1
+    options.validate(parsed)
+
+
+def test_a_report_dir_that_is_a_file_is_refused_in_one_line(tmp_path: Path) -> None:
+    path = tmp_path / "a-file"
+    path.write_text("")
+    with pytest.raises(options.OptionError) as refused:
+        provider_options("socketio", "http://127.0.0.1:1", "--report-dir", str(path))
+    assert str(refused.value) == f"run folder {path}: exists and is not a folder"
+
+
+def test_a_report_dir_that_cannot_be_created_is_refused_in_one_line() -> None:
+    with pytest.raises(options.OptionError) as refused:
+        provider_options("socketio", "http://127.0.0.1:1", "--report-dir", "/proc/x")
+    assert str(refused.value) == "run folder /proc/x: cannot create or write it (No such file or directory)"
+
+
+def test_a_report_dir_below_a_file_is_refused_in_one_line(tmp_path: Path) -> None:
+    (tmp_path / "a-file").write_text("")
+    below = tmp_path / "a-file" / "run"
+    with pytest.raises(options.OptionError) as refused:
+        provider_options("socketio", "http://127.0.0.1:1", "--report-dir", str(below))
+    assert str(refused.value) == f"run folder {below}: cannot create or write it (Not a directory)"
+
+
+def test_a_report_dir_is_created_when_checked(tmp_path: Path) -> None:
+    folder = tmp_path / "runs" / "one"
+    provider_options("socketio", "http://127.0.0.1:1", "--report-dir", str(folder))
+    assert folder.is_dir() and list(folder.iterdir()) == []  # the write probe left nothing behind
