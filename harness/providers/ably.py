@@ -492,6 +492,14 @@ async def _close_client(client: Any) -> None:
     # A FAILED or CLOSED connection has nothing to close, and ably-python would try to send CLOSE anyway.
     if client.connection.state in _ENDED:
         return
+    manager = client.connection.connection_manager
+    transport = getattr(manager, "transport", None)
+    websocket = getattr(transport, "websocket", None)
+    if transport is not None and (transport.is_disposed or websocket is None or websocket.close_code is not None):
+        # no live websocket: ably-python would send CLOSE on it from a task nobody awaits (a traceback at exit)
+        with contextlib.suppress(Exception):
+            await transport.dispose()
+        manager.transport = None
     with contextlib.suppress(Exception):
         await asyncio.wait_for(client.close(), CLOSE_TIMEOUT_S)
 
