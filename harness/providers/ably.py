@@ -79,6 +79,8 @@ LOCAL_REQUEST_TIMEOUT_MS = 3000
 """ably-python's realtimeRequestTimeout against a local target (10 s by default). ably-python 3.1 never reports
 a refused connect (its websocket task dies with an OSError nobody awaits): the attempt ends only when this
 timer fires, then the retry comes ``OFFICIAL_RETRY_MS`` later. Loopback answers in milliseconds."""
+MAX_LOG_KINDS = 50
+"""ably-python log lines the console gets at most (one per kind of message)."""
 _DROPPED_STATES = frozenset(
     {ChannelState.ATTACHING, ChannelState.DETACHING, ChannelState.DETACHED, ChannelState.SUSPENDED, ChannelState.FAILED}
 )
@@ -411,7 +413,6 @@ class _AblyLogRoute(logging.Handler):
         logging.getLogger().handle(quiet)
 
 
-MAX_LOG_KINDS = 50
 _ROUTE = _AblyLogRoute()
 
 
