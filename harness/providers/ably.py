@@ -28,6 +28,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import contextvars
 import logging
 import random
 import re
@@ -52,6 +53,7 @@ from harness.net.websocket import WebSocket
 from harness.protocols import ably as proto
 from harness.protocols.ably import ProtocolError, parse_key
 from harness.providers.base import (
+    OnError,
     Provider,
     ProviderConfigError,
     PublisherHandle,
@@ -69,10 +71,23 @@ DISCONNECTED_RETRY_S = 1.0
 """Base of the lean client's retry delays. ably-js's schedule with its base (disconnectedRetryTimeout)
 at 1 s instead of 15 s: a benchmark wants a restarted target back within seconds (the app's own client
 backs off 1 s .. 5 s); ably-js users shorten it the same way."""
+PUBLISH_TIMEOUT_S = 5.0
+"""How long a realtime publish waits for its ACK (ably-python waits for ever: a dead target hung the publisher)."""
+OFFICIAL_RETRY_MS = 1000
+"""ably-python's disconnectedRetryTimeout (15 s by default), as the lean client's base delay."""
+LOCAL_REQUEST_TIMEOUT_MS = 3000
+"""ably-python's realtimeRequestTimeout against a local target (10 s by default). ably-python 3.1 never reports
+a refused connect (its websocket task dies with an OSError nobody awaits): the attempt ends only when this
+timer fires, then the retry comes ``OFFICIAL_RETRY_MS`` later. Loopback answers in milliseconds."""
+MAX_LOG_KINDS = 50
+"""ably-python log lines the console gets at most (one per kind of message)."""
 _DROPPED_STATES = frozenset(
     {ChannelState.ATTACHING, ChannelState.DETACHING, ChannelState.DETACHED, ChannelState.SUSPENDED, ChannelState.FAILED}
 )
 _ENDED = frozenset({ConnectionState.FAILED, ConnectionState.CLOSED, ConnectionState.INITIALIZED})
+_CONNECTION_DOWN = frozenset(
+    {ConnectionState.DISCONNECTED, ConnectionState.SUSPENDED, ConnectionState.FAILED, ConnectionState.CLOSED}
+)
 
 
 # -- lean subscriber ------------------------------------------------------------------------------------
@@ -327,28 +342,89 @@ def _with_http(client: _SharedHttpx) -> Iterator[None]:
         ably_http.httpx = saved
 
 
-class _Redact(logging.Filter):
-    """ably-python logs its websocket URL (key included) at INFO: scrub the secret from any record."""
+class _Sink:
+    """Where ably-python's error logs of one client go: the last reason (a connect that fails says why) and,
+    once ``on_error`` is set (a live subscriber), undecodable frames as counted errors, as the lean client
+    counts them. ably-python logs such a frame and carries on; nothing else would tell the run."""
 
-    def __init__(self, secret: str) -> None:
+    def __init__(self) -> None:
+        self.last = ""
+        self.on_error: OnError | None = None
+
+    def take(self, record: logging.LogRecord) -> None:
+        exc = record.exc_info[1] if record.exc_info else None
+        undecodable = exc is not None and record.funcName == "ws_read_loop"
+        if undecodable:
+            self.last = f"Ably sent an undecodable frame: {_text(exc)}"
+        else:
+            self.last = _text(exc) if exc is not None else record.getMessage().splitlines()[0]
+        if undecodable and self.on_error is not None:
+            self.on_error(self.last)
+
+
+#: the sink of the client whose tasks are running: set while a client is built and subscribed, inherited
+#: by every task ably-python creates from there (asyncio copies the context into each task)
+_SINK: contextvars.ContextVar[_Sink | None] = contextvars.ContextVar("rtbench_ably_sink", default=None)
+
+
+@contextlib.contextmanager
+def _sinking(sink: _Sink) -> Iterator[None]:
+    token = _SINK.set(sink)
+    try:
+        yield
+    finally:
+        _SINK.reset(token)
+
+
+def _text(exc: BaseException | None) -> str:
+    """An exception's reason, never empty (a bare TimeoutError says nothing by itself)."""
+    if exc is None:
+        return ""
+    return _reason(exc) or type(exc).__name__
+
+
+class _AblyLogRoute(logging.Handler):
+    """ably-python logs every failure with a traceback (60-120 lines against a garbage server). A record of
+    one of our clients goes to its sink (counted or given as a reason, never printed); any other record
+    reaches the console once per kind (digits aside), one line, no traceback, with the key scrubbed."""
+
+    def __init__(self) -> None:
         super().__init__()
-        self.secret = secret
+        self.secrets: set[str] = set()
+        self.said: set[str] = set()
 
-    def filter(self, record: logging.LogRecord) -> bool:
-        message = record.getMessage()
-        if self.secret in message:
-            record.msg, record.args = message.replace(self.secret, "*****"), None
-        return True
+    def emit(self, record: logging.LogRecord) -> None:
+        sink = _SINK.get()
+        if sink is not None and record.levelno >= logging.WARNING:
+            sink.take(record)
+            return
+        line = record.getMessage().splitlines()[0] if record.getMessage() else ""
+        if record.exc_info and record.exc_info[1] is not None:
+            line = f"{line}: {_text(record.exc_info[1])}" if line else _text(record.exc_info[1])
+        for secret in self.secrets:
+            line = line.replace(secret, "*****")
+        kind = re.sub(r"\d+", "#", line)
+        if kind in self.said or len(self.said) >= MAX_LOG_KINDS:
+            return
+        self.said.add(kind)
+        quiet = logging.makeLogRecord(
+            {**record.__dict__, "msg": line, "args": None, "exc_info": None, "exc_text": None}
+        )
+        logging.getLogger().handle(quiet)
+
+
+_ROUTE = _AblyLogRoute()
 
 
 def _quiet_ably_logs(secret: str) -> None:
+    """ably-python's logs go through :class:`_AblyLogRoute` only (not straight to the root's handlers)."""
     logger = logging.getLogger("ably")
     if logger.level == logging.NOTSET or logger.level < logging.WARNING:
         logger.setLevel(logging.WARNING)
-    redact = _Redact(secret)
-    for handler in logging.getLogger().handlers:
-        if not any(isinstance(f, _Redact) and f.secret == secret for f in handler.filters):
-            handler.addFilter(redact)
+    _ROUTE.secrets.add(secret)
+    if _ROUTE not in logger.handlers:
+        logger.addHandler(_ROUTE)
+    logger.propagate = False
 
 
 def _reason(exc: BaseException) -> str:
@@ -368,25 +444,103 @@ class AblySubscriber(SubscriberHandle):
         await _close_client(self.client)
 
 
+class _Liveness:
+    """Connection state drives drops, channel state the way back: ably-python keeps a channel ATTACHED
+    while its connection is DISCONNECTED (a killed target went unnoticed), then re-attaches every channel
+    once CONNECTED again. A drop is the first of: the connection leaving CONNECTED, or the channel leaving
+    ATTACHED; the way back is the channel ATTACHED on a CONNECTED connection, timed from the drop. FAILED
+    is final (ably-python never retries it): an error with Ably's reason."""
+
+    def __init__(self, client: Any, hooks: SubscriberHooks, handle: AblySubscriber) -> None:
+        self.client, self.hooks, self.handle = client, hooks, handle
+        self.up = True
+        self.lost_at_ns = 0
+
+    def on_connection(self, change: Any) -> None:
+        current = getattr(change, "current", None)
+        if self.handle.closing or current not in _CONNECTION_DOWN:
+            return
+        self._drop()
+        if current == ConnectionState.FAILED:
+            reason = getattr(change, "reason", None)
+            self.hooks.on_error(f"Ably failed the connection: {_text(reason) if reason else 'no reason given'}")
+
+    def on_channel(self, change: Any) -> None:
+        current = getattr(change, "current", None)
+        if self.handle.closing:
+            return
+        if current in _DROPPED_STATES:
+            self._drop()
+            if current == ChannelState.FAILED:
+                reason = getattr(change, "reason", None)
+                self.hooks.on_error(f"Ably failed the channel: {_text(reason) if reason else 'no reason given'}")
+        elif current == ChannelState.ATTACHED and not self.up and self._connected():
+            self.up = True
+            self.hooks.on_resubscribed()
+            self.hooks.on_reconnect_ns(time.perf_counter_ns() - self.lost_at_ns)
+
+    def _connected(self) -> bool:
+        return bool(self.client.connection.state == ConnectionState.CONNECTED)
+
+    def _drop(self) -> None:
+        if self.up:
+            self.up = False
+            self.lost_at_ns = time.perf_counter_ns()
+            self.hooks.on_drop()
+
+
 async def _close_client(client: Any) -> None:
     # A FAILED or CLOSED connection has nothing to close, and ably-python would try to send CLOSE anyway.
     if client.connection.state in _ENDED:
         return
+    manager = client.connection.connection_manager
+    transport = getattr(manager, "transport", None)
+    websocket = getattr(transport, "websocket", None)
+    if transport is not None and (transport.is_disposed or websocket is None or websocket.close_code is not None):
+        # no live websocket: ably-python would send CLOSE on it from a task nobody awaits (a traceback at exit)
+        with contextlib.suppress(Exception):
+            await transport.dispose()
+        manager.transport = None
     with contextlib.suppress(Exception):
         await asyncio.wait_for(client.close(), CLOSE_TIMEOUT_S)
 
 
 class AblyPublisher(PublisherHandle):
     """Publishes through a realtime client (returns once the service ACKed) or a REST client (returns on
-    the 201 of ``POST /channels/{name}/messages``): both expose the same ``channels.get().publish``."""
+    the 201 of ``POST /channels/{name}/messages``): both expose the same ``channels.get().publish``.
 
-    def __init__(self, client: Any, event: str, *, realtime: bool) -> None:
+    A realtime publish with no ACK within ``timeout_s`` raises (the session counts it failed). The realtime
+    client does not queue while disconnected (``queue_messages=False``): a publish then fails at once, and a
+    message counted failed is never sent later behind the run's back."""
+
+    def __init__(
+        self,
+        client: Any,
+        event: str,
+        *,
+        realtime: bool,
+        sink: _Sink | None = None,
+        timeout_s: float = PUBLISH_TIMEOUT_S,
+    ) -> None:
         self.client = client
         self.event = event
         self.realtime = realtime
+        self.sink = sink or _Sink()
+        self.timeout_s = timeout_s
 
     async def publish(self, channel: str, text: str) -> None:
-        await self.client.channels.get(channel).publish(self.event, text)
+        with _sinking(self.sink):
+            try:
+                await asyncio.wait_for(self.client.channels.get(channel).publish(self.event, text), self.timeout_s)
+            except TimeoutError:
+                what = "ACK" if self.realtime else "answer"
+                raise TimeoutError(f"no {what} from Ably within {self.timeout_s:g} s") from None
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                if str(exc):
+                    raise
+                raise ConnectionError(_text(exc)) from None
 
     async def close(self) -> None:
         if self.realtime:
@@ -426,7 +580,11 @@ class AblyProvider(Provider):
             self._ws_url = f"wss://{bracketed(proto.realtime_host(endpoint))}/?{query}"
         else:
             where = Endpoint.parse(self.host)
-            self.realtime_opts = {"endpoint": where.netloc, "tls": where.tls}
+            self.realtime_opts = {
+                "endpoint": where.netloc,
+                "tls": where.tls,
+                "realtime_request_timeout": LOCAL_REQUEST_TIMEOUT_MS,
+            }
             # ably-python refuses Basic auth over plain http: sign token requests instead
             self.rest_opts = {
                 "endpoint": bracketed(where.host),
@@ -497,9 +655,11 @@ class AblyProvider(Provider):
             self._http = _SharedHttpx(http2=True)
         return self._http
 
-    def _realtime(self, **extra: Any) -> Any:
-        with _with_http(self._shared_http()):
-            return AblyRealtime(self.key, use_binary_protocol=self.binary, **self.realtime_opts, **extra)
+    def _realtime(self, sink: _Sink, **extra: Any) -> Any:
+        """A realtime client whose tasks (it connects at once) carry ``sink``: its error logs go there."""
+        options = {"disconnected_retry_timeout": OFFICIAL_RETRY_MS, **self.realtime_opts, **extra}
+        with _with_http(self._shared_http()), _sinking(sink):
+            return AblyRealtime(self.key, use_binary_protocol=self.binary, **options)
 
     def _rest(self) -> Any:
         with _with_http(self._shared_http()):
@@ -522,61 +682,68 @@ class AblyProvider(Provider):
 
     async def _official_subscriber(self, channel: str, hooks: SubscriberHooks) -> SubscriberHandle:
         """AblyRealtime, timed in its callback (``rx_clock`` ``callback``)."""
-        client = self._realtime()
+        sink = _Sink()
+        client = self._realtime(sink)
         handle = AblySubscriber(client)
         realtime_channel = client.channels.get(channel)
-        state = {"attached": False, "dropped": False}
-
-        def on_channel_state(change: Any) -> None:
-            """Attached -> anything else is a drop; back to attached is a re-subscribe (ably re-attaches
-            by itself after a reconnect)."""
-            if not state["attached"] or handle.closing:
-                return
-            current = getattr(change, "current", None)
-            if current in _DROPPED_STATES and not state["dropped"]:
-                state["dropped"] = True
-                hooks.on_drop()
-            elif current == ChannelState.ATTACHED and state["dropped"]:
-                state["dropped"] = False
-                hooks.on_resubscribed()
 
         def on_message(message: Any) -> None:
             hooks.on_data(message.data, time.time_ns())
 
         try:
-            # Connected first: ably-python moves a connection to FAILED on ERROR without failing the
-            # channels attaching on it, so an attach started earlier would wait out its timeout.
-            await asyncio.wait_for(self._connected(client), CONNECT_TIMEOUT_S)
-            await asyncio.wait_for(realtime_channel.subscribe(self.event, on_message), CONNECT_TIMEOUT_S)
+            with _sinking(sink):
+                # Connected first: ably-python moves a connection to FAILED on ERROR without failing the
+                # channels attaching on it, so an attach started earlier would wait out its timeout.
+                await self._connected(client, sink)
+                await asyncio.wait_for(realtime_channel.subscribe(self.event, on_message), CONNECT_TIMEOUT_S)
         except BaseException as exc:
             handle.closing = True
             await _close_client(client)
-            if isinstance(exc, asyncio.TimeoutError | asyncio.CancelledError):
+            if isinstance(exc, asyncio.CancelledError):
                 raise
-            raise ConnectionError(_reason(exc)) from None
-        state["attached"] = True
-        realtime_channel.on(on_channel_state)
+            if isinstance(exc, TimeoutError):
+                raise ConnectionError(f"not subscribed within {CONNECT_TIMEOUT_S:g} s") from None
+            raise ConnectionError(_text(exc)) from None
+        liveness = _Liveness(client, hooks, handle)
+        client.connection.on(liveness.on_connection)
+        realtime_channel.on(liveness.on_channel)
+        sink.on_error = hooks.on_error
         return handle
 
     async def open_publisher(self) -> PublisherHandle:
         if str(getattr(self.options, "ably_publish", "realtime")) == "rest":
             return AblyPublisher(self._rest(), self.event, realtime=False)
-        client = self._realtime()
+        sink = _Sink()
+        client = self._realtime(sink, queue_messages=False)
         try:
-            await asyncio.wait_for(self._connected(client), CONNECT_TIMEOUT_S)
-        except BaseException:
+            with _sinking(sink):
+                await self._connected(client, sink)
+        except BaseException as exc:
             await _close_client(client)
-            raise
-        return AblyPublisher(client, self.event, realtime=True)
+            if isinstance(exc, ConnectionError | asyncio.CancelledError):
+                raise
+            raise ConnectionError(_text(exc)) from None
+        return AblyPublisher(client, self.event, realtime=True, sink=sink)
 
     @staticmethod
-    async def _connected(client: Any) -> None:
-        """Wait for CONNECTED; a FAILED connection raises its Ably error."""
-        while client.connection.state != ConnectionState.CONNECTED:
-            if client.connection.state in (ConnectionState.FAILED, ConnectionState.CLOSED, ConnectionState.SUSPENDED):
-                reason = client.connection.error_reason
-                raise ConnectionError(_reason(reason) if reason is not None else str(client.connection.state))
-            await client.connection.once_async()
+    async def _connected(client: Any, sink: _Sink, timeout_s: float = CONNECT_TIMEOUT_S) -> None:
+        """Wait for CONNECTED. As for a lean client's first connection, the first failure is final: a
+        connection that ends up anything but CONNECTED raises ConnectionError with the best reason known
+        (what ably-python logged, else its error, else the state)."""
+
+        def reason(state: Any) -> str:
+            error = client.connection.error_reason
+            return sink.last or (_text(error) if error is not None else f"Ably connection {state}")
+
+        try:
+            async with asyncio.timeout(timeout_s):
+                while (state := client.connection.state) != ConnectionState.CONNECTED:
+                    if state in _CONNECTION_DOWN:
+                        raise ConnectionError(reason(state))
+                    await client.connection.once_async()
+        except TimeoutError:
+            last = reason(client.connection.state)
+            raise ConnectionError(f"no CONNECTED from Ably within {timeout_s:g} s ({last})") from None
 
     async def aclose(self) -> None:
         if self._http is not None:
