@@ -93,9 +93,18 @@ class LoopbackSubscriber(SubscriberHandle):
 
     def _later(self, text: str, delay_s: float) -> None:
         if delay_s > 0:
-            self.loop.call_later(delay_s, self._arrive, text)
+            self._not_before(text, time.perf_counter_ns() + int(delay_s * 1e9))
         else:
             self.loop.call_soon(self._arrive, text)
+
+    def _not_before(self, text: str, at_ns: int) -> None:
+        """Arrive at ``at_ns`` or later, never earlier: the loop's timers can fire early by up to the age of
+        its cached clock (libuv reads it once an iteration), so an early wake waits out the rest."""
+        left_ns = at_ns - time.perf_counter_ns()
+        if left_ns > 0:
+            self.loop.call_later(left_ns / 1e9, self._not_before, text, at_ns)
+        else:
+            self._arrive(text)
 
     def _arrive(self, text: str) -> None:
         if self.closed or not self.connected:

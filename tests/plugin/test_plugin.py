@@ -38,9 +38,8 @@ def test_a_local_run_accounts_every_message_and_writes_the_run(tmp_path: Path) -
     assert s["connections"]["opened"] == 4 and s["connections"]["failed"] == 0
     assert s["messages"]["lost"] == 0 and s["messages"]["delivered"] > 0
     assert_accounted(s)
-    # the hub's delay is in every steady delivery (less a fraction of a ms: the publisher sends on its due
-    # time to the loop's timer resolution, and the delay is a loop timer too)
-    assert s["latency_ms"]["min"] >= DELAY_MS - 1
+    # the hub's delay is in every steady delivery, never less (the publisher never sends before the due time)
+    assert s["latency_ms"]["min"] >= DELAY_MS
     assert s["parameters"]["loopback_delay_ms"] == str(DELAY_MS)  # provider options are shown in the report
     assert (tmp_path / "report.html").exists() and (tmp_path / "latency.hlog").exists()
     rows = (tmp_path / "timeseries.csv").read_text().splitlines()
