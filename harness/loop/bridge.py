@@ -13,12 +13,14 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import logging
 import os
 import sys
 from collections.abc import Callable, Coroutine
 from typing import Any, TypeVar
 
 T = TypeVar("T")
+log = logging.getLogger("rtbench")
 
 #: How long one thread may hold the GIL before another gets it. CPython's 5 ms default would let the
 #: gevent thread (Locust's stats, the UI) delay a delivery callback by up to 5 ms; 0.5 ms caps that.
@@ -40,6 +42,15 @@ class BridgeError(RuntimeError):
     pass
 
 
+def report_loop_exception(loop: asyncio.AbstractEventLoop, context: dict[str, Any]) -> None:
+    """An error nobody awaited (a library's background task, a callback): one line in the log, no
+    traceback on the console; what it cost the run is counted where it happened."""
+    exc = context.get("exception")
+    detail = f": {type(exc).__name__}: {exc}" if exc is not None else ""
+    log.warning("rtbench: event loop: %s%s", context.get("message", "unhandled error"), detail)
+    log.debug("rtbench: event loop error context: %r", context)
+
+
 class Bridge:
     def __init__(self) -> None:
         self._pid = -1
@@ -59,6 +70,7 @@ class Bridge:
         import uvloop
 
         loop = uvloop.new_event_loop()
+        loop.set_exception_handler(report_loop_exception)
         ready: collections.deque[bool] = collections.deque()
 
         def serve() -> None:

@@ -228,8 +228,8 @@ def test_older_and_newer_summaries_still_load(tmp_path: Path) -> None:
 def test_a_written_folder_reads_back_with_blank_health_columns(tmp_path: Path) -> None:
     folder = synthetic_run(tmp_path / "run")
     frame = rundata.read_timeseries(folder / T)
-    assert str(frame["connections"].dtype) == "int64" and str(frame["lost"].dtype) == "float64"
-    assert frame["lost"].isna().all() and len(frame) == 12
+    assert str(frame["connections"].dtype) == "int64" and str(frame["open_gaps"].dtype) == "float64"
+    assert frame["open_gaps"].isna().all() and len(frame) == 12
     latency = rundata.read_hlog(folder / H)
     assert latency is not None and latency.get_total_count() == 12 * 200
     (folder / T).write_bytes(b"")

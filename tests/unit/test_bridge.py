@@ -6,6 +6,8 @@ import subprocess
 import sys
 import textwrap
 
+import pytest
+
 
 def test_greenlets_wait_cooperatively_for_loop_results() -> None:
     # gevent must patch before anything else imports threading, as under Locust: a fresh interpreter.
@@ -40,3 +42,20 @@ def test_greenlets_wait_cooperatively_for_loop_results() -> None:
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     assert out.returncode == 0, out.stderr
     assert out.stdout.strip() == "ok"
+
+
+def test_an_unawaited_error_on_the_loop_is_one_line_without_a_traceback(caplog: pytest.LogCaptureFixture) -> None:
+    """A library's background task that fails must not print a traceback over the run's console."""
+    import asyncio
+
+    from harness.loop.bridge import report_loop_exception
+
+    loop = asyncio.new_event_loop()
+    try:
+        with caplog.at_level("WARNING", logger="rtbench"):
+            report_loop_exception(loop, {"message": "Task exception was never retrieved", "exception": OSError("gone")})
+    finally:
+        loop.close()
+    [record] = [r for r in caplog.records if r.levelname == "WARNING"]
+    assert record.getMessage() == "rtbench: event loop: Task exception was never retrieved: OSError: gone"
+    assert record.exc_info is None
