@@ -231,7 +231,8 @@ class GeneratorSession:
         """Stop publishing, let in-flight deliveries land, and return (last interval, final report).
 
         Subscription windows end when publishing stops, so messages that were in flight then are
-        still expected; the drain waits for them until deliveries go quiet or the timeout passes.
+        still expected; the drain waits until none is known to be in flight (``Recorder.in_flight``) and
+        deliveries go quiet, or the timeout passes: a server slow to write the last message is late, not lossy.
         """
         self._stop_publishing.set()
         started = time.monotonic()
@@ -244,7 +245,7 @@ class GeneratorSession:
         while time.monotonic() < deadline and not self.drain_cut:
             before = recorder.delivered
             await asyncio.sleep(DRAIN_QUIET_S)
-            quiet = recorder.delivered == before and recorder.reconnecting == 0
+            quiet = recorder.delivered == before and recorder.reconnecting == 0 and recorder.in_flight() == 0
             if quiet and time.monotonic() - started >= min_wait:
                 break
         await self._cut_openings()

@@ -163,6 +163,41 @@ class SubscriberRecord:
         }
 
 
+def in_flight(subscribers: Iterable[SubscriberRecord], ledgers: Iterable[Ledger]) -> int:
+    """Messages the subscribed ``subscribers`` are known to be owed and still waiting for: past the
+    highest they received, up to what this process's ``ledgers`` sent in their window (failed publishes
+    never come) or, for a stream published elsewhere, up to the highest a fellow subscriber of the channel
+    received. Gaps below that are past losses, not in flight. The final drain waits for these: a
+    slow server still writing the last message is late, not lost."""
+    open_subscribers = [s for s in subscribers if s.subscribed]
+    tails: dict[tuple[str, str], int] = {}  # (channel, stream) -> one past the highest seq known sent
+    for sub in open_subscribers:
+        for stream_id, tracker in sub.streams.items():
+            key = (sub.channel, stream_id)
+            tails[key] = max(tails.get(key, 0), tracker.next)
+    by_stream = {ledger.stream_id: ledger for ledger in ledgers}
+    for ledger in by_stream.values():
+        tails[(ledger.channel, ledger.stream_id)] = len(ledger.sent_ns)
+    streams_of: dict[str, list[tuple[str, int]]] = {}
+    for (channel, stream_id), tail in tails.items():
+        streams_of.setdefault(channel, []).append((stream_id, tail))
+    owed = 0
+    for sub in open_subscribers:
+        for stream_id, tail in streams_of.get(sub.channel, ()):
+            got, sent = sub.streams.get(stream_id), by_stream.get(stream_id)
+            if sent is not None:  # owed from the first send in this window
+                first = bisect_left(sent.sent_ns, sub.windows[-1][0])
+            elif got is not None:
+                first = got.first
+            else:  # published elsewhere and never seen here: nothing is known about it
+                continue
+            after = max(first, got.next if got is not None else first)
+            if after < tail:
+                failed = sum(1 for seq in sent.failed if after <= seq < tail) if sent is not None else 0
+                owed += tail - after - failed
+    return owed
+
+
 @dataclass
 class Totals:
     expected: int = 0

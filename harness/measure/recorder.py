@@ -13,7 +13,7 @@ from collections import Counter
 from collections.abc import Mapping
 
 from harness.measure import hist, probe, reasons
-from harness.measure.accounting import Ledger, StreamTracker, SubscriberRecord
+from harness.measure.accounting import Ledger, StreamTracker, SubscriberRecord, in_flight
 from harness.measure.health import HealthSamples
 from harness.measure.records import Counts, FinalReport, IntervalReport
 from harness.measure.server_stamps import Stamped
@@ -221,6 +221,10 @@ class Recorder:
         self.error(f"publish failed: {reason}")
 
     # -- reports ------------------------------------------------------------------------------
+    def in_flight(self) -> int:
+        """Messages this generator's subscribers are known to be owed and still waiting for."""
+        return in_flight(self.subscribers, self.ledgers.values())
+
     def open_subscriptions(self) -> int:
         return sum(1 for s in self.subscribers if s.subscribed)
 

@@ -106,7 +106,7 @@ def _check_merged(folder: Path) -> None:
     assert all(g["counts"]["opened"] > 0 for g in generators)  # both workers held subscribers
     union = hist.merge([g["latency"] for g in generators])
     assert hist.latency_summary(union) == s["latency_ms"]
-    assert s["messages"]["lost"] == 0
+    assert s["messages"]["lost"] == 0, (s["messages"], s["connections"], s["errors_by_reason"], s["latency_ms"])
     assert_accounted(s)
 
 

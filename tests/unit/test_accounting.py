@@ -1,6 +1,6 @@
 from __future__ import annotations
 
-from harness.measure.accounting import Ledger, StreamTracker, SubscriberRecord, account
+from harness.measure.accounting import Ledger, StreamTracker, SubscriberRecord, account, in_flight
 
 
 def test_tracker_counts_gaps_late_arrivals_and_duplicates() -> None:
@@ -73,3 +73,39 @@ def test_invariant_delivered_plus_lost_equals_expected() -> None:
     totals = account([_ledger(10)], subs)
     assert totals.delivered + totals.lost == totals.expected
     assert totals.lost >= 0
+
+
+def _open_subscriber(channel: str, start_ns: int, seqs: list[int], stream_id: str = "pub.0") -> SubscriberRecord:
+    record = SubscriberRecord(channel, windows=[[start_ns, -1]])
+    tracker = record.streams[stream_id] = StreamTracker()
+    for seq in seqs:
+        tracker.receive(seq)
+    return record
+
+
+def test_in_flight_is_the_tail_a_subscriber_still_waits_for_from_this_process_sends() -> None:
+    ledger = Ledger("pub.0", "c", [1000 + i * 10 for i in range(10)], failed={9})
+    behind = _open_subscriber("c", 1000, [0, 1, 2, 4, 5])  # 3 is a past loss; 6, 7, 8 in flight; 9 failed
+    late_joiner = SubscriberRecord("c", windows=[[1075, -1]])  # owed 8 (sent at 1080) only
+    done = _open_subscriber("c", 1000, list(range(9)))
+    assert in_flight([behind], [ledger]) == 3
+    assert in_flight([late_joiner], [ledger]) == 1
+    assert in_flight([done], [ledger]) == 0
+    assert in_flight([behind, late_joiner, done], [ledger]) == 4
+    other_channel = _open_subscriber("d", 1000, [])
+    assert in_flight([other_channel], [ledger]) == 0
+
+
+def test_in_flight_of_a_stream_published_elsewhere_is_what_a_fellow_subscriber_already_has() -> None:
+    ahead = _open_subscriber("c", 1000, [0, 1, 2, 3, 4], stream_id="far.0")
+    behind = _open_subscriber("c", 1000, [0, 1], stream_id="far.0")
+    never_saw_it = SubscriberRecord("c", windows=[[1000, -1]])
+    assert in_flight([ahead, behind, never_saw_it], []) == 3  # nothing is known of what it was owed
+
+
+def test_closed_or_dropped_subscribers_wait_for_nothing() -> None:
+    ledger = Ledger("pub.0", "c", [1000, 1010, 1020])
+    closed = SubscriberRecord("c", windows=[[1000, 1030]])
+    dropped = _open_subscriber("c", 1000, [0])
+    dropped.close_window(1015)
+    assert in_flight([closed, dropped], [ledger]) == 0

@@ -326,6 +326,59 @@ def test_the_drain_ends_when_deliveries_go_quiet_and_waits_for_those_in_flight()
     run(body)
 
 
+def test_the_drain_waits_past_a_quiet_spell_for_messages_known_in_flight() -> None:
+    """A server slow to write the last messages (here 0.6 s, past the 0.25 s quiet spell) delays them;
+    the generator knows they were sent while its subscribers listened, so it waits: late, not lost."""
+
+    async def body() -> None:
+        session = new_session("--loopback-delay-ms", "600")
+        session.begin("run-late")
+        session.steady_from(0)
+        await subscribe(session, 3)
+        publisher = await hand_publisher(session)
+        for _ in range(5):
+            await publisher.send()
+        assert session.recorder.in_flight() == 15
+        _last, final = await session.finish(drain_timeout_s=5)
+        assert final["delivered"] == 15 and totals(final).lost == 0
+        assert session.recorder.in_flight() == 0
+        await session.aclose()
+
+    run(body)
+
+
+def test_a_generator_without_the_publisher_waits_for_what_a_fellow_subscriber_already_got() -> None:
+    """Two generators on one target, as with ``--processes``: the publisher's ledger is on the other one,
+    so this one waits for the messages one of its own subscribers has and another has not yet."""
+
+    async def body() -> None:
+        publishing = new_session()
+        host = publishing.host
+        listening = GeneratorSession(LoopbackProvider, host, provider_options("loopback", host))
+        for session in (publishing, listening):
+            session.begin("run-two")
+            session.steady_from(0)
+        await subscribe(listening, 2)
+        publisher = await hand_publisher(publishing)
+        await publisher.send()
+        await until(lambda: listening.recorder.delivered == 2)
+        slow = hub_of(listening).subscribers()[1]
+        deliver = slow.schedule
+        slow.schedule = lambda text, _delay_s: deliver(text, 0.6)  # type: ignore[method-assign]
+        for _ in range(4):
+            await publisher.send()
+        await until(lambda: listening.recorder.delivered == 6)
+        assert listening.recorder.in_flight() == 4
+        _last, final = await listening.finish(drain_timeout_s=5)
+        _last, published = await publishing.finish(drain_timeout_s=1)
+        got = account(published["ledgers"], final["subscribers"])
+        assert (got.expected, got.delivered, got.lost) == (10, 10, 0)
+        for session in (publishing, listening):
+            await session.aclose()
+
+    run(body)
+
+
 def test_the_drain_gives_up_at_its_timeout_while_a_subscriber_is_still_down() -> None:
     async def body() -> None:
         session = new_session()
