@@ -136,7 +136,8 @@ def fanout_histogram(finals: list[FinalReport]) -> Any:
 
 def nodes_section(finals: list[FinalReport], totals: dict[str, NodeTotals]) -> dict[str, NodeSummary]:
     """Per server node, in name order: its windows' accounting (``totals``) and its steady-state latency
-    merged exactly over every generator. Empty when no connection named a node."""
+    merged exactly over every generator. Empty when no connection named a node; a node that only answered
+    connections that then failed (no window, no delivery) is left out."""
     latency: dict[str, list[str]] = {}
     for final in finals:
         for node, encoded in final.get("node_latency", {}).items():
@@ -144,13 +145,16 @@ def nodes_section(finals: list[FinalReport], totals: dict[str, NodeTotals]) -> d
     section: dict[str, NodeSummary] = {}
     for node in sorted(set(latency) | set(totals)):
         share = totals.get(node, NodeTotals())
+        merged = hist.merge(latency.get(node, []))
+        if not share.windows and not merged.get_total_count():
+            continue
         section[node] = {
             "subscribers": share.subscribers,
             "windows": share.windows,
             "expected": share.expected,
             "delivered": share.delivered,
             "lost": share.lost,
-            "latency_ms": hist.connect_summary(hist.merge(latency.get(node, []))),
+            "latency_ms": hist.connect_summary(merged),
         }
     return section
 

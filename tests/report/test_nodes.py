@@ -54,6 +54,7 @@ def merged(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Path:
     collector.begin("run", tmp_path / "run")
     w1 = _generator(HERE, 4, {"a": {0: 1000, 1: 1100, 2: 1200, 3: 1300}, "b": {0: 1400, 2: 1500, 3: 1600}})
     w2 = _generator(THERE, 0, {"b": {0: 900, 1: 950, 2: 1900, 3: 1950}})
+    w2.setdefault("node_latency", {})["c"] = hist.encode(hist.new())  # answered a connect that then failed
     collector.add_final("w2", w2)
     collector.add_final("w1", w1)
     collector.finalize(REQUEST)
