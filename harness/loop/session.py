@@ -13,6 +13,7 @@ import uuid
 from collections.abc import Awaitable
 from typing import TypeVar
 
+from harness.loop.clock import clock_id
 from harness.loop.monitor import HealthMonitor
 from harness.measure import probe
 from harness.measure.accounting import SubscriberRecord
@@ -77,7 +78,7 @@ class GeneratorSession:
     def begin(self, run_id: str) -> None:
         """A new run: fresh measurements under a new run id (the web UI can start many runs). Everything
         counts as ramp-up until ``steady_from`` is told when the steady state begins."""
-        self.recorder = Recorder(run_id)
+        self.recorder = Recorder(run_id, clock_id())
         self.drain_cut = False
         self.recorder.steady_from_ns = STEADY_NOT_YET
         self._warmup_after_connects_s = None
@@ -121,6 +122,7 @@ class GeneratorSession:
             on_resubscribed=lambda: recorder.resubscribed(record),
             on_error=recorder.error,
             on_reconnect_ns=recorder.reconnect_time,
+            on_node=lambda node: recorder.landed(record, node),
         )
         started = time.perf_counter_ns()
         self._connecting += 1
@@ -186,7 +188,10 @@ class GeneratorSession:
     async def _publish_loop(self, handle: PublisherHandle, rate: float, publisher_id: str) -> None:
         """Open model (DESIGN rule 1): message k is due at t0 + k/rate and carries that due time."""
         recorder, opts = self.recorder, self.options
-        ledgers = [recorder.ledger(f"{publisher_id}.{c}", probe.channel_name(c)) for c in range(opts.channels)]
+        ledgers = [
+            recorder.ledger(probe.stream_id(publisher_id, c, recorder.clock_id), probe.channel_name(c))
+            for c in range(opts.channels)
+        ]
         interval_ns = int(1e9 / rate)
         t0 = time.time_ns()
         stop = self._stop_publishing

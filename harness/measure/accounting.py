@@ -6,6 +6,9 @@ a message is *expected* by a subscriber when it was sent while that subscriber w
 anything it received outside those windows is counted as expected too (it evidently was), so that
 ``delivered + lost == expected`` always holds exactly. Both halves are plain dicts on the wire, so
 the join works the same in one process or on a Locust master fed by many workers.
+
+Behind a load balancer each subscription window also names the server node its connection landed on
+(``X-Rtbench-Node``), and the join gives each node the same exact totals over its windows.
 """
 
 from __future__ import annotations
@@ -14,16 +17,22 @@ from array import array
 from bisect import bisect_left
 from collections.abc import Iterable
 from dataclasses import dataclass, field
+from typing import Any
 
 from harness.measure.records import LedgerWire, StreamWire, SubscriberWire
+
+#: the nodes section's name for windows whose connection named no node, in a run where others did
+UNNAMED_NODE = "(unnamed)"
 
 
 class StreamTracker:
     """What one subscriber received from one publisher stream, in O(losses) memory."""
 
-    __slots__ = ("dup", "early", "first", "missing", "next", "ooo")
+    __slots__ = ("cross_clock", "dup", "early", "first", "missing", "next", "ooo")
 
-    def __init__(self) -> None:
+    def __init__(self, cross_clock: bool = False) -> None:
+        #: the stream's due times are on another host's clock: its latencies are kept apart (the recorder's)
+        self.cross_clock = cross_clock
         self.first = -1  # first sequence number received
         self.next = -1  # one past the highest received
         self.missing: set[int] = set()  # gaps inside [first, next)
@@ -130,17 +139,38 @@ class Ledger:
 
 @dataclass
 class SubscriberRecord:
-    """One subscriber: which channel, when it was subscribed, and what arrived from each stream."""
+    """One subscriber: which channel, when it was subscribed (and on which server node), and what arrived
+    from each stream."""
 
     channel: str
     windows: list[list[int]] = field(default_factory=list)  # [start_ns, end_ns]; end -1 while open
     streams: dict[str, StreamTracker] = field(default_factory=dict)
     #: lost without being asked and not back yet: if it never comes back, what it missed since is lost
     down: bool = False
+    #: the server node of the current connection (None: not named); each window keeps the node it opened on
+    node: str | None = None
+    window_nodes: list[str | None] = field(default_factory=list)  # parallel to windows; missing = None
+    #: the recorder's steady-state latency histogram of ``node`` (None while no node is named: no cost)
+    node_latency: Any = None
 
     def open_window(self, now_ns: int) -> None:
         if not self.windows or self.windows[-1][1] >= 0:
+            self.window_nodes.extend([None] * (len(self.windows) - len(self.window_nodes)))
             self.windows.append([now_ns, -1])
+            self.window_nodes.append(self.node)
+
+    def move_to(self, node: str | None, now_ns: int) -> None:
+        """The connection is now on ``node``. A window open on another node ends here and a new one opens
+        on this one (a reconnect closes its window first, so this only splits a window whose connection
+        changed without a drop)."""
+        if node == self.node:
+            return
+        subscribed = self.subscribed
+        if subscribed:
+            self.close_window(now_ns)
+        self.node = node
+        if subscribed:
+            self.open_window(now_ns)
 
     def close_window(self, now_ns: int) -> None:
         if self.windows and self.windows[-1][1] < 0:
@@ -156,11 +186,14 @@ class SubscriberRecord:
         windows = [[start, end if end >= 0 else end_ns] for start, end in self.windows]
         if self.down and windows:
             windows[-1][1] = end_ns
-        return {
+        wire: SubscriberWire = {
             "channel": self.channel,
             "windows": windows,
             "streams": {sid: t.to_wire() for sid, t in self.streams.items()},
         }
+        if any(node is not None for node in self.window_nodes):  # only runs whose servers name nodes
+            wire["nodes"] = self.window_nodes[: len(windows)] + [None] * (len(windows) - len(self.window_nodes))
+        return wire
 
 
 def in_flight(subscribers: Iterable[SubscriberRecord], ledgers: Iterable[Ledger]) -> int:
@@ -199,6 +232,22 @@ def in_flight(subscribers: Iterable[SubscriberRecord], ledgers: Iterable[Ledger]
 
 
 @dataclass
+class NodeTotals:
+    """One server node's share: the subscription windows on it, and the messages sent in them (expected),
+    received (delivered) and never received (lost). ``delivered + lost == expected`` per node too;
+    arrivals outside every window belong to no node (they are in the run's totals only)."""
+
+    subscribers: int = 0  # distinct subscribers with a window on this node
+    windows: int = 0
+    expected: int = 0
+    delivered: int = 0
+
+    @property
+    def lost(self) -> int:
+        return self.expected - self.delivered
+
+
+@dataclass
 class Totals:
     expected: int = 0
     delivered: int = 0
@@ -207,6 +256,8 @@ class Totals:
     out_of_order: int = 0
     unexpected: int = 0  # arrivals outside any subscription window (already inside expected)
     publish_failed: int = 0  # publishes the provider refused or did not acknowledge (each owed, so lost)
+    #: per server node, when any subscriber's connection named one (empty otherwise)
+    nodes: dict[str, NodeTotals] = field(default_factory=dict)
 
 
 def account(ledgers: list[LedgerWire], subscribers: list[SubscriberWire]) -> Totals:
@@ -216,17 +267,22 @@ def account(ledgers: list[LedgerWire], subscribers: list[SubscriberWire]) -> Tot
         ledger = Ledger.from_wire(raw)
         by_channel.setdefault(ledger.channel, []).append(ledger)
     totals = Totals(publish_failed=sum(len(ledger.failed) for group in by_channel.values() for ledger in group))
+    named = any(sub.get("nodes") for sub in subscribers)
     for sub in subscribers:
         windows = [(int(a), int(b)) for a, b in sub["windows"]]
         trackers = {sid: StreamTracker.from_wire(raw) for sid, raw in sub["streams"].items()}
+        nodes: list[NodeTotals | None] = [*_window_nodes(sub, totals.nodes)] if named else [None] * len(windows)
         in_window = 0
         for ledger in by_channel.get(str(sub["channel"]), []):
             tracker = trackers.get(ledger.stream_id)
-            for start, end in windows:
+            for (start, end), node in zip(windows, nodes, strict=True):
                 lo, hi = bisect_left(ledger.sent_ns, start), bisect_left(ledger.sent_ns, end)
+                got = tracker.received_between(lo, hi) if tracker is not None else 0
                 totals.expected += hi - lo  # a failed publish is still owed: it never arrives, it is lost
-                if tracker is not None:
-                    in_window += tracker.received_between(lo, hi)
+                in_window += got
+                if node is not None:
+                    node.expected += hi - lo
+                    node.delivered += got
         ledgered = {ledger.stream_id for ledger in by_channel.get(str(sub["channel"]), [])}
         received = 0
         for stream_id, tracker in trackers.items():
@@ -241,3 +297,18 @@ def account(ledgers: list[LedgerWire], subscribers: list[SubscriberWire]) -> Tot
         totals.expected += outside
     totals.lost = totals.expected - totals.delivered
     return totals
+
+
+def _window_nodes(sub: SubscriberWire, into: dict[str, NodeTotals]) -> list[NodeTotals]:
+    """Each of ``sub``'s windows' node totals in ``into`` (created as they are first seen), its windows
+    and the subscriber counted on each."""
+    names = sub.get("nodes") or []
+    out: list[NodeTotals] = []
+    for index in range(len(sub["windows"])):
+        name = names[index] if index < len(names) else None
+        node = into.setdefault(UNNAMED_NODE if name is None else str(name), NodeTotals())
+        node.windows += 1
+        if all(seen is not node for seen in out):
+            node.subscribers += 1
+        out.append(node)
+    return out

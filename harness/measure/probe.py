@@ -2,6 +2,11 @@
 
 Text, not JSON, so it survives any provider that forwards a string untouched, and so decoding on the
 hot path is one ``split``. Layout: ``rtb1|<run>|<publisher>|<seq>|<due_ns>|<padding>``.
+
+The publisher field is a stream id, ``<publisher>.<channel>@<clock>``: the clock tag names the host clock
+the due time was read from (the kernel's boot id, shared by every process and container on one host), so a
+subscriber knows when it arrives whether its own clock can time it (DESIGN rule 3). A stream id without
+a tag (``stream_id(..., clock="")``) is taken to share the subscriber's clock.
 """
 
 from __future__ import annotations
@@ -10,6 +15,7 @@ from dataclasses import dataclass
 
 MAGIC = "rtb1"
 _SEP = "|"
+CLOCK_SEP = "@"
 _MIN_LEN = len(MAGIC) + 5
 
 
@@ -54,6 +60,18 @@ def decode(data: object) -> Probe:
     if seq < 0 or due_ns <= 0:
         raise ProbeError("probe envelope has an out-of-range field")
     return Probe(parts[1], parts[2], seq, due_ns)
+
+
+def stream_id(publisher: str, channel_index: int, clock: str) -> str:
+    """One publisher's stream on its ``channel_index``-th channel, tagged with its ``clock``."""
+    base = f"{publisher}.{channel_index}"
+    return f"{base}{CLOCK_SEP}{clock}" if clock else base
+
+
+def clock_of(stream: str) -> str:
+    """The clock tag of a stream id; '' when it has none."""
+    _, sep, clock = stream.rpartition(CLOCK_SEP)
+    return clock if sep else ""
 
 
 def channel_name(index: int) -> str:

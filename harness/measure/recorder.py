@@ -11,6 +11,7 @@ import time
 from array import array
 from collections import Counter
 from collections.abc import Mapping
+from typing import Any
 
 from harness.measure import hist, probe, reasons
 from harness.measure.accounting import Ledger, StreamTracker, SubscriberRecord, in_flight
@@ -63,12 +64,18 @@ class Slowest:
 
 
 class Recorder:
-    def __init__(self, run_id: str = "") -> None:
+    def __init__(self, run_id: str = "", clock_id: str = "") -> None:
         self.run_id = run_id
+        #: this host's clock tag (``probe.stream_id``): streams tagged with another are timed apart; '' = any
+        self.clock_id = clock_id
         self.latency = hist.new()  # cumulative steady state, folded in from ``_interval`` at each interval
         self.ramp = hist.new()  # deliveries due before the steady state began (spawning, then --warmup)
         self.client_lag = hist.new()  # handled - arrival: how far behind the arrivals the generator ran
         self.publish_lag = hist.new()  # actual send - due time: how late the open-model publisher sent
+        #: deliveries of streams published on another host's clock (DESIGN rule 3): clock-dependent, apart
+        self.cross_clock = hist.new()
+        #: per server node, steady-state latency; filled only when connections name their node
+        self.node_latency: dict[str, Any] = {}
         #: deliveries due before this time (ns) are ramp-up; 0 = no ramp (a Recorder used on its own)
         self.steady_from_ns = 0
         #: per publisher stream, per sequence number: this process's slowest delivery (us), for fanout_ms
@@ -113,10 +120,13 @@ class Recorder:
             return
         tracker = subscriber.streams.get(message.publisher_id)
         if tracker is None:
-            tracker = subscriber.streams[message.publisher_id] = StreamTracker()
+            tracker = subscriber.streams[message.publisher_id] = StreamTracker(self._other_clock(message.publisher_id))
         if tracker.receive(message.seq):
             latency_us = (recv_ns - message.due_ns) // 1000
-            self._time(latency_us, message.due_ns)
+            if tracker.cross_clock:
+                self._time_cross_clock(latency_us)
+                return
+            self._time(subscriber, latency_us, message.due_ns)
             if message.due_ns < self.steady_from_ns:
                 return
             slowest = self.fanout.get(message.publisher_id)
@@ -136,16 +146,37 @@ class Recorder:
         latency_us = (recv_ns - data.sent_ns) // 1000
         if latency_us <= 0:
             self.counts["clock_skew"] += 1  # the server's clock is ahead of ours
-        self._time(latency_us, data.sent_ns)
+        self._time(subscriber, latency_us, data.sent_ns)
 
-    def _time(self, latency_us: int, due_ns: int) -> None:
+    def _time(self, subscriber: SubscriberRecord, latency_us: int, due_ns: int) -> None:
         self.delivered += 1
-        histogram = self._interval if due_ns >= self.steady_from_ns else self._interval_ramp
-        if not histogram.record_value(latency_us if latency_us > 0 else 1):
+        value = latency_us if latency_us > 0 else 1
+        if due_ns >= self.steady_from_ns:
+            histogram = self._interval
+            node_latency = subscriber.node_latency
+            if node_latency is not None:  # the server named its node (the same range: no second failure)
+                node_latency.record_value(value)
+        else:
+            histogram = self._interval_ramp
+        if not histogram.record_value(value):
             self.counts["unrecordable"] += 1
             self.error("latency outside the histogram's 1 us .. 1 h range")
         if len(self.ui_samples) < MAX_UI_SAMPLES:
             self.ui_samples.append(latency_us / 1000.0)
+
+    def _other_clock(self, stream: str) -> bool:
+        """Whether ``stream``'s due times come from another host's clock than ours (once per subscriber and
+        stream, when its tracker is made); an untagged stream, or a recorder without a tag, shares it."""
+        clock = probe.clock_of(stream)
+        return bool(clock and self.clock_id and clock != self.clock_id)
+
+    def _time_cross_clock(self, latency_us: int) -> None:
+        """A delivery timed against another host's clock: counted and kept in ``cross_clock`` only, never in
+        the latency, fan-out or gates (ramp-up included: every such figure is clock-dependent anyway)."""
+        self.delivered += 1
+        if not self.cross_clock.record_value(latency_us if latency_us > 0 else 1):
+            self.counts["unrecordable"] += 1
+            self.error("cross-clock latency outside the histogram's 1 us .. 1 h range")
 
     # -- connections --------------------------------------------------------------------------
     def new_subscriber(self, channel: str) -> SubscriberRecord:
@@ -185,6 +216,20 @@ class Recorder:
         if subscriber.windows and not subscriber.subscribed:
             self.reconnecting = max(0, self.reconnecting - 1)  # it was down, waiting to come back
         subscriber.close_window(time.time_ns())
+
+    def landed(self, subscriber: SubscriberRecord, node: str | None) -> None:
+        """The subscriber's connection was answered by server node ``node`` (None: not named). From now on
+        its steady-state deliveries also go to that node's histogram, and its windows are that node's."""
+        if node == subscriber.node:
+            return
+        subscriber.move_to(node, time.time_ns())
+        if node is None:
+            subscriber.node_latency = None
+            return
+        histogram = self.node_latency.get(node)
+        if histogram is None:
+            histogram = self.node_latency[node] = hist.new()
+        subscriber.node_latency = histogram
 
     def reconnect_time(self, ns: int) -> None:
         """From losing a subscription to having it back, as the provider measured it."""
@@ -261,7 +306,7 @@ class Recorder:
 
     def final_report(self, end_ns: int) -> FinalReport:
         """Everything the collector needs for summary.json; call after a last ``interval_report``."""
-        return {
+        report: FinalReport = {
             "latency": hist.encode(self.latency),
             "connect": hist.encode(self.connect),
             "reconnect": hist.encode(self.reconnect),
@@ -278,6 +323,11 @@ class Recorder:
             "subscribers": [s.to_wire(end_ns) for s in self.subscribers],
             "health": self.health.to_wire(),
         }
+        if self.node_latency:
+            report["node_latency"] = {node: hist.encode(h) for node, h in sorted(self.node_latency.items())}
+        if self.cross_clock.get_total_count():
+            report["cross_clock"] = hist.encode(self.cross_clock)
+        return report
 
     def max_latency_us(self) -> int:
         return max(

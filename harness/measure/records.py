@@ -28,7 +28,8 @@ class LatencySummary(TypedDict):
 
 
 class ConnectSummary(TypedDict):
-    """``connect_ms`` and ``reconnect_ms``: fewer points, as connections are fewer than deliveries."""
+    """``connect_ms`` and ``reconnect_ms`` (fewer points, as connections are fewer than deliveries), and a
+    server node's latency in ``nodes``."""
 
     count: int
     p50: float
@@ -61,11 +62,13 @@ class LedgerWire(TypedDict):
 
 
 class SubscriberWire(TypedDict):
-    """One subscriber's channel, subscription windows ([start_ns, end_ns]) and streams."""
+    """One subscriber's channel, subscription windows ([start_ns, end_ns]) and streams; ``nodes`` (one
+    per window: the server node its connection landed on, null when unnamed) only when a node was named."""
 
     channel: str
     windows: list[list[int]]
     streams: dict[str, StreamWire]
+    nodes: NotRequired[list[str | None]]
 
 
 # -- a generator's reports (Recorder -> Collector, over Locust messages on a cluster) ----------------
@@ -140,6 +143,10 @@ class FinalReport(TypedDict):
     subscribers: list[SubscriberWire]
     health: HealthWire
     rx_stamps: NotRequired[RxStamps]
+    #: per server node (``X-Rtbench-Node``), its steady-state latency; only when a connection named one
+    node_latency: NotRequired[dict[str, str]]
+    #: deliveries whose publisher ran on another host's clock, kept out of every other figure; only when some came
+    cross_clock: NotRequired[str]
 
 
 # -- summary.json (summary.build, Collector.finalize) ---------------------------------------------------
@@ -212,6 +219,18 @@ class HarnessHealth(TypedDict):
     generators: list[GeneratorHealth]
 
 
+class NodeSummary(TypedDict):
+    """One server node in summary.json ``nodes``: its subscription windows (and the subscribers they
+    belong to), the messages sent in them, and its steady-state delivery latency."""
+
+    subscribers: int
+    windows: int
+    expected: int
+    delivered: int
+    lost: int
+    latency_ms: ConnectSummary
+
+
 class SummaryHistograms(TypedDict):
     connect: str
     ramp: str
@@ -240,12 +259,16 @@ class Summary(TypedDict):
     ramp_ms: LatencySummary
     client_lag_ms: LatencySummary
     publish_lag_ms: LatencySummary
+    #: deliveries timed against another host's clock (clock-dependent, in no other figure); only when some came
+    cross_clock_ms: NotRequired[LatencySummary]
     rx_clock: str
     rx_clocks: dict[str, int]
     connect_ms: ConnectSummary
     messages: Messages
     connections: Connections
     reconnect_ms: ConnectSummary
+    #: per server node (``X-Rtbench-Node``), in name order; only when a connection named one
+    nodes: NotRequired[dict[str, NodeSummary]]
     clock: str  # "harness", or "server" under --timestamp-field
     errors_by_reason: dict[str, int]
     foreign_messages: int

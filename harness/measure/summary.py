@@ -7,7 +7,7 @@ from typing import Any, cast
 
 from harness.measure import gates as gates_mod
 from harness.measure import hist
-from harness.measure.accounting import account
+from harness.measure.accounting import NodeTotals, account
 from harness.measure.records import (
     FinalReport,
     GeneratorHealth,
@@ -16,6 +16,7 @@ from harness.measure.records import (
     LedgerWire,
     Load,
     Messages,
+    NodeSummary,
     RxStamps,
     SubscriberWire,
     Summary,
@@ -133,6 +134,31 @@ def fanout_histogram(finals: list[FinalReport]) -> Any:
     return histogram
 
 
+def nodes_section(finals: list[FinalReport], totals: dict[str, NodeTotals]) -> dict[str, NodeSummary]:
+    """Per server node, in name order: its windows' accounting (``totals``) and its steady-state latency
+    merged exactly over every generator. Empty when no connection named a node; a node that only answered
+    connections that then failed (no window, no delivery) is left out."""
+    latency: dict[str, list[str]] = {}
+    for final in finals:
+        for node, encoded in final.get("node_latency", {}).items():
+            latency.setdefault(node, []).append(encoded)
+    section: dict[str, NodeSummary] = {}
+    for node in sorted(set(latency) | set(totals)):
+        share = totals.get(node, NodeTotals())
+        merged = hist.merge(latency.get(node, []))
+        if not share.windows and not merged.get_total_count():
+            continue
+        section[node] = {
+            "subscribers": share.subscribers,
+            "windows": share.windows,
+            "expected": share.expected,
+            "delivered": share.delivered,
+            "lost": share.lost,
+            "latency_ms": hist.connect_summary(merged),
+        }
+    return section
+
+
 def rx_clock(finals: list[FinalReport]) -> tuple[str, dict[str, int]]:
     """Which clock point timed the arrivals: one name, or ``mixed`` with the subscriber counts."""
     counts: dict[str, int] = {}
@@ -162,6 +188,7 @@ def build(
     ramp = hist.merge([f["ramp"] for f in finals if "ramp" in f])
     client_lag = hist.merge([f["client_lag"] for f in finals if "client_lag" in f])
     publish_lag = hist.merge([f["publish_lag"] for f in finals if "publish_lag" in f])
+    cross_clock = hist.merge([f["cross_clock"] for f in finals if "cross_clock" in f])
     fanout = fanout_histogram(finals)
     clock_name, clock_counts = rx_clock(finals)
     counts: dict[str, int] = {}
@@ -239,9 +266,20 @@ def build(
             f"latency measured against the server's clock (--timestamp-field), so it includes the clock offset; "
             f"{counts.get('clock_skew', 0)} deliveries arrived before their server timestamp"
         )
+    if cross_clock.get_total_count():  # DESIGN rule 3: kept apart, flagged, in no other figure
+        summary["cross_clock_ms"] = hist.latency_summary(cross_clock)
+    nodes = nodes_section(finals, totals.nodes)
+    if nodes:
+        summary["nodes"] = nodes
     summary["gates"] = gates_mod.evaluate_all(gates, summary)
     summary["passed"] = all(g["passed"] for g in summary["gates"])
-    return summary
+    return in_record_order(summary)
+
+
+def in_record_order(summary: Summary) -> Summary:
+    """The summary's keys in the ``Summary`` record's order (optional sections are added late, read in place)."""
+    ordered = {key: summary[key] for key in Summary.__annotations__ if key in summary}  # type: ignore[literal-required]
+    return cast(Summary, ordered)
 
 
 def rx_stamps(finals: list[FinalReport]) -> RxStamps:
@@ -268,6 +306,7 @@ def format_text(summary: Summary, folder: str) -> str:
         *_optional_line("fan-out ms", summary.get("fanout_ms")),
         *_optional_line("ramp-up ms", summary.get("ramp_ms")),
         *_optional_line(f"client lag ms ({summary.get('rx_clock', '?')} clock)", summary.get("client_lag_ms")),
+        *_cross_clock_lines(summary.get("cross_clock_ms")),
         f"  connect ms           p50 {con['p50']}  p95 {con['p95']}  p99 {con['p99']}  max {con['max']}  "
         f"(n={con['count']})",
         f"  messages             published {msg['published']}  publish failed {msg.get('publish_failed', 0)}  "
@@ -276,6 +315,7 @@ def format_text(summary: Summary, folder: str) -> str:
         f"{msg['out_of_order']}  errors {msg['errors']}",
         f"  connections          opened {conn['opened']}  failed {conn['failed']}  dropped {conn['dropped']}  "
         f"reconnected {conn['reconnected']}",
+        *_node_lines(summary.get("nodes", {})),
     ]
     rec = summary.get("reconnect_ms", {})
     if rec.get("count"):
@@ -320,3 +360,27 @@ def _optional_line(label: str, block: LatencySummary | None) -> list[str]:
         f"  {label:<20} p50 {block['p50']}  p95 {block['p95']}  p99 {block['p99']}  max {block['max']}  "
         f"(n={block['count']})"
     ]
+
+
+def _cross_clock_lines(block: LatencySummary | None) -> list[str]:
+    """Deliveries timed against another host's clock: shown apart and flagged, when there were any."""
+    lines = _optional_line("cross-clock ms", block)
+    if lines:
+        lines.append(
+            "    - clock-dependent: published on another host, so these include the two clocks' offset; "
+            "not in the latency, fan-out or gates"
+        )
+    return lines
+
+
+def _node_lines(nodes: Mapping[str, NodeSummary]) -> list[str]:
+    """One line per server node (``X-Rtbench-Node``), when the servers named theirs."""
+    lines = []
+    for name, node in nodes.items():
+        lat = node["latency_ms"]
+        lines.append(
+            f"  node {name:<15} subscribers {node['subscribers']} (windows {node['windows']})  expected "
+            f"{node['expected']}  delivered {node['delivered']}  lost {node['lost']}  latency ms p50 {lat['p50']}  "
+            f"p95 {lat['p95']}  p99 {lat['p99']}  max {lat['max']}  (n={lat['count']})"
+        )
+    return lines

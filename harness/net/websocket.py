@@ -16,6 +16,7 @@ from collections.abc import Callable, Mapping
 
 from harness.net.endpoint import Endpoint
 from harness.net.stream import ConnectError, Stream, client_tls_context, note_shared
+from harness.protocols import http1
 from harness.protocols import websocket as ws
 
 OnMessage = Callable[[str | bytes, int], None]
@@ -45,6 +46,8 @@ class WebSocket:
         self.key = key
         self.parser = ws.FrameParser(max_message)
         self.headers: dict[str, str] = {}
+        #: the server node that answered the upgrade (``X-Rtbench-Node``), None when it did not say
+        self.node: str | None = None
         self.close_code: int | None = None
         self.close_reason = ""
         #: why the server's answer to the upgrade request was refused, and its HTTP status
@@ -154,6 +157,7 @@ class WebSocket:
         if parsed is None:
             return b""
         self.headers, length = parsed
+        self.node = http1.server_node(self.headers.get(http1.NODE_HEADER.lower()))
         rest = bytes(self._head[length:])
         self._head = bytearray()
         self._upgraded = True

@@ -29,6 +29,7 @@ from dataclasses import dataclass
 __all__ = [
     "DEFAULT_MAX_CHUNK_LINE",
     "DEFAULT_MAX_HEAD",
+    "NODE_HEADER",
     "Body",
     "End",
     "Head",
@@ -37,6 +38,7 @@ __all__ = [
     "ResponseParser",
     "event_stream_request",
     "request",
+    "server_node",
 ]
 
 DEFAULT_MAX_HEAD = 64 * 1024
@@ -52,6 +54,11 @@ _WHOLE_CHUNK = re.compile(rb"([0-9A-Fa-f]{1,16})\r\n(.+)\r\n", re.DOTALL)
 _HEXDIGITS = b"0123456789abcdefABCDEF"
 _OWS = b" \t"
 _NO_BODY_STATUS = frozenset({204, 304})
+
+NODE_HEADER = "X-Rtbench-Node"
+"""The response field a scaled-out target names its node with (on the websocket 101 and the SSE 200)."""
+
+_NODE_ID = re.compile(r"[!#-+\--\[\]-~]{1,64}")  # visible ASCII but '"', ',' and backslash
 
 # Parser states (ints: the chunked hot path compares them once per chunk).
 _HEAD, _SIZE, _DATA, _CRLF, _TRAILER, _LENGTH, _CLOSE, _DONE, _FAILED = range(9)
@@ -121,6 +128,16 @@ class End:
     """The response is complete; ``trailers`` holds a chunked body's trailer fields."""
 
     trailers: Headers = Headers()
+
+
+def server_node(value: str | None) -> str | None:
+    """The node id in an ``X-Rtbench-Node`` value, or None when there is none that can be trusted:
+    absent, blank, repeated (joined with ", " by :meth:`Headers.get`), longer than 64 characters or
+    holding anything but visible ASCII. It ends up in summary.json keys and report tables."""
+    if value is None:
+        return None
+    node = value.strip(" \t")
+    return node if _NODE_ID.fullmatch(node) else None
 
 
 # -- requests ---------------------------------------------------------------------------------------

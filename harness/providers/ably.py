@@ -150,7 +150,7 @@ class LeanAblySubscriber(LeanSubscriber):
         loop = asyncio.get_running_loop()
         deadline = loop.time() + self.handshake_timeout_s
         try:
-            ws = await WebSocket.connect(self.url, timeout=self.handshake_timeout_s, tls=self.tls)
+            ws = await self.open_websocket(self.url, timeout=self.handshake_timeout_s, tls=self.tls)
         except ValueError:  # a malformed URL: say so without the URL (it holds the key)
             raise ConnectError("the Ably realtime URL is malformed (check --ably-endpoint / --host)") from None
         session = proto.ClientSession(self.fmt, self.channel, self.event)

@@ -22,20 +22,23 @@ OnData = Callable[[object, int], None]
 OnEvent = Callable[[], None]
 OnError = Callable[[str], None]
 OnDuration = Callable[[int], None]
+OnNode = Callable[[str | None], None]
 
 
 @dataclass
 class SubscriberHooks:
     """What a provider calls back: arrivals (the payload and its arrival time, ns since the epoch: the
     kernel's receive time of the bytes that completed it where the transport has one), an unrequested
-    disconnect, a completed re-subscribe, a protocol error on a live subscription (its reason), and how
-    long a reconnection took (ns)."""
+    disconnect, a completed re-subscribe, a protocol error on a live subscription (its reason), how
+    long a reconnection took (ns), and which server node each connection landed on (``X-Rtbench-Node``
+    behind a load balancer; None when the server did not say), told before that connection delivers."""
 
     on_data: OnData
     on_drop: OnEvent = field(default=lambda: None)
     on_resubscribed: OnEvent = field(default=lambda: None)
     on_error: OnError = field(default=lambda _reason: None)
     on_reconnect_ns: OnDuration = field(default=lambda _ns: None)
+    on_node: OnNode = field(default=lambda _node: None)
 
 
 #: Where a subscriber's arrival times come from (summary.json ``rx_clock``).
@@ -48,6 +51,11 @@ class SubscriberHandle(ABC):
         """``kernel`` (SO_TIMESTAMPNS on the socket), ``read`` (the time of the read, no kernel stamp) or
         ``callback`` (an official library's callback: includes the library's and the generator's delays)."""
         return RX_CALLBACK
+
+    @property
+    def node(self) -> str | None:
+        """The server node the current connection landed on, when the server names it (lean clients)."""
+        return None
 
     @abstractmethod
     async def close(self) -> None: ...

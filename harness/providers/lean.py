@@ -10,11 +10,14 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import ssl
 import time
 from abc import abstractmethod
 from typing import Generic, Protocol, TypeVar
 
 from harness.net.reconnect import Backoff, GiveUp, Reconnector
+from harness.net.websocket import WebSocket
+from harness.protocols import websocket as ws_protocol
 from harness.providers.base import RX_KERNEL, SubscriberHandle, SubscriberHooks
 
 CONNECT_TIMEOUT_S = 15.0
@@ -76,6 +79,7 @@ class LeanSubscriber(SubscriberHandle):
         self.connect_timeout_s = connect_timeout_s
         self.connection: Connection | None = None
         self.closing = False
+        self._node: str | None = None
         self.reconnector = Reconnector(
             self._open,
             backoff=self.backoff,
@@ -88,6 +92,30 @@ class LeanSubscriber(SubscriberHandle):
     @property
     def rx_clock(self) -> str:
         return self.connection.rx_clock if self.connection is not None else RX_KERNEL
+
+    @property
+    def node(self) -> str | None:
+        return self._node
+
+    def landed(self, node: str | None) -> None:
+        """A connection was answered by server node ``node``: tell the hooks before it delivers anything, on
+        every connection (a reconnect may land on another node behind the load balancer)."""
+        self._node = node
+        self.hooks.on_node(node)
+
+    async def open_websocket(
+        self,
+        url: str,
+        *,
+        timeout: float,
+        max_message: int = ws_protocol.DEFAULT_MAX_MESSAGE,
+        tls: ssl.SSLContext | None = None,
+    ) -> WebSocket:
+        """``WebSocket.connect``, with the node that answered the upgrade told to the hooks before the first
+        message is read."""
+        ws = await WebSocket.connect(url, timeout=timeout, max_message=max_message, tls=tls)
+        self.landed(ws.node)
+        return ws
 
     async def start(self) -> None:
         """The first connection: a failure raises (the generator counts a failed connect with its reason)."""

@@ -152,7 +152,7 @@ class PusherSubscriber(LeanSubscriber):
         ws: WebSocket | None = None
         try:
             async with asyncio.timeout(timeout):
-                ws = await WebSocket.connect(
+                ws = await self.open_websocket(
                     self.provider.endpoints.ws_url,
                     timeout=timeout,
                     max_message=MAX_MESSAGE_BYTES,

@@ -57,7 +57,7 @@ class LeanSocketIOSubscriber(LeanSubscriber):
         self._ack_ids = itertools.count(1)
 
     async def connect_and_subscribe(self) -> Connection:
-        ws = await WebSocket.connect(self.provider.websocket_url, timeout=CONNECT_TIMEOUT_S)
+        ws = await self.open_websocket(self.provider.websocket_url, timeout=CONNECT_TIMEOUT_S)
         session = engineio.ClientSession()
         try:
             async with asyncio.timeout(CONNECT_TIMEOUT_S):

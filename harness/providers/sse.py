@@ -193,6 +193,7 @@ class EventStream:
         self.head = head
         if head.status == 200 and is_event_stream(head):
             self.accepted = True
+            self.source.landed(http1.server_node(head.headers.get(http1.NODE_HEADER)))
             self.sse.new_stream()
         else:  # judged by connect_and_subscribe: a redirect, or the end of the subscription
             self.close()

@@ -43,13 +43,14 @@ HEADLINE = (
 
 
 # -- formatting ---------------------------------------------------------------------------------
-LatencyKey = Literal["latency_ms", "fanout_ms", "ramp_ms", "client_lag_ms", "publish_lag_ms"]
+LatencyKey = Literal["latency_ms", "fanout_ms", "ramp_ms", "client_lag_ms", "publish_lag_ms", "cross_clock_ms"]
 LATENCY_ROWS: tuple[tuple[str, LatencyKey], ...] = (
     ("delivery", "latency_ms"),
     ("fan-out", "fanout_ms"),
     ("ramp-up", "ramp_ms"),
     ("client lag", "client_lag_ms"),
     ("publisher lag", "publish_lag_ms"),
+    ("cross-clock (clock-dependent)", "cross_clock_ms"),
 )
 RX_CLOCK_TEXT = {
     "kernel": "kernel receive timestamp of the bytes",
@@ -276,6 +277,8 @@ def context(run: RunData) -> dict[str, Any]:
         "headline": headline,
         "latency": summary.get("latency_ms", {}),
         "latency_rows": [(label, summary[key]) for label, key in LATENCY_ROWS if _shown(summary, key)],
+        "cross_clock": _shown(summary, "cross_clock_ms"),
+        "nodes": list(summary.get("nodes", {}).items()),
         "rx_clock_text": RX_CLOCK_TEXT.get(str(summary.get("rx_clock", "")), "arrival clock not recorded"),
         "connect": summary.get("connect_ms", {}),
         "accounting": accounting,

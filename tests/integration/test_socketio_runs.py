@@ -118,59 +118,69 @@ def test_processes_merge_exactly(tmp_path: Path) -> None:
     _check_merged(tmp_path)
 
 
-def test_master_and_worker_as_separate_commands(tmp_path: Path) -> None:
+@pytest.mark.parametrize("workers_first", [False, True], ids=["master-first", "workers-first"])
+def test_master_and_workers_as_separate_commands(tmp_path: Path, workers_first: bool) -> None:
+    """``--master --expect-workers 2`` and two ``--worker`` commands, as on other hosts: started in either
+    order (a worker retries until its master is up), the headless run merges both exactly and every
+    process exits cleanly."""
     scenario = str(REPO / "scenarios" / "socketio.py")
     with running_target("targets.socketio", "--port", "0") as url:
         port = _free_port()
-        master = subprocess.Popen(
-            [
-                *LOCUST,
-                "-f",
-                scenario,
-                "--master",
-                "--master-bind-host",
-                "127.0.0.1",
-                "--master-bind-port",
-                str(port),
-                "--headless",
-                "--expect-workers",
-                "2",
-                "-u",
-                "21",
-                "-r",
-                "21",
-                "-t",
-                "5s",
-                "--host",
-                url,
-                "--publish-rate",
-                "20",
-                "--report-dir",
-                str(tmp_path),
-                "--only-summary",
-            ],
-            cwd=REPO,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT,
-            text=True,
-        )
-        workers = [
-            subprocess.Popen(
-                [*LOCUST, "-f", scenario, "--worker", "--master-host", "127.0.0.1", "--master-port", str(port)],
-                cwd=REPO,
-                stdout=subprocess.DEVNULL,
-                stderr=subprocess.DEVNULL,
-            )
-            for _ in range(2)
+        master_cmd = [
+            *LOCUST,
+            "-f",
+            scenario,
+            "--master",
+            "--master-bind-host",
+            "127.0.0.1",
+            "--master-bind-port",
+            str(port),
+            "--headless",
+            "--expect-workers",
+            "2",
+            "-u",
+            "21",
+            "-r",
+            "21",
+            "-t",
+            "5s",
+            "--host",
+            url,
+            "--publish-rate",
+            "20",
+            "--report-dir",
+            str(tmp_path),
+            "--only-summary",
         ]
+        worker_cmd = [*LOCUST, "-f", scenario, "--worker", "--master-host", "127.0.0.1", "--master-port", str(port)]
+        logs = [(tmp_path.parent / f"{tmp_path.name}-worker{i}.log").open("w+") for i in range(2)]
+        workers: list[subprocess.Popen[bytes]] = []
+        master: subprocess.Popen[str] | None = None
         try:
+            if workers_first:
+                workers = [subprocess.Popen(worker_cmd, cwd=REPO, stdout=log, stderr=log) for log in logs]
+            master = subprocess.Popen(master_cmd, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+            if not workers_first:
+                workers = [subprocess.Popen(worker_cmd, cwd=REPO, stdout=log, stderr=log) for log in logs]
             out, _ = master.communicate(timeout=120)
+            codes = [w.wait(timeout=30) for w in workers]
         finally:
-            for w in workers:
-                w.wait(timeout=30)
+            for proc in [*workers, *([master] if master else [])]:
+                if proc.poll() is None:
+                    proc.kill()
+                    proc.wait()
+        worker_output = []
+        for log in logs:
+            log.seek(0)
+            worker_output.append(log.read())
+            log.close()
     assert master.returncode in (0, 1), out
+    assert codes == [0, 0], worker_output
+    assert not any("Traceback" in text for text in [out, *worker_output]), (out, worker_output)
     assert (tmp_path / "generators.json").exists(), out  # both workers' finals reached the master
     _check_merged(tmp_path)
+    summary = json.loads((tmp_path / "summary.json").read_text())
+    assert "cross_clock_ms" not in summary and "nodes" not in summary  # one host; a target naming no node
 
 
 def _free_port() -> int:

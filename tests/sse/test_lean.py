@@ -19,6 +19,7 @@ import uvloop
 
 from harness.measure.accounting import account
 from harness.providers import sse as sse_provider
+from harness.providers.base import SubscriberHooks
 from harness.providers.http import shared_session
 from harness.providers.sse import EventSource, SSEError, SSEProvider
 from tests.generators import InProcessRun
@@ -403,5 +404,48 @@ def test_close_during_a_reconnect_attempt_leaves_nothing_running() -> None:
             await sub.close()
             assert not sub.reconnector.reconnecting and sub.connection is None
         assert h.data == ["one"] and (h.drops, h.resubs) == (1, 0) and not h.errors
+
+    run(main())
+
+
+# -- the server node behind a load balancer -------------------------------------------------------------
+def test_each_stream_tells_its_node_before_its_events_and_a_reconnect_tells_the_new_one() -> None:
+    def head(node: bytes) -> bytes:
+        return HEAD_CHUNKED[:-2] + b"X-Rtbench-Node: " + node + b"\r\n\r\n"
+
+    async def main() -> None:
+        scripts = (  # each head comes with its first event in one write: delivered in the same read
+            answer(head(b"sse-1") + chunk(b"id: 1\ndata: one\n\n"), b"0\r\n\r\n"),
+            answer(head(b"sse-2") + chunk(b"id: 2\ndata: two\n\n")),
+        )
+        log: list[tuple[str, object]] = []
+        changed = asyncio.Event()
+
+        def note(kind: str, value: object = None) -> None:
+            log.append((kind, value))
+            changed.set()
+
+        hooks = SubscriberHooks(
+            on_data=lambda data, _rx: note("data", data),
+            on_drop=lambda: note("drop"),
+            on_resubscribed=lambda: note("back"),
+            on_node=lambda node: note("node", node),
+        )
+        async with raw_server(*scripts) as raw:
+            sub = await SSEProvider(raw.url, options(sse_reconnect_ms=10)).open_subscriber("c", hooks)
+            async with asyncio.timeout(10):
+                while len(log) < 6:
+                    changed.clear()
+                    await changed.wait()
+            assert sub.node == "sse-2"
+            await sub.close()
+        assert log == [
+            ("node", "sse-1"),
+            ("data", "one"),
+            ("drop", None),
+            ("node", "sse-2"),
+            ("data", "two"),
+            ("back", None),
+        ]
 
     run(main())
