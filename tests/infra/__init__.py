@@ -1,0 +1,1 @@
+"""Real infrastructure for tests (nginx, Redis): private instances on loopback, free ports."""
