@@ -33,6 +33,7 @@ __all__ = [
     "TEST_BALANCE",
     "NginxError",
     "check_config",
+    "free_port",
     "full_config",
     "nginx_available",
     "render",
@@ -108,7 +109,7 @@ def check_config(prefix: Path, http_part: str) -> subprocess.CompletedProcess[st
     return subprocess.run(_command(prefix, "-t"), capture_output=True, text=True, timeout=30, check=False)
 
 
-def _free_port() -> int:
+def free_port() -> int:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         port: int = probe.getsockname()[1]
@@ -154,7 +155,7 @@ def running_nginx(upstreams: Sequence[str], *, balance: str = TEST_BALANCE, atte
     prefix = Path(tempfile.mkdtemp(prefix="rtbench-nginx-"))
     try:
         for attempt in range(attempts):
-            port = _free_port()
+            port = free_port()
             listen = f"127.0.0.1:{port}"
             (prefix / "nginx.conf").write_text(full_config(prefix, render_template(listen, upstreams, balance)))
             proc = subprocess.Popen(_command(prefix), stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL)
