@@ -18,6 +18,7 @@ import pytest
 from tests.helpers import REPO, running_target, start_target
 from tests.infra.compose import COMPOSE_FILE, Service, load_services, option, replace_option
 from tests.infra.nginx import free_port
+from tests.infra.redis import redis_server
 
 DOCKER_COMPOSE = shutil.which("docker-compose") or "/usr/bin/docker-compose"
 SERVICES = load_services()
@@ -89,22 +90,21 @@ def _loopback(service: Service, redis_url: str) -> list[str]:
     """The service's command with only its addresses moved to loopback (port 0: the target picks one)."""
     command = replace_option(service.command, "--host", "127.0.0.1")
     command = replace_option(command, "--port", "0")
-    if option(command, "--redis") is not None:
+    if redis_url:
         command = replace_option(command, "--redis", redis_url)
     return [sys.executable, *command[1:]]
 
 
 @pytest.fixture(scope="module")
 def redis_url() -> Iterator[str]:
-    from tests.infra.redis import running_redis
-
-    with running_redis() as redis:
+    with redis_server() as redis:
         yield redis.url
 
 
 @pytest.mark.parametrize("name", TARGET_SERVICES)
-def test_target_service_command_answers_healthz(name: str, redis_url: str) -> None:
+def test_target_service_command_answers_healthz(name: str, request: pytest.FixtureRequest) -> None:
     service = SERVICES[name]
+    redis_url = request.getfixturevalue("redis_url") if "--redis" in service.command else ""
     url, proc = start_target(_loopback(service, redis_url), env=service.environment)
     try:
         with urllib.request.urlopen(f"{url}/healthz", timeout=10) as resp:
