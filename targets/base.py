@@ -1,7 +1,7 @@
 """What every reference target is built on: its command line, ``main``, and the shared pieces it uses.
 
 A target is a package ``targets/<name>/`` whose ``__main__`` calls ``main(build_app, name, port)``.
-``main`` parses the knobs every target shares (host, port, fault plan, log level) plus the target's own,
+``main`` parses the knobs every target shares (host, port, fault plan, node id, log level) plus the target's own,
 builds the app inside the event loop and serves it (targets.serve). Bad usage -> one line
 ``targets.<name>: error: ...`` on stderr and exit status 2, no traceback.
 
@@ -15,6 +15,7 @@ import argparse
 import asyncio
 import contextlib
 import logging
+import re
 import sys
 from collections.abc import Callable, Coroutine, Sequence
 from typing import Any, NoReturn
@@ -24,12 +25,24 @@ from aiohttp import web
 from targets.faults import CORRUPT_PAYLOAD, DelayLine, FaultPlan, Faults
 from targets.httpapi import BadRequest, json_error, read_json
 from targets.parent import die_with_parent
-from targets.serve import CONNECTIONS, READY_PREFIX, WEBSOCKETS, UsageError, raise_fd_limit, serve, url_for
+from targets.serve import (
+    CONNECTIONS,
+    HEALTH,
+    NODE_HEADER,
+    READY_PREFIX,
+    WEBSOCKETS,
+    UsageError,
+    raise_fd_limit,
+    serve,
+    url_for,
+)
 from targets.wsframes import ws_frame, ws_text_frame
 
 __all__ = [
     "CONNECTIONS",
     "CORRUPT_PAYLOAD",
+    "HEALTH",
+    "NODE_HEADER",
     "READY_PREFIX",
     "WEBSOCKETS",
     "ArgumentParser",
@@ -39,6 +52,7 @@ __all__ = [
     "Faults",
     "UsageError",
     "add_common_args",
+    "add_redis_arg",
     "json_error",
     "main",
     "read_json",
@@ -47,6 +61,10 @@ __all__ = [
     "ws_frame",
     "ws_text_frame",
 ]
+
+
+_TOKEN = re.compile(r"[!-~]{1,64}")
+"""A node id: it travels in an HTTP header, so visible ASCII only, bounded."""
 
 
 class ArgumentParser(argparse.ArgumentParser):
@@ -82,11 +100,27 @@ def add_common_args(parser: argparse.ArgumentParser, default_port: int) -> None:
     )
     parser.add_argument("--seed", type=int, default=None, help="seed for drop/corrupt decisions")
     parser.add_argument(
+        "--node-id",
+        default=None,
+        metavar="ID",
+        help="name of this node among several: sent as the X-Rtbench-Node header on every response",
+    )
+    parser.add_argument(
         "--log-level",
         default="warning",
         type=str.lower,
         choices=["debug", "info", "warning", "error", "critical"],
         help="(default: %(default)s)",
+    )
+
+
+def add_redis_arg(parser: argparse.ArgumentParser) -> None:
+    """``--redis URL``, for the targets that can run as several nodes sharing one Redis."""
+    parser.add_argument(
+        "--redis",
+        default=None,
+        metavar="URL",
+        help="join the nodes sharing this Redis (redis://HOST:PORT[/DB]): publishes reach every node's clients",
     )
 
 
@@ -117,6 +151,8 @@ def main(
     args = parser.parse_args(argv)
     if not 0 <= args.port <= 65535:
         parser.error("--port must be between 0 and 65535")
+    if args.node_id is not None and not _TOKEN.fullmatch(args.node_id):
+        parser.error("--node-id must be 1-64 visible ASCII characters")
     try:
         faults = Faults.from_args(args)
     except ValueError as exc:

@@ -4,7 +4,13 @@ The contract the harness relies on (it launches targets as subprocesses):
 
 * one line ``rtbench-target <name> listening http://HOST:PORT`` on stdout once the socket is bound
   (``--port 0`` lets the OS choose, so parallel tests never collide);
-* ``GET /healthz`` -> ``{"ok": true, "target": name, "connections": N}``;
+* ``GET /healthz`` -> ``{"ok": true, "target": name, "connections": N}``, plus ``"node": ID`` on a
+  node (below) and whatever the target adds under HEALTH (a node on Redis: its link's state);
+* ``--node-id ID`` names this process among several serving one app (scale-out): every HTTP response
+  it sends, the websocket 101 and the SSE stream included, carries ``X-Rtbench-Node: ID`` so a client
+  behind a load balancer knows which node it reached. Without ``--node-id`` there is no header, except
+  on a target started with ``--redis`` (a node by construction): it defaults to ``HOSTNAME:PORT``
+  (the bound port), unique per process on one machine and readable in logs;
 * SIGTERM / SIGINT -> websockets closed with 1001 (clients see a transport close and reconnect,
   as with a real server restart), exit status 0 within ~2 s.
 """
@@ -19,12 +25,14 @@ import signal
 import socket
 import weakref
 from collections.abc import Callable
-from typing import Protocol, TypeVar
+from typing import Any, Protocol, TypeVar
 
 from aiohttp import WSCloseCode, web
 
 __all__ = [
     "CONNECTIONS",
+    "HEALTH",
+    "NODE_HEADER",
     "READY_PREFIX",
     "WEBSOCKETS",
     "UsageError",
@@ -41,6 +49,12 @@ READY_PREFIX = "rtbench-target"
 CONNECTIONS: web.AppKey[Callable[[], int]] = web.AppKey("rtbench_connections")
 """Set by a target: returns its number of connected clients, reported by /healthz."""
 
+HEALTH: web.AppKey[Callable[[], dict[str, Any]]] = web.AppKey("rtbench_health")
+"""Set by a target that has more to report on /healthz (merged into its JSON)."""
+
+NODE_HEADER = "X-Rtbench-Node"
+"""Response header naming the node that answered (``--node-id``); the harness clients read it."""
+
 WEBSOCKETS: web.AppKey[weakref.WeakSet[web.WebSocketResponse]] = web.AppKey("rtbench_websockets")
 """Filled by targets with their open websockets so shutdown can close them all (created by serve)."""
 
@@ -51,6 +65,9 @@ WS_CLOSE_TIMEOUT_S = 1.0
 """Upper bound on waiting for clients to answer our close frames."""
 
 _NAME: web.AppKey[str] = web.AppKey("rtbench_target_name", str)
+_NODE: web.AppKey[list[str]] = web.AppKey("rtbench_node_id", list)
+"""This process's node id, in a one-item list (empty: not a node) so it can be filled once the port is
+bound, after the app is frozen."""
 
 
 class Closeable(Protocol):
@@ -88,7 +105,26 @@ def url_for(host: str, port: int) -> str:
 async def _healthz(request: web.Request) -> web.Response:
     app = request.app
     count = app[CONNECTIONS]() if CONNECTIONS in app else 0
-    return web.json_response({"ok": True, "target": app[_NAME], "connections": count})
+    body: dict[str, Any] = {"ok": True, "target": app[_NAME], "connections": count}
+    node = app.get(_NODE)
+    if node:
+        body["node"] = node[0]
+    if HEALTH in app:
+        body.update(app[HEALTH]())
+    return web.json_response(body)
+
+
+def _name_node(app: web.Application, node_id: str | None) -> list[str]:
+    """Hang the node id (filled now or once bound) on the app and stamp it on every response."""
+    node: list[str] = [node_id] if node_id else []
+    app[_NODE] = node
+
+    async def stamp(_: web.Request, response: web.StreamResponse) -> None:
+        if node:
+            response.headers[NODE_HEADER] = node[0]
+
+    app.on_response_prepare.append(stamp)
+    return node
 
 
 async def _close_websockets(app: web.Application) -> None:
@@ -128,6 +164,9 @@ async def serve(app: web.Application, args: argparse.Namespace, name: str) -> No
         app[WEBSOCKETS] = weakref.WeakSet()
     app.router.add_get("/healthz", _healthz)
     app.on_shutdown.insert(0, _close_websockets)
+    node_id: str | None = getattr(args, "node_id", None)
+    is_node = bool(node_id) or bool(getattr(args, "redis", None))
+    node = _name_node(app, node_id) if is_node else None
 
     loop = asyncio.get_running_loop()
     stop = asyncio.Event()
@@ -144,6 +183,8 @@ async def serve(app: web.Application, args: argparse.Namespace, name: str) -> No
         except OSError as exc:
             raise UsageError(_bind_error(args.host, args.port, exc)) from None
         host, port = _bound_address(runner, args.host)
+        if node is not None and not node:
+            node.append(f"{socket.gethostname()}:{port}")
         print(f"{READY_PREFIX} {name} listening {url_for(host, port)}", flush=True)
         await stop.wait()
         log.info("shutting down")

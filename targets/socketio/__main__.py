@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from targets.base import main
-from targets.socketio import DEFAULT_PORT, DESCRIPTION, NAME, build_app
+from targets.socketio import DEFAULT_PORT, DESCRIPTION, NAME, add_args, build_app
 
 if __name__ == "__main__":
-    raise SystemExit(main(build_app, NAME, DEFAULT_PORT, description=DESCRIPTION))
+    raise SystemExit(main(build_app, NAME, DEFAULT_PORT, add_args=add_args, description=DESCRIPTION))

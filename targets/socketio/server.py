@@ -11,6 +11,16 @@ Interface (what the harness relies on):
   (drops not subtracted) or ``{"error": reason}``;
 * ``POST /api/publish`` with the same JSON object -> ``{"recipients": N}``; 400 bad JSON/fields,
   413 body over 1 MiB (the path an app takes when it emits after a REST mutation).
+
+Several nodes: ``--redis redis://HOST:PORT [--node-id ID]`` joins the nodes sharing that Redis through
+python-socketio's Redis manager (targets.socketio.nodes). ``message`` broadcasts and publishes (socket
+or HTTP, on any node) reach the clients of every node, rooms respected; a node's own clients get them
+at once, the others through Redis. ``recipients`` is then this node's recipients only (a node cannot
+know the others' without a round trip). Redis unreachable at startup: the node waits up to 5 s, then
+exits with status 2 and one line. Redis lost later: each node keeps serving its own clients (publishes
+still answer at once and deliver locally, cross-node deliveries stop, /healthz shows
+``redis.subscribed: false``) and rejoins within about a second once Redis is back. Every response
+carries ``X-Rtbench-Node`` (targets.serve). Without ``--redis`` none of this is loaded.
 """
 
 from __future__ import annotations
@@ -20,7 +30,7 @@ import asyncio
 import logging
 from dataclasses import dataclass
 from functools import partial
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import socketio
 from aiohttp import web
@@ -30,12 +40,24 @@ from engineio.async_drivers import aiohttp as eio_aiohttp
 from socketio import packet as sio_packet
 
 from targets import jsonsafe
+from targets.base import add_redis_arg
 from targets.faults import CORRUPT_PAYLOAD, FaultPlan, Faults
 from targets.httpapi import BadRequest, json_error, read_json
-from targets.serve import WEBSOCKETS, install
+from targets.serve import HEALTH, WEBSOCKETS, install
 from targets.wsframes import ws_text_frame
 
-__all__ = ["MAX_BODY_BYTES", "RESERVED_EVENTS", "TARGET", "SocketIOTarget", "build_app", "parse_publish"]
+if TYPE_CHECKING:
+    from targets.socketio.nodes import RedisNodes
+
+__all__ = [
+    "MAX_BODY_BYTES",
+    "RESERVED_EVENTS",
+    "TARGET",
+    "SocketIOTarget",
+    "add_args",
+    "build_app",
+    "parse_publish",
+]
 
 log = logging.getLogger("targets.socketio")
 
@@ -150,9 +172,12 @@ class SocketIOTarget:
     the delay, in publish order) by the same fan-out.
     """
 
-    def __init__(self, faults: Faults) -> None:
+    def __init__(self, faults: Faults, nodes: RedisNodes | None = None) -> None:
         self.faults = faults
+        self.nodes = nodes
+        """The Redis manager joining this node to the others (None: a lone target)."""
         self.sio = socketio.AsyncServer(
+            client_manager=nodes,
             async_mode="aiohttp",
             cors_allowed_origins="*",
             max_http_buffer_size=MAX_BODY_BYTES,
@@ -190,8 +215,16 @@ class SocketIOTarget:
 
     # -- fan-out -------------------------------------------------------------------------------
 
+    def publish(self, event: str, data: Any, channel: str | None) -> int:
+        """Emit ``event`` to ``channel`` on every node: here at once, the other nodes through Redis.
+        Returns this node's recipients at publish time."""
+        recipients = self.broadcast(event, data, channel)
+        if self.nodes is not None:
+            self.nodes.announce(event, data, channel)
+        return recipients
+
     def broadcast(self, event: str, data: Any, channel: str | None) -> int:
-        """Emit ``event`` to ``channel`` (None: everyone). Returns the recipients at publish time."""
+        """Emit ``event`` to ``channel`` (None: everyone) on this node. Returns the recipients at publish time."""
         recipients = [eio_sid for _, eio_sid in self.sio.manager.get_participants(NAMESPACE, channel)]
         if not recipients:
             return 0
@@ -225,9 +258,18 @@ class SocketIOTarget:
                 self.sent_queued += 1
         self.sent_direct += direct
 
+    async def start(self) -> None:
+        """With Redis: wait for it (UsageError if it never answers) and start listening to the other nodes."""
+        if self.nodes is not None:
+            await self.nodes.link.wait_ready()
+            self.sio.manager_initialized = True
+            self.nodes.initialize()
+
     async def close(self) -> None:
         self.fan_out.cancel()
         await self.sio.shutdown()
+        if self.nodes is not None:
+            await self.nodes.close()
 
     # -- socket events -------------------------------------------------------------------------
 
@@ -241,7 +283,7 @@ class SocketIOTarget:
             sock.queue.put_nowait(eio_packet.Packet(eio_packet.NOOP))
 
     async def _on_message(self, sid: str, *args: Any) -> None:
-        self.broadcast("message", args[0] if args else None, None)
+        self.publish("message", args[0] if args else None, None)
 
     async def _on_subscribe(self, sid: str, channel: Any = None, *_: Any) -> bool:
         if not isinstance(channel, str) or not channel:
@@ -260,7 +302,7 @@ class SocketIOTarget:
             channel, event, data = parse_publish(request)
         except ValueError as exc:
             return {"error": str(exc)}
-        return self.broadcast(event, data, channel)
+        return self.publish(event, data, channel)
 
     # -- HTTP ----------------------------------------------------------------------------------
 
@@ -271,18 +313,37 @@ class SocketIOTarget:
             return json_error(exc.status, str(exc))
         except ValueError as exc:
             return json_error(400, str(exc))
-        return web.json_response({"recipients": self.broadcast(event, data, channel)})
+        return web.json_response({"recipients": self.publish(event, data, channel)})
 
 
 TARGET: web.AppKey[SocketIOTarget] = web.AppKey("rtbench_socketio_target", SocketIOTarget)
 """The target object behind an app, for tests and embedding."""
 
 
+def add_args(parser: argparse.ArgumentParser) -> None:
+    add_redis_arg(parser)
+
+
 def build_app(args: argparse.Namespace, faults: Faults) -> web.Application:
     """aiohttp app with Socket.IO at /socket.io/ and POST /api/publish; /healthz is added by serve()."""
-    target = SocketIOTarget(faults)
+    nodes = None
+    redis_url: str | None = getattr(args, "redis", None)
+    if redis_url:
+        from targets.redis_link import RedisLink
+        from targets.socketio.nodes import RedisNodes
+
+        nodes = RedisNodes(RedisLink(redis_url), NAMESPACE)
+    target = SocketIOTarget(faults, nodes)
     app = web.Application(client_max_size=MAX_BODY_BYTES)
     target.sio.attach(app)
     app.router.add_post("/api/publish", target.http_publish)
     install(app, TARGET, target, target.connections)
+    if nodes is not None:
+        nodes.broadcast = target.broadcast
+        app[HEALTH] = nodes.health
+
+        async def on_startup(_: web.Application) -> None:
+            await target.start()
+
+        app.on_startup.append(on_startup)
     return app

@@ -1,1 +1,1 @@
-"""Real infrastructure for tests (nginx, Redis): private instances on loopback, free ports."""
+"""Real third-party servers the tests start on loopback (Redis; nginx for the scale-out suite)."""
