@@ -83,7 +83,6 @@ def test_a_thousand_subscribers_over_three_nodes_receive_every_message(tmp_path:
     msg = s["messages"]
     assert s["connections"]["opened"] == users - 1 and s["connections"]["failed"] == 0, s["connections"]
     assert msg["lost"] == 0 and msg["delivered"] == msg["expected"] > 0, msg
-    assert msg["expected"] == msg["published"] * (users - 1), msg  # every message to every subscriber
     assert msg["duplicated"] == 0 and msg["errors"] == 0
     assert_accounted(s)
     assert code == (0 if s["passed"] else 1), out[-3000:]
@@ -91,27 +90,33 @@ def test_a_thousand_subscribers_over_three_nodes_receive_every_message(tmp_path:
 
 @pytest.mark.timeout(120)
 def test_a_node_killed_mid_run_sends_its_clients_to_the_survivors(tmp_path: Path, cluster: Cluster) -> None:
-    users = 61
-    load = ["-u", str(users), "-r", str(users), "-t", "10s", "--publish-rate", "20", "--drain-timeout", "3"]
-    run = start_run(SCENARIO, tmp_path, "-H", cluster.url, *load, "--gate", "loss==0")
+    """SIGKILL one node: its subscribers reconnect through nginx (``proxy_next_upstream``) to the others and
+    from then on miss nothing. What was published while they were away is not owed to them (DESIGN rule
+    5: expected while subscribed); the time away is in ``reconnect_ms``. Publishing over HTTP keeps the
+    publisher out of the nodes' connection counts, so every count below is exact."""
+    subscribers = 60
+    load = ["-u", str(subscribers + 1), "-r", str(subscribers + 1), "-t", "10s", "--publish-rate", "20"]
+    run = start_run(SCENARIO, tmp_path, "-H", cluster.url, *load, "--publish-via", "http", "--drain-timeout", "3")
     try:
-        wait_until(lambda: sum(cluster.connections().values()) == users, run)
+        wait_until(lambda: sum(cluster.connections().values()) == subscribers, run)
         wait_for_intervals(run, tmp_path, rows=2)
         spread = cluster.connections()
         victim = max(cluster.nodes, key=lambda node: spread[node.name])  # the busiest node: it has subscribers
         victim.proc.kill()  # SIGKILL: no goodbye to its clients
         victim.proc.wait()
         # they come back through nginx, which passes their new connections to the nodes still up
-        wait_until(lambda: sum(cluster.connections().values()) == users, run)
+        wait_until(lambda: sum(cluster.connections().values()) == subscribers, run)
+        survivors = cluster.connections()
     finally:
         code, out, s = finish(run, tmp_path)
+    assert len(survivors) == 2 and victim.name not in survivors, survivors
     conns, msg = s["connections"], s["messages"]
-    assert conns["reconnected"] > 0 and conns["reconnected"] == conns["dropped"], conns
-    assert s["reconnect_ms"]["count"] > 0
-    assert msg["lost"] > 0, msg  # what was published while they were away
+    assert conns["dropped"] == conns["reconnected"] == spread[victim.name] > 0, (conns, spread)
+    assert conns["failed"] == 0 and s["reconnect_ms"]["count"] == conns["reconnected"], s["reconnect_ms"]
+    assert msg["publish_failed"] == 0, msg  # a POST refused by the dead node went to another one
+    assert msg["lost"] == 0 and msg["delivered"] == msg["expected"] > 0, msg
     assert_accounted(s)
-    assert code == 1 and s["passed"] is False, out[-3000:]
-    assert {g["expr"]: g["passed"] for g in s["gates"]} == {"loss==0": False}
+    assert code == (0 if s["passed"] else 1), out[-3000:]
 
 
 @pytest.mark.timeout(120)
