@@ -1,6 +1,7 @@
 """Server-Sent Events reference target.
 
 ``python -m targets.sse --host 127.0.0.1 --port 3002 [--delay-ms 20] [--drop-rate 0.01]``
+``[--redis redis://HOST:PORT] [--node-id ID]`` (several nodes sharing one Redis: see targets.sse.server)
 """
 
 from __future__ import annotations

@@ -21,6 +21,15 @@ Interface (what the harness and tests rely on):
 * Faults (``--delay-ms``, ``--drop-rate``, ``--corrupt-rate``) are decided per delivery at publish time,
   the replay buffer always holds the true event (a dropped delivery is lost unless the client reconnects
   from before it, exactly like a lossy network).
+* Several nodes: ``--redis redis://HOST:PORT [--node-id ID]`` joins the nodes sharing that Redis
+  (targets.sse.nodes). A publish on any node reaches the streams of every node; ids are cluster-wide
+  (``<cluster epoch>-<n>``, numbered in Redis), every node buffers the same ids for the same events, so a
+  client may resume with ``Last-Event-ID`` on any node. A client resuming on a node that has not yet
+  received its last event (it is on its way through Redis) gets nothing twice. ``recipients`` is this
+  node's. Redis unreachable at startup: the node waits up to 5 s, then exits with status 2 and one line.
+  Redis lost later: each node publishes alone to its own clients, with ids of its own epoch (replay
+  still works for those), /healthz shows ``redis.subscribed: false``, and the node rejoins within about a
+  second once Redis is back. Every response carries ``X-Rtbench-Node`` (targets.serve).
 """
 
 from __future__ import annotations
@@ -32,17 +41,23 @@ import json
 import logging
 import re
 import secrets
+from bisect import bisect_right
 from collections import deque
 from collections.abc import Iterable
 from itertools import islice
-from typing import Any
+from operator import itemgetter
+from typing import TYPE_CHECKING, Any
 
 from aiohttp import web
 from aiohttp_sse import EventSourceResponse
 
+from targets.base import add_redis_arg
 from targets.faults import CORRUPT_PAYLOAD, FaultPlan, Faults
 from targets.httpapi import BadRequest, json_error, read_json
-from targets.serve import UsageError, install
+from targets.serve import HEALTH, UsageError, install
+
+if TYPE_CHECKING:
+    from targets.sse.nodes import SSENodes
 
 __all__ = [
     "DEFAULT_CHANNEL",
@@ -63,6 +78,7 @@ _LINE_BREAK = re.compile(r"\r\n|\r|\n")
 
 
 def add_args(parser: argparse.ArgumentParser) -> None:
+    add_redis_arg(parser)
     parser.add_argument("--retry-ms", type=int, default=1000, help="retry: hint sent to clients (default: 1000)")
     parser.add_argument(
         "--keepalive-s", type=float, default=15.0, help="seconds between keep-alive comments (default: 15)"
@@ -132,37 +148,59 @@ def parse_publish(obj: Any) -> tuple[str, str, str]:
 
 
 class ChannelLog:
-    """The last events of one channel, by sequence number, for Last-Event-ID replay."""
+    """The last events of one channel, for Last-Event-ID replay, oldest first.
+
+    An event is known by (epoch, seq): seq grows within an epoch. A lone target has one epoch; a node on
+    Redis holds the cluster's and, for what it published alone while Redis was away, its own, so the
+    events of one epoch need not be contiguous here: each epoch keeps the positions of its events."""
 
     def __init__(self, max_events: int, max_bytes: int) -> None:
         self.max_events, self.max_bytes = max_events, max_bytes
-        self.entries: deque[tuple[int, bytes]] = deque()
+        self.entries: deque[tuple[str, bytes]] = deque()  # (epoch, frame)
+        self.first = 0  # position of entries[0]; positions count every event ever appended
         self.size = 0
-        self.last = 0  # sequence number of the latest event (0: none yet)
+        self.runs: dict[str, deque[tuple[int, int]]] = {}  # epoch -> (seq, position) of the events held
+        self.latest: dict[str, int] = {}  # epoch -> highest seq appended (kept when the events are gone)
 
-    def append(self, frame: bytes) -> int:
-        self.last += 1
-        self.entries.append((self.last, frame))
+    def next_seq(self, epoch: str) -> int:
+        return self.latest.get(epoch, 0) + 1
+
+    def append(self, epoch: str, seq: int, frame: bytes) -> None:
+        self.runs.setdefault(epoch, deque()).append((seq, self.first + len(self.entries)))
+        self.entries.append((epoch, frame))
+        self.latest[epoch] = max(seq, self.latest.get(epoch, 0))
         self.size += len(frame)
         while self.entries and (len(self.entries) > self.max_events or self.size > self.max_bytes):
-            self.size -= len(self.entries.popleft()[1])
-        return self.last
+            gone_epoch, gone = self.entries.popleft()
+            self.first += 1
+            self.size -= len(gone)
+            run = self.runs[gone_epoch]
+            run.popleft()  # the oldest event held is the oldest of its epoch
+            if not run:
+                del self.runs[gone_epoch]
 
-    def after(self, seq: int) -> Iterable[bytes]:
-        """Frames of events after ``seq`` that are still held (older ones are gone for good)."""
-        if not self.entries or seq >= self.last:
-            return ()
-        first = self.entries[0][0]
-        return (frame for _, frame in islice(self.entries, max(0, seq + 1 - first), None))
+    def after(self, epoch: str, seq: int) -> list[bytes]:
+        """Frames of the events held after event (epoch, seq). An epoch with nothing held here, or a seq
+        older than all it holds: everything held (it is all news, or the rest is gone for good)."""
+        run = self.runs.get(epoch)
+        start = self.first
+        if run is not None:
+            i = bisect_right(run, seq, key=itemgetter(0))
+            if i > 0:  # right after the latest event of that epoch the client has
+                start = run[i - 1][1] + 1
+        return [frame for _, frame in islice(self.entries, start - self.first, None)]
 
 
 class Stream:
     """One open subscriber: a backlog of frames its handler writes out in order."""
 
-    __slots__ = ("backlog", "backlog_bytes", "channel", "cut", "wake")
+    __slots__ = ("backlog", "backlog_bytes", "channel", "cut", "floor", "wake")
 
     def __init__(self, channel: str) -> None:
         self.channel = channel
+        self.floor: tuple[str, int] | None = None
+        """(epoch, seq) the client already has although this node has not seen it yet (it came from
+        another node, whose event reaches this one through Redis a moment later): held back until then."""
         self.backlog: list[bytes] = []
         self.backlog_bytes = 0
         self.cut: str | None = None  # "close" or "abort" once the target ends this stream
@@ -185,7 +223,7 @@ def _deliver(plan: list[tuple[Stream, bytes]]) -> None:
 
 
 class SSETarget:
-    def __init__(self, args: argparse.Namespace, faults: Faults) -> None:
+    def __init__(self, args: argparse.Namespace, faults: Faults, nodes: SSENodes | None = None) -> None:
         for flag in (
             "retry_ms",
             "buffer_size",
@@ -203,7 +241,11 @@ class SSETarget:
         self.args = args
         self.faults = faults
         self.epoch = secrets.token_hex(3)
+        """This process's epoch: the ids of what it publishes alone (no Redis, or Redis away)."""
+        self.nodes = nodes
+        """The link to the other nodes on Redis (None: a lone target)."""
         self.streams: dict[str, set[Stream]] = {}
+        self.floored: dict[str, set[Stream]] = {}  # per channel, the streams with a floor
         self.logs: dict[str, ChannelLog] = {}
         self.open = 0
         self.fan_out: FaultPlan[Stream, bytes] = FaultPlan(faults, _deliver)
@@ -221,13 +263,53 @@ class SSETarget:
 
     # -- publishing ------------------------------------------------------------------------------
     def publish(self, channel: str, event: str, data: str) -> tuple[str, int]:
-        """Store and fan out one event. Returns (its id, recipients at publish time)."""
-        chlog = self._log(channel)
-        event_id = f"{self.epoch}-{chlog.last + 1}"
+        """Store and fan out one event on this node alone, in its own epoch. Returns (its id, recipients
+        at publish time)."""
+        seq = self._log(channel).next_seq(self.epoch)
+        return f"{self.epoch}-{seq}", self.deliver(channel, self.epoch, seq, event, data)
+
+    async def publish_anywhere(self, channel: str, event: str, data: str) -> tuple[str, int]:
+        """Publish on every node: through Redis, which numbers the event for the whole cluster and hands
+        it to every node, this one included (so all deliver in the same order). Redis away: here alone."""
+        nodes = self.nodes
+        if nodes is None or not nodes.link.subscribed:
+            return self.publish(channel, event, data)
+        recipients = len(self.streams.get(channel, ()))
+        event_id = await nodes.publish(channel, event, data)
+        if event_id is None:
+            return self.publish(channel, event, data)
+        return event_id, recipients
+
+    def deliver(self, channel: str, epoch: str, seq: int, event: str, data: str) -> int:
+        """Store event (epoch, seq) for replay and fan it out to this node's streams of the channel
+        (those that already have it held back). Returns the recipients at publish time."""
+        event_id = f"{epoch}-{seq}"
         frame = encode_event(event_id, event, data)
-        chlog.append(frame)
-        recipients = list(self.streams.get(channel, ()))
-        return event_id, self.fan_out.send(recipients, frame, lambda: encode_event(event_id, event, CORRUPT_PAYLOAD))
+        self._log(channel).append(epoch, seq, frame)
+        recipients: list[Stream] = list(self.streams.get(channel, ()))
+        waiting = self.floored.get(channel)
+        if waiting:
+            held = self._hold_back(waiting, epoch, seq)
+            if not waiting:
+                del self.floored[channel]
+            if held:
+                recipients = [stream for stream in recipients if stream not in held]
+        return self.fan_out.send(recipients, frame, lambda: encode_event(event_id, event, CORRUPT_PAYLOAD))
+
+    @staticmethod
+    def _hold_back(waiting: set[Stream], epoch: str, seq: int) -> set[Stream]:
+        """The streams whose client already has event (epoch, seq); those past their floor leave ``waiting``."""
+        held: set[Stream] = set()
+        for stream in list(waiting):
+            floor = stream.floor
+            if floor is None or floor[0] != epoch:
+                continue
+            if seq <= floor[1]:
+                held.add(stream)
+            else:
+                stream.floor = None
+                waiting.discard(stream)
+        return held
 
     def cut(self, channel: str | None = None, mode: str = "close") -> int:
         """End every open stream (of one channel): clients see the stream end and reconnect."""
@@ -253,9 +335,11 @@ class SSETarget:
         stream = Stream(channel)
         last_id = request.headers.get("Last-Event-ID") or request.query.get("lastEventId") or ""
         # Register and take the replay in one step (no await between): no event is missed or doubled.
-        for frame in self._replay(channel, last_id):
+        for frame in self._replay(channel, last_id, stream):
             stream.push(frame)
         self.streams.setdefault(channel, set()).add(stream)
+        if stream.floor is not None:
+            self.floored.setdefault(channel, set()).add(stream)
         self.open += 1
         resp = EventSourceResponse(ping_interval=self.args.keepalive_s, headers={"Access-Control-Allow-Origin": "*"})
         try:
@@ -265,11 +349,12 @@ class SSETarget:
         except (ConnectionResetError, RuntimeError, TimeoutError):
             pass  # the client went away (RuntimeError: write after the transport closed)
         finally:
-            group = self.streams.get(channel)
-            if group is not None:
-                group.discard(stream)
-                if not group:
-                    del self.streams[channel]
+            for streams in (self.streams, self.floored):
+                group = streams.get(channel)
+                if group is not None:
+                    group.discard(stream)
+                    if not group:
+                        del streams[channel]
             self.open -= 1
             if resp.prepared:
                 resp.stop_streaming()
@@ -300,18 +385,21 @@ class SSETarget:
             frames, stream.backlog, stream.backlog_bytes = stream.backlog, [], 0
             await resp.write(frames[0] if len(frames) == 1 else b"".join(frames))
 
-    def _replay(self, channel: str, last_id: str) -> Iterable[bytes]:
+    def _replay(self, channel: str, last_id: str, stream: Stream) -> Iterable[bytes]:
+        """What a client resuming from ``last_id`` missed. An id of an epoch this node does not know (an
+        earlier run, say) replays everything held, all news to that client; a malformed one, nothing.
+        On Redis, an id of the cluster's epoch beyond what this node has seen sets the stream's floor."""
         if not last_id:
             return ()
-        chlog = self.logs.get(channel)
-        if chlog is None:
-            return ()
         epoch, _, seq = last_id.rpartition("-")
-        if epoch != self.epoch:  # an earlier run of this target: all we hold is news to the client
-            return list(chlog.after(0))
+        chlog = self.logs.get(channel)
+        cluster_epoch = self.nodes.epoch if self.nodes is not None else None
         if not seq.isdigit():
-            return ()
-        return list(chlog.after(int(seq)))
+            known = epoch in (self.epoch, cluster_epoch) or (chlog is not None and epoch in chlog.latest)
+            return () if known or chlog is None else chlog.after(epoch, 0)
+        if epoch == cluster_epoch and int(seq) > (chlog.latest.get(epoch, 0) if chlog is not None else 0):
+            stream.floor = (epoch, int(seq))
+        return () if chlog is None else chlog.after(epoch, int(seq))
 
     async def http_publish(self, request: web.Request) -> web.Response:
         try:
@@ -320,7 +408,7 @@ class SSETarget:
             return json_error(exc.status, str(exc))
         except ValueError as exc:
             return json_error(400, str(exc))
-        event_id, recipients = self.publish(channel, event, data)
+        event_id, recipients = await self.publish_anywhere(channel, event, data)
         return web.json_response(
             {"id": event_id, "recipients": recipients}, headers={"Access-Control-Allow-Origin": "*"}
         )
@@ -343,9 +431,12 @@ class SSETarget:
         )
 
     # -- lifecycle -------------------------------------------------------------------------------
-    def start(self) -> None:
+    async def start(self) -> None:
+        """Start the cut timer; on Redis, wait for it (UsageError if it never answers) and join the nodes."""
         if self.args.cut_every > 0:
             self._cutter = asyncio.get_running_loop().create_task(self._cut_loop())
+        if self.nodes is not None:
+            await self.nodes.start(self.deliver)
 
     async def close(self) -> None:
         """Shutdown: end every stream cleanly so clients reconnect, as after a real server restart."""
@@ -354,6 +445,8 @@ class SSETarget:
             self._cutter.cancel()
         self.fan_out.cancel()
         self.cut()
+        if self.nodes is not None:
+            await self.nodes.close()
 
 
 TARGET: web.AppKey[SSETarget] = web.AppKey("rtbench_sse_target", SSETarget)
@@ -362,7 +455,14 @@ TARGET: web.AppKey[SSETarget] = web.AppKey("rtbench_sse_target", SSETarget)
 
 def build_app(args: argparse.Namespace, faults: Faults) -> web.Application:
     """aiohttp app: GET /api/events, POST /api/publish, POST /admin/cut; /healthz is added by serve()."""
-    target = SSETarget(args, faults)
+    nodes = None
+    redis_url: str | None = getattr(args, "redis", None)
+    if redis_url:
+        from targets.redis_link import RedisLink
+        from targets.sse.nodes import SSENodes
+
+        nodes = SSENodes(RedisLink(redis_url))
+    target = SSETarget(args, faults, nodes)
     app = web.Application(client_max_size=max(1, args.max_body_bytes))
     app.router.add_get("/api/events", target.events)
     app.router.add_post("/api/publish", target.http_publish)
@@ -370,9 +470,11 @@ def build_app(args: argparse.Namespace, faults: Faults) -> web.Application:
     app.router.add_route("OPTIONS", "/api/events", target.preflight)
     app.router.add_post("/admin/cut", target.http_cut)
     install(app, TARGET, target, target.connections)
+    if nodes is not None:
+        app[HEALTH] = nodes.health
 
     async def on_startup(_: web.Application) -> None:
-        target.start()
+        await target.start()
 
     app.on_startup.append(on_startup)
     return app

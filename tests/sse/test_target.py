@@ -46,14 +46,38 @@ def test_parse_publish() -> None:
 def test_channel_log_bounds_and_replay() -> None:
     log = ChannelLog(max_events=3, max_bytes=1000)
     for k in range(1, 6):
-        assert log.append(f"f{k}".encode()) == k
-    assert list(log.after(0)) == [b"f3", b"f4", b"f5"]  # 1 and 2 are gone for good
-    assert list(log.after(3)) == [b"f4", b"f5"]
-    assert list(log.after(5)) == []
+        assert log.next_seq("e") == k
+        log.append("e", k, f"f{k}".encode())
+    assert log.after("e", 0) == [b"f3", b"f4", b"f5"]  # 1 and 2 are gone for good
+    assert log.after("e", 1) == [b"f3", b"f4", b"f5"]
+    assert log.after("e", 3) == [b"f4", b"f5"]
+    assert log.after("e", 5) == []
+    assert log.after("e", 9) == []
+    assert log.after("other", 5) == [b"f3", b"f4", b"f5"]  # an unknown epoch: all of it is news
     small = ChannelLog(max_events=100, max_bytes=5)
-    for frame in (b"aaa", b"bbb", b"ccc"):
-        small.append(frame)
-    assert list(small.after(0)) == [b"ccc"]
+    for k, frame in enumerate((b"aaa", b"bbb", b"ccc"), 1):
+        small.append("e", k, frame)
+    assert small.after("e", 0) == [b"ccc"]
+
+
+def test_channel_log_mixed_epochs() -> None:
+    """A node on Redis: cluster events (c), then its own while Redis was away (n), then the cluster's again,
+    with a gap (events it never received). Replay resumes after the client's event, whatever its epoch."""
+    log = ChannelLog(max_events=100, max_bytes=10_000)
+    for epoch, seq in [("c", 1), ("c", 2), ("n", 1), ("n", 2), ("c", 5), ("c", 6)]:
+        log.append(epoch, seq, f"{epoch}{seq}".encode())
+    assert log.after("c", 2) == [b"n1", b"n2", b"c5", b"c6"]
+    assert log.after("n", 1) == [b"n2", b"c5", b"c6"]
+    assert log.after("c", 3) == [b"n1", b"n2", b"c5", b"c6"]  # 3 and 4 never came here: resume after 2
+    assert log.after("c", 6) == []
+    assert log.after("n", 2) == [b"c5", b"c6"]
+    assert log.next_seq("c") == 7
+    assert log.next_seq("n") == 3
+    for seq in range(7, 105):
+        log.append("c", seq, b"x")
+    assert "n" not in log.runs  # evicted with the oldest events; its counter stays
+    assert log.next_seq("n") == 3
+    assert len(log.after("n", 2)) == 100
 
 
 # -- over HTTP ---------------------------------------------------------------------------------
