@@ -18,11 +18,11 @@ from typing import Any
 import pytest
 
 from tests.helpers import REPO
-from tests.infra.cluster import Cluster, socketio_cluster
 from tests.infra.nginx import nginx_available
 from tests.infra.redis import RedisServer, redis_server
 from tests.plugin.test_interrupt import start_run, wait_for_intervals
 from tests.runs import assert_accounted
+from tests.scaleout.cluster import Cluster, socketio_cluster
 
 pytestmark = [
     pytest.mark.load,
@@ -101,17 +101,16 @@ def test_a_node_killed_mid_run_sends_its_clients_to_the_survivors(tmp_path: Path
         wait_until(lambda: sum(cluster.connections().values()) == subscribers, run)
         wait_for_intervals(run, tmp_path, rows=2)
         spread = cluster.connections()
-        victim = max(cluster.nodes, key=lambda node: spread[node.name])  # the busiest node: it has subscribers
-        victim.proc.kill()  # SIGKILL: no goodbye to its clients
-        victim.proc.wait()
+        victim = max(cluster.nodes, key=lambda node: spread[node.url])  # the busiest node: it has subscribers
+        victim.kill()
         # they come back through nginx, which passes their new connections to the nodes still up
         wait_until(lambda: sum(cluster.connections().values()) == subscribers, run)
         survivors = cluster.connections()
     finally:
         code, out, s = finish(run, tmp_path)
-    assert len(survivors) == 2 and victim.name not in survivors, survivors
+    assert len(survivors) == 2 and victim.url not in survivors, survivors
     conns, msg = s["connections"], s["messages"]
-    assert conns["dropped"] == conns["reconnected"] == spread[victim.name] > 0, (conns, spread)
+    assert conns["dropped"] == conns["reconnected"] == spread[victim.url] > 0, (conns, spread)
     assert conns["failed"] == 0 and s["reconnect_ms"]["count"] == conns["reconnected"], s["reconnect_ms"]
     assert msg["publish_failed"] == 0, msg  # a POST refused by the dead node went to another one
     assert msg["lost"] == 0 and msg["delivered"] == msg["expected"] > 0, msg
