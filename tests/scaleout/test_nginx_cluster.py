@@ -1,9 +1,9 @@
 """Three Socket.IO nodes on one Redis behind nginx (the shipped template), measured through nginx.
 
 Every subscriber receives every message whichever node holds it; a node killed mid-run sends its clients
-to the survivors (counted: reconnects timed, the gap lost, the run fails); Redis stopped mid-run loses
-the deliveries that had to cross nodes, and the run still ends on time. Bounded: each test is a run of
-a few seconds (the suite's budget for them is ~90 s).
+to the survivors (every drop and reconnect counted and timed, nothing missed once back); Redis stopped
+mid-run loses the deliveries that had to cross nodes (counted lost, the run fails) and the run still ends
+on time. Bounded: each test is a run of about ten seconds (the suite's budget for them is ~90 s).
 """
 
 from __future__ import annotations
