@@ -92,10 +92,12 @@ def test_a_thousand_subscribers_over_three_nodes_receive_every_message(tmp_path:
 def test_a_node_killed_mid_run_sends_its_clients_to_the_survivors(tmp_path: Path, cluster: Cluster) -> None:
     """SIGKILL one node: its subscribers reconnect through nginx (``proxy_next_upstream``) to the others and
     from then on miss nothing. What was published while they were away is not owed to them (DESIGN rule
-    5: expected while subscribed); the time away is in ``reconnect_ms``. Publishing over HTTP keeps the
-    publisher out of the nodes' connection counts, so every count below is exact."""
-    subscribers = 60
-    load = ["-u", str(subscribers + 1), "-r", str(subscribers + 1), "-t", "10s", "--publish-rate", "20"]
+    5: expected while subscribed); the time away is in ``reconnect_ms``. What the dead node still owed
+    them when it died (published before they saw the connection end) is lost: a few messages each, never
+    more than the second around the kill. Publishing over HTTP keeps the publisher out of the nodes'
+    connection counts, so every count below is exact."""
+    subscribers, rate = 60, 20
+    load = ["-u", str(subscribers + 1), "-r", str(subscribers + 1), "-t", "10s", "--publish-rate", str(rate)]
     run = start_run(SCENARIO, tmp_path, "-H", cluster.url, *load, "--publish-via", "http", "--drain-timeout", "3")
     try:
         wait_until(lambda: sum(cluster.connections().values()) == subscribers, run)
@@ -113,8 +115,11 @@ def test_a_node_killed_mid_run_sends_its_clients_to_the_survivors(tmp_path: Path
     assert conns["dropped"] == conns["reconnected"] == spread[victim.url] > 0, (conns, spread)
     assert conns["failed"] == 0 and s["reconnect_ms"]["count"] == conns["reconnected"], s["reconnect_ms"]
     assert msg["publish_failed"] == 0, msg  # a POST refused by the dead node went to another one
-    assert msg["lost"] == 0 and msg["delivered"] == msg["expected"] > 0, msg
+    assert msg["lost"] < spread[victim.url] * rate, msg  # only around the kill: once back, nothing missed
+    assert msg["delivered"] > 0
     assert_accounted(s)
+    gates = {g["expr"]: g["passed"] for g in s["gates"]}
+    assert gates["loss==0"] is (msg["lost"] == 0)
     assert code == (0 if s["passed"] else 1), out[-3000:]
 
 
