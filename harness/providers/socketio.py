@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import itertools
 import time
 from typing import Any
@@ -38,6 +39,8 @@ from harness.providers.lean import Connection, LeanSubscriber, Sweeper
 
 CONNECT_TIMEOUT_S = 15.0
 SWEEP_S = 1.0
+#: how long closing a publisher waits for its emitted packets to be written
+FLUSH_TIMEOUT_S = 1.0
 
 
 class LeanSocketIOSubscriber(LeanSubscriber):
@@ -167,7 +170,11 @@ class SocketIOPublisher(PublisherHandle):
             await self.client.emit(event, text)
 
     async def close(self) -> None:
+        """What was emitted goes out before the goodbye: python-socketio's ``disconnect`` closes the websocket
+        at once, dropping packets its writer has not sent yet (the last publishes of every run)."""
         if self.client is not None:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self.client.eio.queue.join(), FLUSH_TIMEOUT_S)
             await self.client.disconnect()
 
 
