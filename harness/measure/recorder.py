@@ -195,7 +195,8 @@ class Recorder:
         self.error(f"connect failed: {reason}")
 
     def dropped(self, subscriber: SubscriberRecord) -> None:
-        """The provider lost a subscriber's connection without us asking."""
+        """The provider lost a subscriber's connection without us asking. Its window stays owed: if it comes
+        back (``resubscribed``) the gap is covered, if not (``down`` at the end) up to the end of the run."""
         if subscriber.subscribed:
             subscriber.close_window(time.time_ns())
             subscriber.down = True
@@ -205,10 +206,15 @@ class Recorder:
     def resubscribed(self, subscriber: SubscriberRecord) -> None:
         if not subscriber.windows:  # lost and back before its first connect was done: nothing was counted
             return
+        now_ns = time.time_ns()
         if not subscriber.subscribed:
             self.reconnecting = max(0, self.reconnecting - 1)
+            if (
+                subscriber.down
+            ):  # nobody asked it to leave: what was published meanwhile was owed (lost unless replayed)
+                subscriber.windows[-1][1] = now_ns
         subscriber.down = False
-        subscriber.open_window(time.time_ns())
+        subscriber.open_window(now_ns)
         self.counts["reconnected"] += 1
 
     def closed(self, subscriber: SubscriberRecord) -> None:

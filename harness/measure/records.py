@@ -180,6 +180,9 @@ class Messages(TypedDict):
     lost: int
     duplicated: int
     out_of_order: int
+    #: arrivals outside every subscription window (sent just before a subscribe took effect): in both
+    #: ``expected`` and ``delivered``, but in no node's breakdown
+    outside_windows: NotRequired[int]
     errors: int
 
 

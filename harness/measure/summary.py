@@ -211,6 +211,7 @@ def build(
         "lost": totals.lost,
         "duplicated": totals.duplicated,
         "out_of_order": totals.out_of_order,
+        "outside_windows": totals.unexpected,
         "errors": counts.get("errors", 0),
     }
     stamps = rx_stamps(finals)

@@ -16,8 +16,8 @@ from pathlib import Path
 import pytest
 
 from tests.helpers import REPO, running_target, start_target
+from tests.infra import free_port
 from tests.infra.compose import COMPOSE_FILE, Service, load_services, option, replace_option
-from tests.infra.nginx import free_port
 from tests.infra.redis import redis_server
 
 DOCKER_COMPOSE = shutil.which("docker-compose") or "/usr/bin/docker-compose"

@@ -25,6 +25,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from tests.helpers import REPO
+from tests.infra import free_port
 
 __all__ = [
     "COMPOSE_BALANCE",
@@ -33,7 +34,6 @@ __all__ = [
     "TEST_BALANCE",
     "NginxError",
     "check_config",
-    "free_port",
     "full_config",
     "nginx_available",
     "render",
@@ -107,13 +107,6 @@ def check_config(prefix: Path, http_part: str) -> subprocess.CompletedProcess[st
     """``nginx -t`` on ``http_part`` inside :func:`full_config` (written under ``prefix``)."""
     (prefix / "nginx.conf").write_text(full_config(prefix, http_part))
     return subprocess.run(_command(prefix, "-t"), capture_output=True, text=True, timeout=30, check=False)
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port: int = probe.getsockname()[1]
-        return port
 
 
 def _wait_ready(proc: subprocess.Popen[bytes], port: int, prefix: Path) -> None:

@@ -19,6 +19,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.infra import free_port
+
 __all__ = ["REDIS_SERVER", "RedisServer", "redis_server", "require_redis"]
 
 REDIS_SERVER = "/usr/bin/redis-server"
@@ -32,12 +34,6 @@ def require_redis() -> str:
     if found is None:
         pytest.skip("redis-server is not installed (apt-get install redis-server; .ci/run does)")
     return found
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def _pings(port: int) -> bool:
@@ -68,7 +64,7 @@ class RedisServer:
             raise RuntimeError("redis-server is already running")
         fixed = self.port != 0
         for _ in range(1 if fixed else PORT_ATTEMPTS):
-            port = self.port if fixed else _free_port()
+            port = self.port if fixed else free_port()
             if self._launch(port):
                 self.port = port
                 return

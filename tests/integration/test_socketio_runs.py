@@ -11,6 +11,7 @@ import pytest
 
 from harness.measure import hist
 from tests.helpers import NODE_DIR, node_available, running_target
+from tests.infra import free_port
 from tests.runs import LOCUST, REPO, assert_accounted, delay_calibration, drop_calibration, run_scenario
 
 
@@ -125,7 +126,7 @@ def test_master_and_workers_as_separate_commands(tmp_path: Path, workers_first: 
     process exits cleanly."""
     scenario = str(REPO / "scenarios" / "socketio.py")
     with running_target("targets.socketio", "--port", "0") as url:
-        port = _free_port()
+        port = free_port()
         master_cmd = [
             *LOCUST,
             "-f",
@@ -181,14 +182,6 @@ def test_master_and_workers_as_separate_commands(tmp_path: Path, workers_first: 
     _check_merged(tmp_path)
     summary = json.loads((tmp_path / "summary.json").read_text())
     assert "cross_clock_ms" not in summary and "nodes" not in summary  # one host; a target naming no node
-
-
-def _free_port() -> int:
-    import socket
-
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 @pytest.mark.parametrize(

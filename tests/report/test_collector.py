@@ -141,6 +141,7 @@ def test_finalize_writes_the_summary_of_every_final_and_each_generator_apart(
         "lost": 3,
         "duplicated": 0,
         "out_of_order": 0,
+        "outside_windows": 0,
         "errors": 4,
     }
     assert [g["cpu_peak_pct"] for g in summary["harness"]["generators"]] == [35.5, 10.0]  # in node order

@@ -84,6 +84,13 @@ def test_a_thousand_subscribers_over_three_nodes_receive_every_message(tmp_path:
     assert s["connections"]["opened"] == users - 1 and s["connections"]["failed"] == 0, s["connections"]
     assert msg["lost"] == 0 and msg["delivered"] == msg["expected"] > 0, msg
     assert msg["duplicated"] == 0 and msg["errors"] == 0
+    nodes = s["nodes"]  # each node named itself in the upgrade's X-Rtbench-Node: the breakdown covers all three
+    assert sorted(nodes) == ["n0", "n1", "n2"], nodes
+    assert sum(node["subscribers"] for node in nodes.values()) == users - 1
+    assert all(node["subscribers"] > 0 and node["lost"] == 0 for node in nodes.values()), nodes
+    # every delivery is on a node, but those that arrived outside every window (sent just before a subscribe)
+    assert sum(node["delivered"] for node in nodes.values()) + msg["outside_windows"] == msg["delivered"]
+    assert sum(node["expected"] for node in nodes.values()) + msg["outside_windows"] == msg["expected"]
     assert_accounted(s)
     assert code == (0 if s["passed"] else 1), out[-3000:]
 
@@ -91,11 +98,10 @@ def test_a_thousand_subscribers_over_three_nodes_receive_every_message(tmp_path:
 @pytest.mark.timeout(120)
 def test_a_node_killed_mid_run_sends_its_clients_to_the_survivors(tmp_path: Path, cluster: Cluster) -> None:
     """SIGKILL one node: its subscribers reconnect through nginx (``proxy_next_upstream``) to the others and
-    from then on miss nothing. What was published while they were away is not owed to them (DESIGN rule
-    5: expected while subscribed); the time away is in ``reconnect_ms``. What the dead node still owed
-    them when it died (published before they saw the connection end) is lost: a few messages each, never
-    more than the second around the kill. Publishing over HTTP keeps the publisher out of the nodes'
-    connection counts, so every count below is exact."""
+    from then on miss nothing. Nobody asked them to leave, so what was published while they were away
+    was owed to them: it is lost (Socket.IO does not replay), bounded by their time away (``reconnect_ms``)
+    plus the second around the kill, and the run fails its ``loss==0`` gate. Publishing over HTTP keeps
+    the publisher out of the nodes' connection counts, so every count below is exact."""
     subscribers, rate = 60, 20
     load = ["-u", str(subscribers + 1), "-r", str(subscribers + 1), "-t", "10s", "--publish-rate", str(rate)]
     run = start_run(SCENARIO, tmp_path, "-H", cluster.url, *load, "--publish-via", "http", "--drain-timeout", "3")
@@ -115,12 +121,13 @@ def test_a_node_killed_mid_run_sends_its_clients_to_the_survivors(tmp_path: Path
     assert conns["dropped"] == conns["reconnected"] == spread[victim.url] > 0, (conns, spread)
     assert conns["failed"] == 0 and s["reconnect_ms"]["count"] == conns["reconnected"], s["reconnect_ms"]
     assert msg["publish_failed"] == 0, msg  # a POST refused by the dead node went to another one
-    assert msg["lost"] < spread[victim.url] * rate, msg  # only around the kill: once back, nothing missed
+    away_s = s["reconnect_ms"]["max"] / 1000 + 1.0  # the longest time away, and the second around the kill
+    assert 0 < msg["lost"] <= spread[victim.url] * rate * away_s, msg  # once back, nothing missed
     assert msg["delivered"] > 0
     assert_accounted(s)
     gates = {g["expr"]: g["passed"] for g in s["gates"]}
-    assert gates["loss==0"] is (msg["lost"] == 0)
-    assert code == (0 if s["passed"] else 1), out[-3000:]
+    assert gates["loss==0"] is False and s["passed"] is False
+    assert code == 1, out[-3000:]
 
 
 @pytest.mark.timeout(120)

@@ -120,6 +120,7 @@ def test_every_figure_of_the_summary_is_the_union_of_the_generators(finals: list
             "lost": 3,
             "duplicated": 0,
             "out_of_order": 0,
+            "outside_windows": 0,
             "errors": 4,
         },
         "connections": {"opened": 3, "failed": 0, "dropped": 0, "reconnected": 0},
