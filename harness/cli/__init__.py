@@ -13,7 +13,7 @@ import signal
 import sys
 from collections.abc import Callable, Sequence
 
-from harness.cli import compare, gate, report, run
+from harness.cli import check, compare, gate, report, run
 from harness.cli.common import (
     EXIT_USAGE,
     Parser,
@@ -30,6 +30,7 @@ COMMANDS: dict[str, Callable[[Parser, argparse.Namespace], int]] = {
     "compare": compare.cmd_compare,
     "gate": gate.cmd_gate,
     "report": report.cmd_report,
+    "check": check.cmd_check,
 }
 
 
@@ -52,7 +53,7 @@ def build_parser() -> Parser:
         "Run 'rtbench COMMAND --help' for each command's options.",
     )
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=Parser)
-    for module in (run, compare, gate, report):
+    for module in (run, compare, gate, report, check):
         module.add_parser(sub, available)
     return parser
 
@@ -71,7 +72,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         # compare's arguments are sorted by run.split_run_options: Locust options may come first
         arguments = ["compare", "--", *arguments[1:]]
     try:
-        args = parser.parse_args(arguments)
+        args, extra = parser.parse_known_args(arguments)
+        if extra and args.command != "check":  # only check passes options on (to its provider)
+            parser.error(f"unrecognized arguments: {' '.join(extra)}")
+        args.extra = extra
         if args.command is None:
             parser.print_help(sys.stderr)
             return EXIT_USAGE

@@ -362,6 +362,14 @@ class Stream:
         if self._protocol is not None:
             self._protocol.connection_lost(reason)
 
+    def cut(self) -> None:
+        """Lose the network under this connection, as a cable pulled on the client's side: the socket is
+        shut down both ways, so the next read ends the stream through the usual path and the protocol
+        hears of it as of any loss (the server sees the connection end too)."""
+        if not self.closed:
+            with contextlib.suppress(OSError):
+                self.sock.shutdown(socket.SHUT_RDWR)
+
     def close(self) -> None:
         """Close without telling the protocol (the caller asked for it)."""
         if not self.closed:

@@ -27,18 +27,28 @@ class TargetError(RuntimeError):
 
 
 class EmbeddedTarget:
-    """A reference target subprocess on a free loopback port, stopped when this process exits."""
+    """A reference target subprocess on a free loopback port, stopped when this process exits. It can be
+    killed and started again on the same port (``rtbench check``: a server crash and its restart)."""
 
     def __init__(self, module: str, extra_args: list[str] | None = None) -> None:
-        cmd = [sys.executable, "-m", module, "--host", "127.0.0.1", "--port", "0", *(extra_args or [])]
+        self.module = module
+        self.extra_args = list(extra_args or [])
+        self.port = 0
+        atexit.register(self.stop)
+        self.url = self.start()
+
+    def start(self) -> str:
+        """Start the target (on the port it had, after a kill) and return its URL once it listens."""
+        cmd = [sys.executable, "-m", self.module, "--host", "127.0.0.1", "--port", str(self.port), *self.extra_args]
         # its own process group: a terminal's Ctrl-C stops the run, which drains against a live target and
         # then stops it; the parent's pid lets the target follow the run if the run is killed outright
         env = {**os.environ, PARENT_ENV: str(os.getpid())}
         self.process = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=None, text=True, env=env, process_group=0)
-        atexit.register(self.stop)
-        self.url = self._await_ready(module)
+        url = self._await_ready()
+        self.port = Endpoint.parse(url).port
+        return url
 
-    def _await_ready(self, module: str) -> str:
+    def _await_ready(self) -> str:
         deadline = time.monotonic() + START_TIMEOUT_S
         assert self.process.stdout is not None
         while time.monotonic() < deadline:
@@ -48,7 +58,13 @@ class EmbeddedTarget:
             if line.startswith(READY_PREFIX):
                 return line.rsplit(" ", 1)[-1].strip()
         self.stop()
-        raise TargetError(f"embedded target {module} did not start (exit code {self.process.returncode})")
+        raise TargetError(f"embedded target {self.module} did not start (exit code {self.process.returncode})")
+
+    def kill(self) -> None:
+        """SIGKILL, as a crash: no goodbye to its clients, which find their connections gone."""
+        if self.process.poll() is None:
+            self.process.kill()
+        self.process.wait()
 
     def stop(self) -> None:
         if self.process.poll() is None:

@@ -53,6 +53,7 @@ from harness.net.websocket import WebSocket
 from harness.protocols import ably as proto
 from harness.protocols.ably import ProtocolError, parse_key
 from harness.providers.base import (
+    OnData,
     OnError,
     Provider,
     ProviderConfigError,
@@ -541,6 +542,18 @@ class AblyPublisher(PublisherHandle):
                 if str(exc):
                     raise
                 raise ConnectionError(_text(exc)) from None
+
+    async def watch_own(self, channel: str, on_data: OnData) -> bool:
+        """A realtime publisher attaches to ``channel`` too: Ably echoes a client's own messages unless it
+        connected with ``echo=false``. A REST publisher has no connection to hear anything on."""
+        if not self.realtime:
+            return False
+        with _sinking(self.sink):
+            await asyncio.wait_for(
+                self.client.channels.get(channel).subscribe(self.event, lambda m: on_data(m.data, time.time_ns())),
+                self.timeout_s,
+            )
+        return True
 
     async def close(self) -> None:
         if self.realtime:

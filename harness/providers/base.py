@@ -57,6 +57,12 @@ class SubscriberHandle(ABC):
         """The server node the current connection landed on, when the server names it (lean clients)."""
         return None
 
+    @property
+    def resumes(self) -> bool:
+        """Whether its next reconnect asks the server for what it missed meanwhile (an SSE stream that
+        carries event ids); False: a reconnect starts from what is published after it."""
+        return False
+
     @abstractmethod
     async def close(self) -> None: ...
 
@@ -65,6 +71,12 @@ class PublisherHandle(ABC):
     @abstractmethod
     async def publish(self, channel: str, text: str) -> None:
         """Hand one payload to the provider; return once the provider has accepted it."""
+
+    async def watch_own(self, channel: str, on_data: OnData) -> bool:
+        """Also hand what this publisher's own connection receives on ``channel`` to ``on_data``, to see
+        whether the provider echoes a sender's events back to it. False: it publishes over HTTP, or its
+        connection receives nothing (then there is no echo to see)."""
+        return False
 
     @abstractmethod
     async def close(self) -> None: ...

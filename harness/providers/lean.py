@@ -16,6 +16,7 @@ from abc import abstractmethod
 from typing import Generic, Protocol, TypeVar
 
 from harness.net.reconnect import Backoff, GiveUp, Reconnector
+from harness.net.stream import Stream
 from harness.net.websocket import WebSocket
 from harness.protocols import websocket as ws_protocol
 from harness.providers.base import RX_KERNEL, SubscriberHandle, SubscriberHooks
@@ -26,6 +27,9 @@ CONNECT_TIMEOUT_S = 15.0
 class Connection(Protocol):
     @property
     def rx_clock(self) -> str: ...
+
+    @property
+    def stream(self) -> Stream: ...
 
     def close(self) -> None: ...
 
@@ -152,6 +156,16 @@ class LeanSubscriber(SubscriberHandle):
 
     def _give_up(self, reason: str) -> None:
         self.hooks.on_error(reason)
+
+    def sever(self) -> bool:
+        """Cut the live connection from the client's side, as a network loss (``rtbench check``'s offline
+        item): the subscriber notices through its usual path and comes back by itself. False when there
+        was no live connection to cut."""
+        connection = self.connection
+        if connection is None or self.closing:
+            return False
+        connection.stream.cut()
+        return True
 
     async def close(self) -> None:
         self.closing = True

@@ -29,6 +29,7 @@ from harness.net.reconnect import Backoff, GiveUp
 from harness.net.websocket import WebSocket
 from harness.protocols import engineio
 from harness.providers.base import (
+    OnData,
     Provider,
     PublisherHandle,
     SubscriberHandle,
@@ -168,6 +169,14 @@ class SocketIOPublisher(PublisherHandle):
             await self.client.emit("publish", {"channel": channel, "event": event, "data": text})
         else:
             await self.client.emit(event, text)
+
+    async def watch_own(self, channel: str, on_data: OnData) -> bool:
+        """The publisher's python-socketio connection hears what the server emits to it (``io.emit`` includes
+        the sender; a room it never joined does not)."""
+        if self.client is None:
+            return False
+        self.client.on(str(self.provider.options.event), lambda data: on_data(data, time.time_ns()))
+        return True
 
     async def close(self) -> None:
         """What was emitted goes out before the goodbye: python-socketio's ``disconnect`` closes the websocket

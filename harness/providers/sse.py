@@ -262,6 +262,11 @@ class EventSource(LeanSubscriber):
         await self._open()
         self.started = True
 
+    @property
+    def resumes(self) -> bool:
+        """A browser sends ``Last-Event-ID`` once the stream gave an id: the server can then replay the gap."""
+        return bool(self.parser.last_event_id)
+
     async def connect_and_subscribe(self) -> Connection:
         """GET the stream, following redirects; return once the server answered 200 text/event-stream."""
         url = self.url

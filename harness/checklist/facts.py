@@ -1,0 +1,29 @@
+"""What each protocol promises, which the checklist holds the server to (and says in its lines)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class ProtocolFacts:
+    #: whether the sender's own connection hears its event back (when it has one to hear it on)
+    echoes_sender: bool
+    #: the rule, in the words a result line uses
+    echo_rule: str
+
+
+FACTS: dict[str, ProtocolFacts] = {
+    "socketio": ProtocolFacts(True, "io.emit broadcasts to every client, the sender included"),
+    "sse": ProtocolFacts(False, "the publisher POSTs (the app's publish path): it has no stream to hear an echo on"),
+    "pusher": ProtocolFacts(
+        False, "Pusher never echoes client events; A publishes with the Events API and holds no connection"
+    ),
+    "ably": ProtocolFacts(True, "Ably echoes a client's own messages unless it connected with echo=false"),
+}
+
+DEFAULT_FACTS = ProtocolFacts(False, "the provider states no echo rule")
+
+
+def facts_for(provider: str) -> ProtocolFacts:
+    return FACTS.get(provider, DEFAULT_FACTS)
