@@ -20,7 +20,8 @@ MAY_IMPORT: dict[str, set[str]] = {
     "providers": {"net", "protocols", "measure"},
     "loop": {"providers", "net", "protocols", "measure"},
     "plugin": {"loop", "providers", "net", "protocols", "measure", "report"},
-    "cli": {"plugin", "providers", "net", "protocols", "measure", "report"},
+    "checklist": {"plugin", "providers", "net", "protocols", "measure", "report"},
+    "cli": {"checklist", "plugin", "providers", "net", "protocols", "measure", "report"},
 }
 #: modules the core must not import: it has no I/O, no event loop, no Locust
 CORE_FORBIDDEN = {"socket", "ssl", "asyncio", "gevent", "locust", "aiohttp", "psutil", "subprocess", "uvloop"}

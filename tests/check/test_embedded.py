@@ -1,0 +1,60 @@
+"""``rtbench check`` against the embedded targets: every provider passes, and every item can fail, with
+the reason in its line. Real targets on loopback, started by rtbench on free ports."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from harness.checklist.outcome import ITEMS
+from tests.check.checks import QUICK, rtbench_check
+
+PROVIDERS = ("socketio", "sse", "pusher", "ably")
+
+
+@pytest.mark.parametrize("provider", PROVIDERS)
+def test_every_provider_passes_every_item(provider: str, tmp_path: Path) -> None:
+    run = rtbench_check(provider, folder=tmp_path)
+    assert run.returncode == 0, run
+    items = run.items(provider)
+    assert list(items) == list(ITEMS)
+    assert {name: r["status"] for name, r in items.items()} == dict.fromkeys(ITEMS, "PASS"), run
+    assert run.data["checklists"][0]["target"] == "embedded"
+    perf = items["performance"]
+    assert perf["figures"]["max_ms"] >= perf["figures"]["p99_ms"] > 0
+    assert "all 100 events under 50 ms" in perf["detail"]
+    assert items["reconnect"]["figure_ms"] > 0
+    assert "5 queued mutations replayed in order" in items["offline"]["detail"]
+    for name in ITEMS:  # one line per item as it finished, with its status
+        assert any(line.split()[1:3] == [name, "PASS"] for line in run.stdout.splitlines()), run
+
+
+def test_a_delayed_target_fails_performance_only(tmp_path: Path) -> None:
+    run = rtbench_check("socketio", "--target-args", "--delay-ms 60", *QUICK, folder=tmp_path)
+    assert run.returncode == 1, run
+    status = run.status()
+    assert status == {**dict.fromkeys(ITEMS, "PASS"), "performance": "FAIL"}, run
+    perf = run.items()["performance"]
+    assert "20 of 20 events over the 50 ms budget" in perf["detail"]
+    assert perf["figures"]["max_ms"] >= 60
+    assert any("performance  FAIL" in line and "over the 50 ms budget" in line for line in run.stdout.splitlines())
+
+
+def test_a_lossy_target_fails_with_the_events_it_lost(tmp_path: Path) -> None:
+    run = rtbench_check("sse", "--target-args", "--drop-rate 0.05 --seed 7", folder=tmp_path)
+    assert run.returncode == 1, run
+    items = run.items()
+    failing = {name: r["detail"] for name, r in items.items() if r["status"] == "FAIL"}
+    assert set(failing) & {"performance", "event"}, run
+    if "performance" in failing:
+        assert "of 100 events never arrived" in failing["performance"]
+    if "event" in failing:
+        assert "did not receive" in failing["event"]
+
+
+def test_the_budget_is_the_users(tmp_path: Path) -> None:
+    """The same delayed target passes once the budget allows its delay: the check judges the budget given."""
+    run = rtbench_check("socketio", "--target-args", "--delay-ms 60", "--budget-ms", "500", *QUICK, folder=tmp_path)
+    assert run.returncode == 0, run
+    assert "all 20 events under 500 ms" in run.items()["performance"]["detail"]
