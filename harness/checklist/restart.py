@@ -7,7 +7,9 @@ import asyncio
 import contextlib
 import os
 import signal
+import tempfile
 from abc import ABC, abstractmethod
+from typing import IO
 
 from harness.plugin.target_process import EmbeddedTarget
 
@@ -65,24 +67,32 @@ class CommandRestart(Restarter):
             await self._run(flag, command)
 
     async def _run(self, flag: str, command: str) -> None:
-        process = await asyncio.create_subprocess_shell(
-            command,
-            stdin=asyncio.subprocess.DEVNULL,
-            stdout=asyncio.subprocess.PIPE,
-            stderr=asyncio.subprocess.STDOUT,
-            start_new_session=True,  # a timeout kills the command and whatever it started in the foreground
-        )
-        try:
-            output, _ = await asyncio.wait_for(process.communicate(), self.timeout_s)
-        except TimeoutError:
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(process.pid, signal.SIGKILL)
-            await process.wait()
-            raise RestartError(f"{flag} did not finish within {self.timeout_s:g} s") from None
-        if process.returncode != 0:
-            tail = output.decode(errors="replace").strip().splitlines()[-1:] or [""]
-            said = f": {tail[0][-_TAIL_CHARS:]}" if tail[0] else ""
-            raise RestartError(f"{flag} exited with status {process.returncode}{said}")
+        # Output goes to a file, not a pipe: a start command that leaves the server running in the
+        # background (``node server.js &``) would hold a pipe open and look like a command that never ends.
+        with tempfile.TemporaryFile() as output:
+            process = await asyncio.create_subprocess_shell(
+                command,
+                stdin=asyncio.subprocess.DEVNULL,
+                stdout=output,
+                stderr=asyncio.subprocess.STDOUT,
+                start_new_session=True,  # a timeout kills the command and whatever it started in the foreground
+            )
+            try:
+                await asyncio.wait_for(process.wait(), self.timeout_s)
+            except TimeoutError:
+                with contextlib.suppress(ProcessLookupError):
+                    os.killpg(process.pid, signal.SIGKILL)
+                await process.wait()
+                raise RestartError(f"{flag} did not finish within {self.timeout_s:g} s") from None
+            if process.returncode != 0:
+                raise RestartError(f"{flag} exited with status {process.returncode}{_last_line(output)}")
+
+
+def _last_line(output: IO[bytes]) -> str:
+    """``": <the command's last line of output>"``, or nothing when it printed nothing."""
+    output.seek(0)
+    lines = output.read().decode(errors="replace").strip().splitlines()
+    return f": {lines[-1][-_TAIL_CHARS:]}" if lines else ""
 
 
 def restarter_for(
