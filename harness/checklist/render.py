@@ -118,6 +118,9 @@ def write_outputs(
 ) -> None:
     """JUnit and JSON where asked, and the step summary when running under GitHub Actions."""
     clean = [redacted_checklist(c, redactor) for c in checklists]
+    for path in (junit, json_path):
+        if path is not None:
+            path.parent.mkdir(parents=True, exist_ok=True)
     if junit is not None:
         to_junit(clean).write(junit, encoding="utf-8", xml_declaration=True)
     if json_path is not None:
