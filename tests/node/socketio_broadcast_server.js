@@ -19,7 +19,7 @@ if (!Number.isInteger(port) || port < 0 || port > 65535) {
 const httpServer = http.createServer((req, res) => {
   if (req.method === 'GET' && req.url === '/healthz') {
     res.writeHead(200, { 'content-type': 'application/json' });
-    res.end(JSON.stringify({ ok: true, target: 'node-socketio', connections: io.engine.clientsCount }));
+    res.end(JSON.stringify({ ok: true, target: 'node-socketio', pid: process.pid, connections: io.engine.clientsCount }));
     return;
   }
   res.writeHead(404).end();
