@@ -5,7 +5,7 @@ A target is a package ``targets/<name>/`` whose ``__main__`` calls ``main(build_
 builds the app inside the event loop and serves it (targets.serve). Bad usage -> one line
 ``targets.<name>: error: ...`` on stderr and exit status 2, no traceback.
 
-The shared pieces live in small modules (faults, serve, httpapi, wsframes); their names are re-exported
+The shared pieces live in small modules (faults, serve, httpapi, todos, wsframes); their names are re-exported
 here so a target, and the tests, can import what they need from one place.
 """
 
@@ -36,6 +36,7 @@ from targets.serve import (
     serve,
     url_for,
 )
+from targets.todos import add_args as add_todo_args
 from targets.wsframes import ws_frame, ws_text_frame
 
 __all__ = [
@@ -112,6 +113,7 @@ def add_common_args(parser: argparse.ArgumentParser, default_port: int) -> None:
         choices=["debug", "info", "warning", "error", "critical"],
         help="(default: %(default)s)",
     )
+    add_todo_args(parser)
 
 
 def add_redis_arg(parser: argparse.ArgumentParser) -> None:

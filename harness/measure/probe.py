@@ -11,6 +11,7 @@ a tag (``stream_id(..., clock="")``) is taken to share the subscriber's clock.
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 
 MAGIC = "rtb1"
@@ -60,6 +61,20 @@ def decode(data: object) -> Probe:
     if seq < 0 or due_ns <= 0:
         raise ProbeError("probe envelope has an out-of-range field")
     return Probe(parts[1], parts[2], seq, due_ns)
+
+
+def carried(data: object) -> object:
+    """The envelope an app event carries in its ``probe`` field (the reference targets' ``/api/todos``
+    events, targets/todos.py: an object, or its JSON text); anything else is returned as it is, for
+    ``decode`` to judge."""
+    if isinstance(data, str | bytes | bytearray) and data[:1] in ("{", b"{"):
+        try:
+            data = json.loads(data)
+        except ValueError:
+            return data
+    if isinstance(data, dict):
+        return data.get("probe")
+    return data
 
 
 def stream_id(publisher: str, channel_index: int, clock: str) -> str:

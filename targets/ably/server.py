@@ -24,6 +24,8 @@ Interface (what the official clients rely on; see harness/protocols/ably.py for 
   auth; 201 ``{"channel", "messageId", "serials"}``), ``POST /keys/{keyName}/requestToken`` (a signed
   TokenRequest -> TokenDetails), ``GET /time`` -> ``[ms]``. Errors are ``{"error": ErrorInfo}``. Unlike
   Ably, Basic auth is accepted over plain http (this target has no TLS).
+* The app's ``/api/todos`` (targets.todos, no auth): each mutation publishes ``todo:created`` /
+  ``todo:updated`` / ``todo:deleted`` on channel ``todos``, its data JSON (encoding ``json``).
 
 Fault knobs (``--delay-ms``, ``--drop-rate``, ``--corrupt-rate``) act per recipient of each MESSAGE.
 
@@ -35,6 +37,7 @@ this one wires them into an aiohttp app.
 from __future__ import annotations
 
 import argparse
+import uuid
 from collections.abc import Mapping
 
 from aiohttp import web
@@ -47,6 +50,8 @@ from targets.ably.rest import Rest
 from targets.ably.session import Realtime
 from targets.faults import Faults
 from targets.serve import UsageError, install
+from targets.todos import TODOS_CHANNEL, TodoEvent
+from targets.todos import mount as mount_todos
 
 __all__ = ["DEFAULT_KEY", "TARGET", "AblyTarget", "add_args", "build_app"]
 
@@ -119,5 +124,11 @@ def build_app(args: argparse.Namespace, faults: Faults) -> web.Application:
     app.router.add_get("/time", target.rest.time)
     app.router.add_post("/channels/{channel}/messages", target.rest.publish)
     app.router.add_post("/keys/{key_name}/requestToken", target.rest.request_token)
+
+    async def emit_todo(event: TodoEvent) -> None:  # channels.get('todos').publish('todo:created', {...})
+        message = {"name": event.name, "data": event.text, "encoding": "json"}
+        target.hub.publish(TODOS_CHANNEL, [message], f"todo{uuid.uuid4().hex[:12]}", sender=None)
+
+    mount_todos(app, args, emit_todo)
     install(app, TARGET, target, target.connection_count)
     return app

@@ -20,6 +20,8 @@ Interface (what clients and the harness rely on; the wire format lives in harnes
   [?info=user_count,subscription_count]`` and ``GET /apps/{id}/channels/{name}/users`` (presence).
 * Faults (``--delay-ms``, ``--drop-rate``, ``--corrupt-rate``) apply to every channel-event delivery,
   triggered or client event, decided per recipient at publish time and delivered in publish order.
+* The app's ``/api/todos`` (targets.todos, unsigned): each mutation triggers ``todo:created`` /
+  ``todo:updated`` / ``todo:deleted`` on channel ``todos``.
 
 Modules by job: ``session`` (websocket protocol and liveness), ``rest`` (HTTP API), ``fanout`` (channels
 and delivery under the fault plan); this one wires them into an aiohttp app. A broadcast is encoded once
@@ -42,6 +44,8 @@ from targets.pusher.fanout import Channel, Connection, Hub
 from targets.pusher.rest import HttpApi
 from targets.pusher.session import Sessions
 from targets.serve import UsageError, install
+from targets.todos import TODOS_CHANNEL, TodoEvent
+from targets.todos import mount as mount_todos
 
 __all__ = ["TARGET", "AppCredentials", "PusherTarget", "add_args", "build_app"]
 
@@ -148,7 +152,8 @@ def add_args(parser: argparse.ArgumentParser) -> None:
 
 
 def build_app(args: argparse.Namespace, faults: Faults) -> web.Application:
-    """aiohttp app with the websocket endpoint and the HTTP API; /healthz is added by serve()."""
+    """aiohttp app with the websocket endpoint, the HTTP API and the app API (targets.todos); /healthz is
+    added by serve()."""
     app_id = str(getattr(args, "app_id", proto.LOCAL_APP_ID))
     key = str(getattr(args, "key", proto.LOCAL_KEY))
     secret = str(getattr(args, "secret", proto.LOCAL_SECRET))
@@ -180,5 +185,10 @@ def build_app(args: argparse.Namespace, faults: Faults) -> web.Application:
     app.router.add_get("/apps/{app_id}/channels", api.http_channels)
     app.router.add_get("/apps/{app_id}/channels/{name}", api.http_channel)
     app.router.add_get("/apps/{app_id}/channels/{name}/users", api.http_users)
+
+    async def emit_todo(event: TodoEvent) -> None:  # pusher.trigger('todos', 'todo:created', {...})
+        target.broadcast(TODOS_CHANNEL, event.name, event.text)
+
+    mount_todos(app, args, emit_todo)
     install(app, TARGET, target, target.connection_count)
     return app

@@ -11,6 +11,8 @@ Interface (what the harness relies on):
   (drops not subtracted) or ``{"error": reason}``;
 * ``POST /api/publish`` with the same JSON object -> ``{"recipients": N}``; 400 bad JSON/fields,
   413 body over 1 MiB (the path an app takes when it emits after a REST mutation).
+* the app's ``/api/todos`` (targets.todos): each mutation emits ``todo:created`` / ``todo:updated`` /
+  ``todo:deleted`` to every client, the event's data an object.
 
 Several nodes: ``--redis redis://HOST:PORT [--node-id ID]`` joins the nodes sharing that Redis through
 python-socketio's Redis manager (targets.socketio.nodes). ``message`` broadcasts and publishes (socket
@@ -44,6 +46,8 @@ from targets.base import add_redis_arg
 from targets.faults import CORRUPT_PAYLOAD, FaultPlan, Faults
 from targets.httpapi import BadRequest, json_error, read_json
 from targets.serve import HEALTH, WEBSOCKETS, install
+from targets.todos import TodoEvent
+from targets.todos import mount as mount_todos
 from targets.wsframes import ws_text_frame
 
 if TYPE_CHECKING:
@@ -325,7 +329,8 @@ def add_args(parser: argparse.ArgumentParser) -> None:
 
 
 def build_app(args: argparse.Namespace, faults: Faults) -> web.Application:
-    """aiohttp app with Socket.IO at /socket.io/ and POST /api/publish; /healthz is added by serve()."""
+    """aiohttp app with Socket.IO at /socket.io/, POST /api/publish and the app API (targets.todos);
+    /healthz is added by serve()."""
     nodes = None
     redis_url: str | None = getattr(args, "redis", None)
     if redis_url:
@@ -337,6 +342,11 @@ def build_app(args: argparse.Namespace, faults: Faults) -> web.Application:
     app = web.Application(client_max_size=MAX_BODY_BYTES)
     target.sio.attach(app)
     app.router.add_post("/api/publish", target.http_publish)
+
+    async def emit_todo(event: TodoEvent) -> None:  # io.emit('todo:created', {...}): every client, every node
+        target.publish(event.name, event.data, None)
+
+    mount_todos(app, args, emit_todo)
     install(app, TARGET, target, target.connections)
     if nodes is not None:
         nodes.broadcast = target.broadcast

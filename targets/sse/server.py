@@ -16,6 +16,8 @@ Interface (what the harness and tests rely on):
 * ``POST /admin/cut[?channel=NAME][&mode=close|abort]`` ends every open stream (of one channel) at once
   -> ``{"cut": N}``; ``close`` ends the chunked body cleanly, ``abort`` resets the TCP connection.
   ``--cut-every S`` does the same periodically. Reconnection tests use it.
+* The app's ``/api/todos`` (targets.todos): each mutation publishes a ``message`` event on the default
+  channel whose JSON data names it in ``type`` (``todo:created`` / ``todo:updated`` / ``todo:deleted``).
 * Limits: ``--max-connections`` open streams (then 503 with a JSON reason), ``--max-body-bytes``;
   a subscriber whose unsent backlog exceeds ``--max-backlog-bytes`` is cut (it reconnects and replays).
 * Faults (``--delay-ms``, ``--drop-rate``, ``--corrupt-rate``) are decided per delivery at publish time,
@@ -55,6 +57,8 @@ from targets.base import add_redis_arg
 from targets.faults import CORRUPT_PAYLOAD, FaultPlan, Faults
 from targets.httpapi import BadRequest, json_error, read_json
 from targets.serve import HEALTH, UsageError, install
+from targets.todos import TodoEvent
+from targets.todos import mount as mount_todos
 
 if TYPE_CHECKING:
     from targets.sse.nodes import SSENodes
@@ -454,7 +458,8 @@ TARGET: web.AppKey[SSETarget] = web.AppKey("rtbench_sse_target", SSETarget)
 
 
 def build_app(args: argparse.Namespace, faults: Faults) -> web.Application:
-    """aiohttp app: GET /api/events, POST /api/publish, POST /admin/cut; /healthz is added by serve()."""
+    """aiohttp app: GET /api/events, POST /api/publish, POST /admin/cut and the app API (targets.todos);
+    /healthz is added by serve()."""
     nodes = None
     redis_url: str | None = getattr(args, "redis", None)
     if redis_url:
@@ -469,6 +474,11 @@ def build_app(args: argparse.Namespace, faults: Faults) -> web.Application:
     app.router.add_route("OPTIONS", "/api/publish", target.preflight)
     app.router.add_route("OPTIONS", "/api/events", target.preflight)
     app.router.add_post("/admin/cut", target.http_cut)
+
+    async def emit_todo(event: TodoEvent) -> None:  # a ``message`` on the default channel, ``type`` in its JSON
+        await target.publish_anywhere(DEFAULT_CHANNEL, "message", event.text)
+
+    mount_todos(app, args, emit_todo)
     install(app, TARGET, target, target.connections)
     if nodes is not None:
         app[HEALTH] = nodes.health
