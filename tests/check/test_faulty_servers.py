@@ -1,0 +1,88 @@
+"""The offline and reconnect items fail, with the reason, against servers that get them wrong: one that
+drops or duplicates replayed offline mutations (every provider's target, ``--replay-fault``), and one
+that comes back after the restart but never accepts a client again (``--accept-connections 0``)."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import shlex
+import signal
+import sys
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from harness.checklist.outcome import ITEMS
+from tests.check.checks import QUICK, rtbench_check
+from tests.helpers import REPO, TargetProcess, start_target
+
+PROVIDERS = ("socketio", "sse", "pusher", "ably")
+
+
+@pytest.mark.parametrize("provider", PROVIDERS)
+def test_dropped_replays_fail_offline(provider: str, tmp_path: Path) -> None:
+    run = rtbench_check(provider, "--target-args", "--replay-fault drop", *QUICK, folder=tmp_path)
+    assert run.returncode == 1, run
+    assert run.status() == {**dict.fromkeys(ITEMS, "PASS"), "offline": "FAIL"}, run
+    assert run.items()["offline"]["detail"] == "A's replayed queue at client B: lost 5 of 5 (#0, #1, #2, #3, #4)"
+
+
+@pytest.mark.parametrize("provider", ["socketio", "sse"])
+def test_duplicated_replays_fail_offline(provider: str, tmp_path: Path) -> None:
+    run = rtbench_check(provider, "--target-args", "--replay-fault duplicate", *QUICK, folder=tmp_path)
+    assert run.returncode == 1, run
+    assert run.status() == {**dict.fromkeys(ITEMS, "PASS"), "offline": "FAIL"}, run
+    assert run.items()["offline"]["detail"] == "A's replayed queue at client B: duplicated #0, #1, #2, #3, #4"
+
+
+@pytest.fixture
+def server() -> Iterator[tuple[str, TargetProcess]]:
+    url, proc = start_target("targets.socketio", "--port", "0")
+    try:
+        yield url, proc
+    finally:
+        proc.stop()
+
+
+def health(port: int) -> dict[str, int]:
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=5) as answer:
+        data: dict[str, int] = json.loads(answer.read())
+        return data
+
+
+def test_a_server_that_never_accepts_a_client_back_fails_reconnect(
+    server: tuple[str, TargetProcess], tmp_path: Path
+) -> None:
+    """Killed, then started again on its port refusing every connection: the client cannot come back."""
+    url, proc = server
+    port = int(url.rsplit(":", 1)[1])
+    pid_file, log = tmp_path / "restarted.pid", tmp_path / "restarted.log"
+    command = [sys.executable, "-m", "targets.socketio", "--port", str(port), "--accept-connections", "0"]
+    start = f"cd {shlex.quote(str(REPO))} && {shlex.join(command)} >{log} 2>&1 & echo $! >{pid_file}"
+    run = rtbench_check(
+        "socketio",
+        "--host",
+        url,
+        "--kill-cmd",
+        f"kill -9 {proc.pid}",
+        "--start-cmd",
+        start,
+        "--reconnect-timeout",
+        "4",
+        *QUICK,
+        folder=tmp_path,
+    )
+    restarted = int(pid_file.read_text())
+    try:
+        assert run.returncode == 1, run
+        assert run.status()["reconnect"] == "FAIL", run
+        assert "did not come back within 4 s" in run.items()["reconnect"]["detail"], run
+        counts = health(port)  # the restarted server was up, and the client did try it: it was refused
+        assert counts["connections_accepted"] == 0 and counts["connections_refused"] > 0, counts
+    finally:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(restarted, signal.SIGTERM)
