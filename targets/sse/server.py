@@ -20,7 +20,8 @@ Interface (what the harness and tests rely on):
   a subscriber whose unsent backlog exceeds ``--max-backlog-bytes`` is cut (it reconnects and replays).
 * Faults (``--delay-ms``, ``--drop-rate``, ``--corrupt-rate``) are decided per delivery at publish time,
   the replay buffer always holds the true event (a dropped delivery is lost unless the client reconnects
-  from before it, exactly like a lossy network).
+  from before it, exactly like a lossy network). ``--replay-fault`` acts before that: a dropped replayed
+  mutation is answered with an id of its own and never stored nor sent, a duplicated one is two events.
 * Several nodes: ``--redis redis://HOST:PORT [--node-id ID]`` joins the nodes sharing that Redis
   (targets.sse.nodes). A publish on any node reaches the streams of every node; ids are cluster-wide
   (``<cluster epoch>-<n>``, numbered in Redis), every node buffers the same ids for the same events, so a
