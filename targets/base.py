@@ -1,12 +1,12 @@
 """What every reference target is built on: its command line, ``main``, and the shared pieces it uses.
 
 A target is a package ``targets/<name>/`` whose ``__main__`` calls ``main(build_app, name, port)``.
-``main`` parses the knobs every target shares (host, port, fault plan, node id, log level) plus the target's own,
-builds the app inside the event loop and serves it (targets.serve). Bad usage -> one line
+``main`` parses the knobs every target shares (host, port, fault plan, admission limit, node id, log level) plus
+the target's own, builds the app inside the event loop and serves it (targets.serve). Bad usage -> one line
 ``targets.<name>: error: ...`` on stderr and exit status 2, no traceback.
 
-The shared pieces live in small modules (faults, serve, httpapi, todos, wsframes); their names are re-exported
-here so a target, and the tests, can import what they need from one place.
+The shared pieces live in small modules (faults, admission, serve, httpapi, todos, wsframes); their names
+are re-exported here so a target, and the tests, can import what they need from one place.
 """
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ from typing import Any, NoReturn
 
 from aiohttp import web
 
-from targets.faults import CORRUPT_PAYLOAD, DelayLine, FaultPlan, Faults
+from targets.faults import CORRUPT_PAYLOAD, REPLAY_FAULTS, DelayLine, FaultPlan, Faults
 from targets.httpapi import BadRequest, json_error, read_json
 from targets.parent import die_with_parent
 from targets.serve import (
@@ -101,6 +101,21 @@ def add_common_args(parser: argparse.ArgumentParser, default_port: int) -> None:
     )
     parser.add_argument("--seed", type=int, default=None, help="seed for drop/corrupt decisions")
     parser.add_argument(
+        "--replay-fault",
+        default="none",
+        metavar="|".join(REPLAY_FAULTS),
+        help="what becomes of a replayed offline mutation (a payload ending with '|replay'): fanned out "
+        "once (none), never though its publish is accepted (drop), or twice (duplicate) (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--accept-connections",
+        type=int,
+        default=None,
+        metavar="N",
+        help="accept N subscriber connections (websockets, event streams) in this process's life, then refuse "
+        "every further one with HTTP 503 (default: unlimited)",
+    )
+    parser.add_argument(
         "--node-id",
         default=None,
         metavar="ID",
@@ -155,6 +170,8 @@ def main(
         parser.error("--port must be between 0 and 65535")
     if args.node_id is not None and not _TOKEN.fullmatch(args.node_id):
         parser.error("--node-id must be 1-64 visible ASCII characters")
+    if args.accept_connections is not None and args.accept_connections < 0:
+        parser.error("--accept-connections must be >= 0")
     try:
         faults = Faults.from_args(args)
     except ValueError as exc:

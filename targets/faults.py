@@ -1,4 +1,5 @@
-"""The fault plan every target applies to its fan-out: drop, corrupt, delay (DESIGN.md, measurement rule 6).
+"""The fault plan every target applies to its fan-out: drop, corrupt, delay (DESIGN.md, measurement rule 6),
+and what becomes of a replayed offline mutation (``--replay-fault``).
 
 Written once so the four targets cannot drift apart: a seeded run makes the same decisions in the same
 order whichever protocol carries the deliveries, and the harness can compare their loss and error counts.
@@ -17,13 +18,22 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Generic, TypeVar
 
-__all__ = ["CORRUPT_PAYLOAD", "DelayLine", "FaultPlan", "Faults"]
+__all__ = ["CORRUPT_PAYLOAD", "REPLAY_FAULTS", "REPLAY_SUFFIX", "DelayLine", "FaultPlan", "Faults"]
 
 log = logging.getLogger("targets")
 
 CORRUPT_PAYLOAD = "\x00not-an-envelope"
 """What a corrupted delivery carries instead of the data: valid for the transport, but not a probe
 envelope, so the harness must count it as an error (never as a delivery)."""
+
+REPLAY_SUFFIX = "|replay"
+"""How a replayed offline mutation's payload ends (``rtbench check``'s offline item marks its queue so:
+harness/checklist/clients.py REPLAY_MARK; the targets do not import the harness)."""
+
+REPLAY_FAULTS = ("none", "drop", "duplicate")
+"""``--replay-fault``: replayed mutations fanned out once (none), never (drop) or twice (duplicate)."""
+
+_REPLAY_BYTES = REPLAY_SUFFIX.encode()
 
 R = TypeVar("R")
 """A recipient (a connection, a stream, an engine.io sid)."""
@@ -45,6 +55,7 @@ class Faults:
     drop_rate: float = 0.0
     corrupt_rate: float = 0.0
     seed: int | None = None
+    replay_fault: str = "none"
     _rng: random.Random = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
@@ -52,11 +63,19 @@ class Faults:
             raise ValueError("--delay-ms must be a finite number >= 0")
         _rate("--drop-rate", self.drop_rate)
         _rate("--corrupt-rate", self.corrupt_rate)
+        if self.replay_fault not in REPLAY_FAULTS:
+            raise ValueError(f"--replay-fault must be one of {', '.join(REPLAY_FAULTS)}")
         self._rng = random.Random(self.seed)
 
     @classmethod
     def from_args(cls, args: argparse.Namespace) -> Faults:
-        return cls(delay_ms=args.delay_ms, drop_rate=args.drop_rate, corrupt_rate=args.corrupt_rate, seed=args.seed)
+        return cls(
+            delay_ms=args.delay_ms,
+            drop_rate=args.drop_rate,
+            corrupt_rate=args.corrupt_rate,
+            seed=args.seed,
+            replay_fault=args.replay_fault,
+        )
 
     @property
     def active(self) -> bool:
@@ -74,6 +93,23 @@ class Faults:
     def corrupt(self) -> bool:
         """Should this delivery carry CORRUPT_PAYLOAD instead of its data?"""
         return self.corrupt_rate > 0 and self._rng.random() < self.corrupt_rate
+
+    def copies(self, payload: object) -> int:
+        """How many times to fan out a published message whose payload (the string its publisher sent) is
+        ``payload``: 1, but a replayed offline mutation (ending with ``|replay``) 0 under
+        ``--replay-fault drop`` and 2 under ``duplicate``. Decided once per publish, before the per-recipient
+        faults, so the answer to the publisher never changes: only what subscribers get does."""
+        if self.replay_fault == "none":
+            return 1
+        if isinstance(payload, str):
+            replayed = payload.endswith(REPLAY_SUFFIX)
+        elif isinstance(payload, bytes | bytearray):
+            replayed = payload.endswith(_REPLAY_BYTES)
+        else:
+            return 1
+        if not replayed:
+            return 1
+        return 0 if self.replay_fault == "drop" else 2
 
 
 class DelayLine:

@@ -5,7 +5,8 @@ The contract the harness relies on (it launches targets as subprocesses):
 * one line ``rtbench-target <name> listening http://HOST:PORT`` on stdout once the socket is bound
   (``--port 0`` lets the OS choose, so parallel tests never collide);
 * ``GET /healthz`` -> ``{"ok": true, "target": name, "connections": N}``, plus ``"node": ID`` on a
-  node (below) and whatever the target adds under HEALTH (a node on Redis: its link's state);
+  node (below), ``connections_accepted`` / ``connections_refused`` under ``--accept-connections``
+  (targets.admission) and whatever the target adds under HEALTH (a node on Redis: its link's state);
 * ``--node-id ID`` names this process among several serving one app (scale-out): every HTTP response
   it sends, the websocket 101 and the SSE stream included, carries ``X-Rtbench-Node: ID`` so a client
   behind a load balancer knows which node it reached. Without ``--node-id`` there is no header, except
@@ -28,6 +29,8 @@ from collections.abc import Callable
 from typing import Any, Protocol, TypeVar
 
 from aiohttp import WSCloseCode, web
+
+from targets.admission import Admission
 
 __all__ = [
     "CONNECTIONS",
@@ -65,6 +68,7 @@ WS_CLOSE_TIMEOUT_S = 1.0
 """Upper bound on waiting for clients to answer our close frames."""
 
 _NAME: web.AppKey[str] = web.AppKey("rtbench_target_name", str)
+_ADMISSION: web.AppKey[Admission] = web.AppKey("rtbench_admission", Admission)
 _NODE: web.AppKey[list[str]] = web.AppKey("rtbench_node_id", list)
 """This process's node id, in a one-item list (empty: not a node) so it can be filled once the port is
 bound, after the app is frozen."""
@@ -109,6 +113,8 @@ async def _healthz(request: web.Request) -> web.Response:
     node = app.get(_NODE)
     if node:
         body["node"] = node[0]
+    if _ADMISSION in app:
+        body.update(app[_ADMISSION].health())
     if HEALTH in app:
         body.update(app[HEALTH]())
     return web.json_response(body)
@@ -164,6 +170,10 @@ async def serve(app: web.Application, args: argparse.Namespace, name: str) -> No
         app[WEBSOCKETS] = weakref.WeakSet()
     app.router.add_get("/healthz", _healthz)
     app.on_shutdown.insert(0, _close_websockets)
+    limit: int | None = getattr(args, "accept_connections", None)
+    if limit is not None:  # only then: every other target serves without a middleware in the way
+        admission = app[_ADMISSION] = Admission(limit)
+        app.middlewares.append(admission.middleware)
     node_id: str | None = getattr(args, "node_id", None)
     is_node = bool(node_id) or bool(getattr(args, "redis", None))
     node = _name_node(app, node_id) if is_node else None

@@ -71,7 +71,11 @@ class Hub:
         return next(self._ids)
 
     def publish(self, channel: str, messages: list[dict[str, Any]], base_id: str, sender: Connection | None) -> int:
-        """Deliver to every connection attached to ``channel``; returns recipients at publish time."""
+        """Deliver to every connection attached to ``channel``; returns recipients at publish time.
+
+        Each message is sent as many times as ``--replay-fault`` says (Faults.copies of its data): the
+        messages sent once or more in one protocol message, those sent twice again in a second one, with
+        ids of their own (``<id>~dup``)."""
         stamp = now_ms()
         connection_id = sender.id if sender is not None else None
         client_id = sender.client_id if sender is not None else None
@@ -90,12 +94,25 @@ class Hub:
         if not subscribers:
             return 0
         recipients = [c for c in subscribers if c.echo or c is not sender]
-        message = proto.channel_message(channel, out, message_id=base_id, timestamp=stamp, connection_id=connection_id)
-        frames = Frames(message)
-        return self.fan_out.send(
+        copies = [self.fan_out.faults.copies(m.get("data")) for m in out]
+        once = [m for m, n in zip(out, copies, strict=True) if n > 0]
+        again = [{**m, "id": f"{m['id']}~dup"} for m, n in zip(out, copies, strict=True) if n > 1]
+        for items, message_id in ((once, base_id), (again, f"{base_id}~dup")):
+            if items:
+                self._send(
+                    recipients,
+                    proto.channel_message(
+                        channel, items, message_id=message_id, timestamp=stamp, connection_id=connection_id
+                    ),
+                )
+        return len(recipients)
+
+    def _send(self, recipients: list[Connection], message: dict[str, Any]) -> None:
+        """One channel message through the fault plan, encoded once per wire format."""
+        self.fan_out.send(
             recipients,
-            frames,
-            lambda: Frames({**message, "messages": [{**m, "data": CORRUPT_PAYLOAD} for m in out]}),
+            Frames(message),
+            lambda: Frames({**message, "messages": [{**m, "data": CORRUPT_PAYLOAD} for m in message["messages"]]}),
         )
 
     def _deliver(self, plan: list[tuple[Connection, Frames]]) -> None:

@@ -67,7 +67,8 @@ class Hub:
     def broadcast(
         self, name: str, event: str, data: str, exclude: str | None = None, user_id: str | None = None
     ) -> int:
-        """Deliver an event to a channel's subscribers (but ``exclude``). Returns the recipients."""
+        """Deliver an event to a channel's subscribers (but ``exclude``), as many times as ``--replay-fault``
+        says (Faults.copies). Returns the recipients."""
         channel = self.channels.get(name)
         if channel is None:
             return 0
@@ -75,9 +76,13 @@ class Hub:
         if not recipients:
             return 0
         good = ws_text_frame(proto.channel_event(name, event, data, user_id).encode())
-        return self.fan_out.send(
-            recipients, good, lambda: ws_text_frame(proto.channel_event(name, event, CORRUPT_PAYLOAD, user_id).encode())
-        )
+        for _ in range(self.fan_out.faults.copies(data)):
+            self.fan_out.send(
+                recipients,
+                good,
+                lambda: ws_text_frame(proto.channel_event(name, event, CORRUPT_PAYLOAD, user_id).encode()),
+            )
+        return len(recipients)
 
     def control(self, channel: Channel, text: str, exclude: str | None = None) -> None:
         """Member events: protocol bookkeeping, never subject to faults."""

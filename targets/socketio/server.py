@@ -220,16 +220,24 @@ class SocketIOTarget:
     # -- fan-out -------------------------------------------------------------------------------
 
     def publish(self, event: str, data: Any, channel: str | None) -> int:
-        """Emit ``event`` to ``channel`` on every node: here at once, the other nodes through Redis.
-        Returns this node's recipients at publish time."""
-        recipients = self.broadcast(event, data, channel)
-        if self.nodes is not None:
-            self.nodes.announce(event, data, channel)
+        """Emit ``event`` to ``channel`` on every node: here at once, the other nodes through Redis; as many
+        times as ``--replay-fault`` says (targets.faults: Faults.copies). Returns this node's recipients at
+        publish time."""
+        copies = self.faults.copies(data)
+        if copies == 0:
+            return len(self._recipients(channel))
+        for _ in range(copies):
+            recipients = self.broadcast(event, data, channel)
+            if self.nodes is not None:
+                self.nodes.announce(event, data, channel)
         return recipients
+
+    def _recipients(self, channel: str | None) -> list[str]:
+        return [eio_sid for _, eio_sid in self.sio.manager.get_participants(NAMESPACE, channel)]
 
     def broadcast(self, event: str, data: Any, channel: str | None) -> int:
         """Emit ``event`` to ``channel`` (None: everyone) on this node. Returns the recipients at publish time."""
-        recipients = [eio_sid for _, eio_sid in self.sio.manager.get_participants(NAMESPACE, channel)]
+        recipients = self._recipients(channel)
         if not recipients:
             return 0
         return self.fan_out.send(recipients, self._prepare(event, data), lambda: self._prepare(event, CORRUPT_PAYLOAD))

@@ -22,7 +22,8 @@ Interface (what the harness and tests rely on):
   a subscriber whose unsent backlog exceeds ``--max-backlog-bytes`` is cut (it reconnects and replays).
 * Faults (``--delay-ms``, ``--drop-rate``, ``--corrupt-rate``) are decided per delivery at publish time,
   the replay buffer always holds the true event (a dropped delivery is lost unless the client reconnects
-  from before it, exactly like a lossy network).
+  from before it, exactly like a lossy network). ``--replay-fault`` acts before that: a dropped replayed
+  mutation is answered with an id of its own and never stored nor sent, a duplicated one is two events.
 * Several nodes: ``--redis redis://HOST:PORT [--node-id ID]`` joins the nodes sharing that Redis
   (targets.sse.nodes). A publish on any node reaches the streams of every node; ids are cluster-wide
   (``<cluster epoch>-<n>``, numbered in Redis), every node buffers the same ids for the same events, so a
@@ -169,6 +170,12 @@ class ChannelLog:
     def next_seq(self, epoch: str) -> int:
         return self.latest.get(epoch, 0) + 1
 
+    def skip(self, epoch: str) -> int:
+        """Number an event that is never stored nor sent (a replayed mutation dropped by ``--replay-fault``):
+        its publisher gets an id as usual, and no later event has it."""
+        seq = self.latest[epoch] = self.next_seq(epoch)
+        return seq
+
     def append(self, epoch: str, seq: int, frame: bytes) -> None:
         self.runs.setdefault(epoch, deque()).append((seq, self.first + len(self.entries)))
         self.entries.append((epoch, frame))
@@ -271,6 +278,18 @@ class SSETarget:
         at publish time)."""
         seq = self._log(channel).next_seq(self.epoch)
         return f"{self.epoch}-{seq}", self.deliver(channel, self.epoch, seq, event, data)
+
+    async def publish_copies(self, channel: str, event: str, data: str) -> tuple[str, int]:
+        """Publish as many times as ``--replay-fault`` says (Faults.copies): once, or for a replayed offline
+        mutation never (the answer is as usual, its id used up) or twice (two events, two ids). Returns the
+        first event's id and recipients."""
+        copies = self.faults.copies(data)
+        if copies == 0:
+            return f"{self.epoch}-{self._log(channel).skip(self.epoch)}", len(self.streams.get(channel, ()))
+        first = await self.publish_anywhere(channel, event, data)
+        for _ in range(copies - 1):
+            await self.publish_anywhere(channel, event, data)
+        return first
 
     async def publish_anywhere(self, channel: str, event: str, data: str) -> tuple[str, int]:
         """Publish on every node: through Redis, which numbers the event for the whole cluster and hands
@@ -412,7 +431,7 @@ class SSETarget:
             return json_error(exc.status, str(exc))
         except ValueError as exc:
             return json_error(400, str(exc))
-        event_id, recipients = await self.publish_anywhere(channel, event, data)
+        event_id, recipients = await self.publish_copies(channel, event, data)
         return web.json_response(
             {"id": event_id, "recipients": recipients}, headers={"Access-Control-Allow-Origin": "*"}
         )
