@@ -101,16 +101,24 @@ def _cut_when_flowing(url: str, subscribers: int, cuts: list[dict[str, Any]], fa
                 raise TimeoutError("condition not met")
             await asyncio.sleep(0.02)  # polling /healthz, bounded by the deadline
 
+    def probes(reader: Reader) -> int:
+        return sum(d.startswith("rtb1|") for d in reader.data())
+
     async def main() -> None:
         async with aiohttp.ClientSession() as session:
-            observer = await Reader(session, f"{url}/api/events").open()
-            await observer.wait_until(lambda: any(d.startswith("rtb1|") for d in observer.data()), 30)
-            await until(lambda: _ge(connections(session), subscribers + 1))
             for mode in ("close", "abort"):
+                # Cut only once every subscriber is connected and has had events for a few probes: a stream
+                # cut before its first event has no id to resume from (what it missed is lost by the
+                # protocol, not by rtbench), and one cut before its client has taken the answer is not a
+                # drop the client can see.
+                observer = await Reader(session, f"{url}/api/events").open()
+                await until(lambda: _ge(connections(session), subscribers + 1))
+                seen = probes(observer)
+                await observer.wait_until(lambda: probes(observer) >= seen + 5, 30)  # noqa: B023
                 async with session.post(f"{url}/admin/cut?mode={mode}") as resp:
                     cuts.append(await resp.json())
-                await until(lambda: _ge(connections(session), subscribers))
-            await observer.close()
+                await observer.close()
+            await until(lambda: _ge(connections(session), subscribers))
 
     try:
         asyncio.run(main())
