@@ -4,23 +4,11 @@ and that without a command the item is skipped and the check still passes."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
-
-import pytest
 
 from harness.checklist.outcome import ITEMS
 from tests.check.checks import QUICK, rtbench_check
-from tests.helpers import TargetProcess, start_target
-
-
-@pytest.fixture
-def server() -> Iterator[tuple[str, TargetProcess]]:
-    url, proc = start_target("targets.socketio", "--port", "0")
-    try:
-        yield url, proc
-    finally:
-        proc.stop()
+from tests.helpers import TargetProcess
 
 
 def only_reconnect_differs(status: dict[str, str], reconnect: str) -> None:

@@ -11,14 +11,13 @@ import shlex
 import signal
 import sys
 import urllib.request
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from harness.checklist.outcome import ITEMS
 from tests.check.checks import QUICK, rtbench_check
-from tests.helpers import REPO, TargetProcess, start_target
+from tests.helpers import REPO, TargetProcess
 
 PROVIDERS = ("socketio", "sse", "pusher", "ably")
 
@@ -37,15 +36,6 @@ def test_duplicated_replays_fail_offline(provider: str, tmp_path: Path) -> None:
     assert run.returncode == 1, run
     assert run.status() == {**dict.fromkeys(ITEMS, "PASS"), "offline": "FAIL"}, run
     assert run.items()["offline"]["detail"] == "A's replayed queue at client B: duplicated #0, #1, #2, #3, #4"
-
-
-@pytest.fixture
-def server() -> Iterator[tuple[str, TargetProcess]]:
-    url, proc = start_target("targets.socketio", "--port", "0")
-    try:
-        yield url, proc
-    finally:
-        proc.stop()
 
 
 def health(port: int) -> dict[str, int]:
