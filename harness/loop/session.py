@@ -10,17 +10,19 @@ import asyncio
 import contextlib
 import time
 import uuid
-from collections.abc import Awaitable
+from collections.abc import Awaitable, Callable
 from typing import TypeVar
 
+from harness.loop.app import APP_CHANNEL, ReaderHandle, TodoReader, TodoWriter
 from harness.loop.clock import clock_id
 from harness.loop.monitor import HealthMonitor
 from harness.measure import probe
 from harness.measure.accounting import SubscriberRecord
+from harness.measure.appstats import AppStats
 from harness.measure.recorder import Recorder
 from harness.measure.records import FinalReport, IntervalReport, RxStamps
 from harness.net.stream import RX_STAMPS, timestamps_ready
-from harness.providers.base import Provider, PublisherHandle, SubscriberHandle, SubscriberHooks
+from harness.providers.base import OnData, Provider, PublisherHandle, SubscriberHandle, SubscriberHooks
 from harness.providers.http import close_shared_session
 
 CONNECT_TIMEOUT_S = 30.0
@@ -68,6 +70,8 @@ class GeneratorSession:
         self.publish_timeout_s = PUBLISH_TIMEOUT_S
         self._opening: set[asyncio.Task[object]] = set()  # connects in flight (subscribers and publishers)
         self._cut: set[asyncio.Task[object]] = set()  # of those, the ones the end of the run cancelled
+        #: the todo-app workload's figures (scenarios/todo_app.py: ``--refetch`` is set); None otherwise
+        self.app: AppStats | None = None
 
     @property
     def provider(self) -> Provider:
@@ -79,6 +83,8 @@ class GeneratorSession:
         """A new run: fresh measurements under a new run id (the web UI can start many runs). Everything
         counts as ramp-up until ``steady_from`` is told when the steady state begins."""
         self.recorder = Recorder(run_id, clock_id())
+        refetch = getattr(self.options, "refetch", None)
+        self.app = AppStats(str(refetch)) if refetch else None
         self.drain_cut = False
         self.recorder.steady_from_ns = STEADY_NOT_YET
         self._warmup_after_connects_s = None
@@ -94,6 +100,8 @@ class GeneratorSession:
     def steady_from(self, ns: int) -> None:
         """Deliveries of messages due from ``ns`` on are the steady state (the headline figures)."""
         self.recorder.steady_from_ns = ns
+        if self.app is not None:
+            self.app.steady_from_ns = ns
         RX_STAMPS.shared_since_ns = ns
 
     def spawning_complete(self, warmup_s: float) -> None:
@@ -113,11 +121,15 @@ class GeneratorSession:
         return probe.channel_name(index)
 
     # -- subscribers ------------------------------------------------------------------------------
-    async def open_subscriber(self, channel: str) -> tuple[SubscriberRecord, SubscriberHandle]:
+    async def open_subscriber(
+        self, channel: str, bind: Callable[[SubscriberRecord], OnData] | None = None
+    ) -> tuple[SubscriberRecord, SubscriberHandle]:
+        """A subscriber timed and accounted by the recorder; ``bind`` makes its ``on_data`` instead (the
+        app's readers: they hand each arrival to the recorder themselves, then act on it)."""
         recorder = self.recorder
         record = recorder.new_subscriber(channel)
         hooks = SubscriberHooks(
-            on_data=lambda data, rx_ns: recorder.delivered_to(record, data, rx_ns),
+            on_data=bind(record) if bind else lambda data, rx_ns: recorder.delivered_to(record, data, rx_ns),
             on_drop=lambda: recorder.dropped(record),
             on_resubscribed=lambda: recorder.resubscribed(record),
             on_error=recorder.error,
@@ -173,24 +185,62 @@ class GeneratorSession:
         with contextlib.suppress(Exception):
             await handle.close()
 
-    # -- publishers -------------------------------------------------------------------------------
-    async def start_publisher(self, rate: float) -> None:
-        """Connect a publisher, then publish in the background until ``finish``. A failed connect is counted
-        here, once, whether it failed or the end of the run cut it."""
+    # -- the todo app (scenarios/todo_app.py) --------------------------------------------------------
+    def _app(self) -> AppStats:
+        if self.app is None:
+            raise RuntimeError("the todo-app workload needs --refetch (scenarios/todo_app.py)")
+        return self.app
+
+    async def open_reader(self) -> tuple[SubscriberRecord, SubscriberHandle]:
+        """A reader: a subscription to the app's events whose arrivals invalidate and refetch its query."""
+        reader = TodoReader(self.host, self.recorder, self._app())
         try:
-            handle = await self._open(self.provider.open_publisher())
+            record, handle = await self.open_subscriber(APP_CHANNEL, reader.bind)
+        except BaseException:
+            self._app().queries.remove(reader.query)
+            raise
+        return record, ReaderHandle(handle, reader)
+
+    async def start_writer(self, rate: float) -> None:
+        """A writer: creates todos at ``rate`` on the open-model schedule, the envelope in each request."""
+        app = self._app()
+        app.mutation_rate += rate
+
+        async def opening() -> PublisherHandle:
+            return TodoWriter(self.host, app)
+
+        await self.start_publisher(rate, opening(), channels=[APP_CHANNEL], payload_bytes=0)
+
+    # -- publishers -------------------------------------------------------------------------------
+    async def start_publisher(
+        self,
+        rate: float,
+        opening: Awaitable[PublisherHandle] | None = None,
+        *,
+        channels: list[str] | None = None,
+        payload_bytes: int | None = None,
+    ) -> None:
+        """Connect a publisher (the provider's, unless ``opening`` makes another), then publish in the
+        background until ``finish``, on ``channels`` (default: the run's). A failed connect is counted here,
+        once, whether it failed or the end of the run cut it."""
+        try:
+            handle = await self._open(opening if opening is not None else self.provider.open_publisher())
         except Exception as exc:
             self.recorder.error(f"publisher connect failed: {_reason(exc)}")
             raise
-        task = asyncio.ensure_future(self._publish_loop(handle, rate, uuid.uuid4().hex[:8]))
+        names = channels or [probe.channel_name(c) for c in range(int(self.options.channels))]
+        size = int(self.options.payload_bytes) if payload_bytes is None else payload_bytes
+        task = asyncio.ensure_future(self._publish_loop(handle, rate, uuid.uuid4().hex[:8], names, size))
         self._publishers.append(task)
 
-    async def _publish_loop(self, handle: PublisherHandle, rate: float, publisher_id: str) -> None:
+    async def _publish_loop(
+        self, handle: PublisherHandle, rate: float, publisher_id: str, channels: list[str], payload_bytes: int
+    ) -> None:
         """Open model (DESIGN rule 1): message k is due at t0 + k/rate and carries that due time."""
-        recorder, opts = self.recorder, self.options
+        recorder = self.recorder
         ledgers = [
-            recorder.ledger(probe.stream_id(publisher_id, c, recorder.clock_id), probe.channel_name(c))
-            for c in range(opts.channels)
+            recorder.ledger(probe.stream_id(publisher_id, c, recorder.clock_id), name)
+            for c, name in enumerate(channels)
         ]
         interval_ns = int(1e9 / rate)
         t0 = time.time_ns()
@@ -209,7 +259,7 @@ class GeneratorSession:
                     await asyncio.sleep(0)  # one loop iteration: deliveries keep being read meanwhile
                 ledger = ledgers[k % len(ledgers)]
                 seq = len(ledger.sent_ns)
-                text = probe.encode(recorder.run_id, ledger.stream_id, seq, due, opts.payload_bytes)
+                text = probe.encode(recorder.run_id, ledger.stream_id, seq, due, payload_bytes)
                 recorder.published(ledger, time.time_ns(), due)
                 began = time.perf_counter_ns()
                 deadline = asyncio.timeout(self.publish_timeout_s)
@@ -251,6 +301,7 @@ class GeneratorSession:
             before = recorder.delivered
             await asyncio.sleep(DRAIN_QUIET_S)
             quiet = recorder.delivered == before and recorder.reconnecting == 0 and recorder.in_flight() == 0
+            quiet = quiet and (self.app is None or self.app.in_flight() == 0)  # readers still to be fresh
             if quiet and time.monotonic() - started >= min_wait:
                 break
         await self._cut_openings()
@@ -258,6 +309,8 @@ class GeneratorSession:
         last = recorder.interval_report()
         final = recorder.final_report(end_ns)
         final["rx_stamps"] = self._rx_stamps_since_begin()
+        if self.app is not None:
+            final["todo_app"] = self.app.to_wire()
         return last, final
 
     async def _stop_publishers(self, deadline: float) -> None:

@@ -91,3 +91,36 @@ class PublisherUser(RtbenchUser):
         except Exception as exc:  # the session has counted it
             exception = exc
         self._report_connect("connect publisher", started, exception)
+
+
+class ReaderUser(SubscriberUser):
+    """The todo app's reader: a subscription to the app's events that refetches ``GET /api/todos`` on
+    each, as ``--refetch`` says (harness/loop/app.py)."""
+
+    abstract = True
+
+    def on_start(self) -> None:
+        started = time.perf_counter()
+        exception: BaseException | None = None
+        try:
+            self._subscription = get_bridge().run(self.session.open_reader())
+        except Exception as exc:
+            exception = exc
+        self._report_connect("connect reader", started, exception)
+
+
+class WriterUser(RtbenchUser):
+    """The todo app's writer: creates ``--mutation-rate / fixed_count`` todos per second, open model."""
+
+    abstract = True
+    fixed_count = 1
+
+    def on_start(self) -> None:
+        rate = float(self.environment.parsed_options.mutation_rate) / max(1, type(self).fixed_count)
+        started = time.perf_counter()
+        exception: BaseException | None = None
+        try:
+            get_bridge().run(self.session.start_writer(rate))
+        except Exception as exc:  # the session has counted it
+            exception = exc
+        self._report_connect("start writer", started, exception)
