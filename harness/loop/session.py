@@ -11,13 +11,14 @@ import contextlib
 import time
 import uuid
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from typing import TypeVar
 
 from harness.loop.app import APP_CHANNEL, ReaderHandle, TodoReader, TodoWriter
 from harness.loop.clock import clock_id
 from harness.loop.monitor import HealthMonitor
 from harness.measure import probe
-from harness.measure.accounting import SubscriberRecord
+from harness.measure.accounting import Ledger, SubscriberRecord
 from harness.measure.appstats import AppStats
 from harness.measure.recorder import Recorder
 from harness.measure.records import FinalReport, IntervalReport, RxStamps
@@ -72,6 +73,8 @@ class GeneratorSession:
         self._cut: set[asyncio.Task[object]] = set()  # of those, the ones the end of the run cancelled
         #: the todo-app workload's figures (scenarios/todo_app.py: ``--refetch`` is set); None otherwise
         self.app: AppStats | None = None
+        #: set once spawning is complete and every connection is open: the app's writers start then
+        self._all_connected = asyncio.Event()
 
     @property
     def provider(self) -> Provider:
@@ -86,6 +89,7 @@ class GeneratorSession:
         refetch = getattr(self.options, "refetch", None)
         self.app = AppStats(str(refetch)) if refetch else None
         self.drain_cut = False
+        self._all_connected = asyncio.Event()
         self.recorder.steady_from_ns = STEADY_NOT_YET
         self._warmup_after_connects_s = None
         if not self._stamps_checked:  # once per process: the kernel switches stamping on lazily
@@ -112,6 +116,7 @@ class GeneratorSession:
 
     def _maybe_steady(self) -> None:
         if self._warmup_after_connects_s is not None and self._connecting == 0:
+            self._all_connected.set()
             self.steady_from(time.time_ns() + int(self._warmup_after_connects_s * 1e9))
             self._warmup_after_connects_s = None
 
@@ -201,15 +206,19 @@ class GeneratorSession:
             raise
         return record, ReaderHandle(handle, reader)
 
-    async def start_writer(self, rate: float) -> None:
-        """A writer: creates todos at ``rate`` on the open-model schedule, the envelope in each request."""
+    async def start_writer(self, rate: float, limit: int = 0) -> None:
+        """A writer: creates todos at ``rate`` on the open-model schedule (``limit`` at most; 0: no limit), the
+        envelope in each request. Many app users mutate independently, so a POST goes at its due time
+        whether the previous one was answered or not; the schedule starts once every reader is subscribed,
+        so each mutation is owed to every reader."""
         app = self._app()
         app.mutation_rate += rate
 
         async def opening() -> PublisherHandle:
             return TodoWriter(self.host, app)
 
-        await self.start_publisher(rate, opening(), channels=[APP_CHANNEL], payload_bytes=0)
+        plan = Schedule(concurrent=True, limit=limit, after=self._all_connected)
+        await self.start_publisher(rate, opening(), channels=[APP_CHANNEL], payload_bytes=0, plan=plan)
 
     # -- publishers -------------------------------------------------------------------------------
     async def start_publisher(
@@ -219,6 +228,7 @@ class GeneratorSession:
         *,
         channels: list[str] | None = None,
         payload_bytes: int | None = None,
+        plan: Schedule | None = None,
     ) -> None:
         """Connect a publisher (the provider's, unless ``opening`` makes another), then publish in the
         background until ``finish``, on ``channels`` (default: the run's). A failed connect is counted here,
@@ -230,24 +240,34 @@ class GeneratorSession:
             raise
         names = channels or [probe.channel_name(c) for c in range(int(self.options.channels))]
         size = int(self.options.payload_bytes) if payload_bytes is None else payload_bytes
-        task = asyncio.ensure_future(self._publish_loop(handle, rate, uuid.uuid4().hex[:8], names, size))
+        task = asyncio.ensure_future(self._publish_loop(handle, rate, uuid.uuid4().hex[:8], names, size, plan))
         self._publishers.append(task)
 
     async def _publish_loop(
-        self, handle: PublisherHandle, rate: float, publisher_id: str, channels: list[str], payload_bytes: int
+        self,
+        handle: PublisherHandle,
+        rate: float,
+        publisher_id: str,
+        channels: list[str],
+        payload_bytes: int,
+        plan: Schedule | None = None,
     ) -> None:
         """Open model (DESIGN rule 1): message k is due at t0 + k/rate and carries that due time."""
         recorder = self.recorder
+        plan = plan or Schedule()
         ledgers = [
             recorder.ledger(probe.stream_id(publisher_id, c, recorder.clock_id), name)
             for c, name in enumerate(channels)
         ]
         interval_ns = int(1e9 / rate)
-        t0 = time.time_ns()
         stop = self._stop_publishing
+        sending: set[asyncio.Task[None]] = set()
         k = 0
         try:
-            while not stop.is_set():
+            if plan.after is not None:
+                await _first(plan.after, stop)
+            t0 = time.time_ns()
+            while not stop.is_set() and (not plan.limit or k < plan.limit):
                 due = t0 + k * interval_ns
                 wait_s = (due - time.time_ns()) / 1e9 - PUBLISH_EARLY_WAKE_S
                 if wait_s > 0:  # the loop's timers have 1 ms granularity: wake early, then step to the due time
@@ -261,25 +281,41 @@ class GeneratorSession:
                 seq = len(ledger.sent_ns)
                 text = probe.encode(recorder.run_id, ledger.stream_id, seq, due, payload_bytes)
                 recorder.published(ledger, time.time_ns(), due)
-                began = time.perf_counter_ns()
-                deadline = asyncio.timeout(self.publish_timeout_s)
-                try:
-                    async with deadline:
-                        await handle.publish(ledger.channel, text)
-                except asyncio.CancelledError:  # the run ended while this one waited for its answer
-                    recorder.publish_failed(ledger, seq, "no answer when the run ended")
-                    raise
-                except Exception as exc:
-                    expired = deadline.expired()
-                    recorder.publish_failed(
-                        ledger, seq, f"no answer within {self.publish_timeout_s:g} s" if expired else _reason(exc)
-                    )
-                self.ui_publish_ms.append((time.perf_counter_ns() - began) / 1e6)
+                if plan.concurrent:  # the next one goes at its due time, answered or not
+                    task = asyncio.ensure_future(self._send(handle, ledger, seq, text))
+                    sending.add(task)
+                    task.add_done_callback(sending.discard)
+                else:
+                    await self._send(handle, ledger, seq, text)
                 k += 1
+            if sending:
+                await asyncio.wait(list(sending))
         finally:
+            for task in list(sending):  # the run ended: each counts itself failed as it unwinds
+                task.cancel()
+            if sending:
+                await asyncio.wait(list(sending), timeout=CUT_WAIT_S)
             with contextlib.suppress(Exception):
                 async with asyncio.timeout(CUT_WAIT_S):
                     await handle.close()
+
+    async def _send(self, handle: PublisherHandle, ledger: Ledger, seq: int, text: str) -> None:
+        """One publish within ``publish_timeout_s``; a refusal, a timeout or the run's end is a failed publish."""
+        recorder = self.recorder
+        began = time.perf_counter_ns()
+        deadline = asyncio.timeout(self.publish_timeout_s)
+        try:
+            async with deadline:
+                await handle.publish(ledger.channel, text)
+        except asyncio.CancelledError:  # the run ended while this one waited for its answer
+            recorder.publish_failed(ledger, seq, "no answer when the run ended")
+            raise
+        except Exception as exc:
+            expired = deadline.expired()
+            recorder.publish_failed(
+                ledger, seq, f"no answer within {self.publish_timeout_s:g} s" if expired else _reason(exc)
+            )
+        self.ui_publish_ms.append((time.perf_counter_ns() - began) / 1e6)
 
     # -- end of a run -----------------------------------------------------------------------------
     async def finish(self, drain_timeout_s: float) -> tuple[IntervalReport, FinalReport]:
@@ -344,6 +380,27 @@ class GeneratorSession:
     def take_ui_publish(self) -> list[float]:
         samples, self.ui_publish_ms = self.ui_publish_ms, []
         return samples
+
+
+@dataclass(frozen=True, slots=True)
+class Schedule:
+    """How a publisher's open-model schedule runs: ``concurrent`` sends each message at its due time
+    without waiting for the previous answer (many app users mutate independently); ``limit`` messages
+    at most (0: until the run ends); ``after``: the schedule starts (t0) when this event is set."""
+
+    concurrent: bool = False
+    limit: int = 0
+    after: asyncio.Event | None = None
+
+
+async def _first(wanted: asyncio.Event, stop: asyncio.Event) -> None:
+    """Wait for ``wanted``, or for ``stop`` (the run ended first)."""
+    waiters = [asyncio.ensure_future(wanted.wait()), asyncio.ensure_future(stop.wait())]
+    try:
+        await asyncio.wait(waiters, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        for waiter in waiters:
+            waiter.cancel()
 
 
 def _reason(exc: BaseException) -> str:

@@ -39,6 +39,7 @@ SHOWN_OPTIONS = (
     "expect_workers",
     "publish_rate",
     "mutation_rate",
+    "mutations",
     "refetch",
     "api_delay_ms",
     "channels",

@@ -86,6 +86,12 @@ def add_app_arguments(parser: Any, provider: str) -> None:
         help="todo app: todos the writers create per second in total, on a fixed open-model schedule",
     )
     parser.add_argument(
+        "--mutations",
+        type=str,
+        default="0",
+        help="todo app: create this many todos in all, then stop (a burst at --mutation-rate); 0: until the end",
+    )
+    parser.add_argument(
         "--refetch",
         choices=refetch.POLICIES,
         default=refetch.DEFAULT_POLICY,
@@ -104,6 +110,7 @@ def validate_app(options: argparse.Namespace, app_event: str) -> None:
     """Normalise the app's options in place: its events on one channel, under the provider's event name."""
     options.mutation_rate = _number(options, "mutation_rate", float, 0.001, 100_000)
     options.api_delay_ms = _number(options, "api_delay_ms", float, 0, 60_000)
+    options.mutations = _number(options, "mutations", int, 0, 10_000_000)
     if int(options.channels) != 1:
         raise OptionError("--channels: the todo app's events go to every reader on one channel")
     options.event = app_event

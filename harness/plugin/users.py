@@ -110,17 +110,20 @@ class ReaderUser(SubscriberUser):
 
 
 class WriterUser(RtbenchUser):
-    """The todo app's writer: creates ``--mutation-rate / fixed_count`` todos per second, open model."""
+    """The todo app's writer: creates ``--mutation-rate / fixed_count`` todos per second, open model, from
+    when every user is connected (``--mutations``: that many in all, then it stops)."""
 
     abstract = True
     fixed_count = 1
 
     def on_start(self) -> None:
-        rate = float(self.environment.parsed_options.mutation_rate) / max(1, type(self).fixed_count)
+        options, writers = self.environment.parsed_options, max(1, type(self).fixed_count)
+        rate = float(options.mutation_rate) / writers
+        limit = -(-int(options.mutations) // writers)  # each writer's share, rounded up; 0: no limit
         started = time.perf_counter()
         exception: BaseException | None = None
         try:
-            get_bridge().run(self.session.start_writer(rate))
+            get_bridge().run(self.session.start_writer(rate, limit))
         except Exception as exc:  # the session has counted it
             exception = exc
         self._report_connect("start writer", started, exception)
