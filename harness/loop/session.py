@@ -66,6 +66,7 @@ class GeneratorSession:
         self.ui_publish_ms: list[float] = []
         self._stamps_checked = False
         self._connecting = 0  # subscribers whose first connection is being made
+        self._announced = 0  # app readers created whose connection has not begun (``announce_reader``)
         self._warmup_after_connects_s: float | None = None  # set when spawning completes, until steady
         self._stamps_at_begin: dict[str, int] = {}
         self.publish_timeout_s = PUBLISH_TIMEOUT_S
@@ -115,7 +116,7 @@ class GeneratorSession:
         self._maybe_steady()
 
     def _maybe_steady(self) -> None:
-        if self._warmup_after_connects_s is not None and self._connecting == 0:
+        if self._warmup_after_connects_s is not None and self._connecting == 0 and self._announced <= 0:
             self._all_connected.set()
             self.steady_from(time.time_ns() + int(self._warmup_after_connects_s * 1e9))
             self._warmup_after_connects_s = None
@@ -196,14 +197,26 @@ class GeneratorSession:
             raise RuntimeError("the todo-app workload needs --refetch (scenarios/todo_app.py)")
         return self.app
 
+    def announce_reader(self) -> None:
+        """A reader user was created (posted from its constructor, so before Locust's spawning-complete
+        hook reaches the loop): the writers and the steady state wait for its connection too, which its
+        greenlet may not have begun when spawning is reported complete."""
+        self._announced += 1
+
     async def open_reader(self) -> tuple[SubscriberRecord, SubscriberHandle]:
-        """A reader: a subscription to the app's events whose arrivals invalidate and refetch its query."""
+        """A reader: a subscription to the app's events whose arrivals invalidate and refetch its query.
+        Settles one ``announce_reader``, whatever the outcome."""
         reader = TodoReader(self.host, self.recorder, self._app())
+        self._connecting += 1  # counted before the announcement is settled, so the count never dips to 0
+        self._announced -= 1
         try:
             record, handle = await self.open_subscriber(APP_CHANNEL, reader.bind)
         except BaseException:
             self._app().queries.remove(reader.query)
             raise
+        finally:
+            self._connecting -= 1
+            self._maybe_steady()
         return record, ReaderHandle(handle, reader)
 
     async def start_writer(self, rate: float, limit: int = 0) -> None:

@@ -25,6 +25,7 @@ class AppStats:
         self.mutation_rate = 0.0  # what this process's writers mutate per second (set as they start)
         self.mutation = hist.new()  # POST round trip, us
         self.fresh = hist.new()  # intended time -> the refetch response that showed the mutation, us
+        self.after_event = hist.new()  # the event's arrival -> the same response, us: what refetching adds
         self.refetch = hist.new()  # GET /api/todos round trip, us
         self.counts: Counter[str] = Counter({name: 0 for name in COUNTERS})
         self.queries: list[TodosQuery] = []
@@ -57,6 +58,7 @@ class AppStats:
                 continue
             self.counts["fresh"] += 1
             _record(self.fresh, sample.fresh_us)
+            _record(self.after_event, (sample.fresh_ns - sample.event_ns) // 1000)
 
     def in_flight(self) -> int:
         """GETs in flight plus mutations told to a refetching reader and not yet fresh: the drain waits."""
@@ -74,6 +76,7 @@ class AppStats:
             "mutation_rate": self.mutation_rate,
             "mutation": hist.encode(self.mutation),
             "fresh": hist.encode(self.fresh),
+            "after_event": hist.encode(self.after_event),
             "refetch": hist.encode(self.refetch),
             "counts": cast(AppCounts, {name: int(counts[name]) for name in COUNTERS}),
         }
@@ -106,6 +109,7 @@ def summary_section(finals: list[FinalReport], event_ms: LatencySummary, duratio
         "mutation_ms": hist.latency_summary(mutation),
         "event_ms": event_ms,
         "fresh_ms": hist.latency_summary(hist.merge([w["fresh"] for w in wires])),
+        "after_event_ms": hist.latency_summary(hist.merge([w["after_event"] for w in wires])),
         "api_ms": hist.latency_summary(api),
         "refetch": {
             "requests": requests,

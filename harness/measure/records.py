@@ -148,6 +148,7 @@ class AppWire(TypedDict):
     mutation_rate: float
     mutation: str
     fresh: str
+    after_event: str
     refetch: str
     counts: AppCounts
 
@@ -301,6 +302,8 @@ class AppSummary(TypedDict):
     mutation_ms: LatencySummary
     event_ms: LatencySummary
     fresh_ms: LatencySummary
+    #: per sample, the event's arrival -> fresh data: what refetching adds to the push
+    after_event_ms: LatencySummary
     api_ms: LatencySummary
     refetch: RefetchSummary
     invalidations: int

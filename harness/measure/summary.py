@@ -360,6 +360,7 @@ def _app_lines(app: AppSummary | None) -> list[str]:
         ("mutation ms", app["mutation_ms"]),
         ("event ms", app["event_ms"]),
         ("fresh ms", app["fresh_ms"]),
+        ("event -> fresh ms", app["after_event_ms"]),
         ("refetch ms", ref["latency_ms"]),
     ):
         lines += _optional_line(label, block)

@@ -99,6 +99,10 @@ class ReaderUser(SubscriberUser):
 
     abstract = True
 
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        get_bridge().loop.call_soon_threadsafe(self.session.announce_reader)  # ahead of spawning complete
+
     def on_start(self) -> None:
         started = time.perf_counter()
         exception: BaseException | None = None

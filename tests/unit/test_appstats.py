@@ -28,6 +28,7 @@ def test_steady_samples_are_recorded_and_ramp_ones_only_counted() -> None:
     wire = stats.to_wire()
     assert hist.latency_summary(hist.decode(wire["mutation"]))["count"] == 1
     assert hist.latency_summary(hist.decode(wire["fresh"]))["p50"] == pytest.approx(20.0, rel=1e-3)
+    assert hist.latency_summary(hist.decode(wire["after_event"]))["p50"] == pytest.approx(18.0, rel=1e-3)
     counts = wire["counts"]
     assert (counts["mutations"], counts["mutation_errors"], counts["fresh"], counts["ramp_fresh"]) == (2, 1, 1, 1)
 
