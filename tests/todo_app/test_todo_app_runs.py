@@ -3,11 +3,13 @@ provider's embedded target: exact accounting, every reader ends fresh, coalescin
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from tests.report.conftest import rtbench
 from tests.runs import assert_accounted, run_scenario
 
 SCENARIO = Path(__file__).resolve().parents[2] / "scenarios" / "todo_app.py"
@@ -117,3 +119,36 @@ def test_refetch_none_measures_the_event_only(tmp_path: Path) -> None:
     app = summary["todo_app"]
     assert app["refetch"]["requests"] == 0 and app["fresh"] == 0 and app["stale"] == 0
     assert app["event_ms"]["count"] > 0
+
+
+def test_rtbench_run_todo_app_gates_on_the_app_figures(tmp_path: Path) -> None:
+    """``rtbench run todo-app --provider P``: the app's gates pass on what was measured and fail below it."""
+    result = rtbench(
+        "run",
+        "todo-app",
+        "--provider",
+        "pusher",
+        "-u",
+        "2",
+        "-t",
+        "2s",
+        "--warmup",
+        "0",
+        "--no-progress",
+        "--report-dir",
+        str(tmp_path),
+        "--gate",
+        "event_p99<10s",
+        "--gate",
+        "api_p99<10s",
+        "--gate",
+        "fresh_p99<1us",
+    )
+    assert result.returncode == 1, result.stdout + result.stderr
+    summary = json.loads((tmp_path / "summary.json").read_text())
+    assert summary["provider"] == "pusher"
+    verdicts = {g["expr"]: g for g in summary["gates"]}
+    assert verdicts["event_p99<10s"]["passed"] and verdicts["api_p99<10s"]["passed"]
+    fresh = verdicts["fresh_p99<1us"]
+    assert not fresh["passed"] and fresh["value"] == summary["todo_app"]["fresh_ms"]["p99"] > 0
+    assert "gate fresh_p99<1us" in result.stdout
