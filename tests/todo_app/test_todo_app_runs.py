@@ -152,3 +152,5 @@ def test_rtbench_run_todo_app_gates_on_the_app_figures(tmp_path: Path) -> None:
     fresh = verdicts["fresh_p99<1us"]
     assert not fresh["passed"] and fresh["value"] == summary["todo_app"]["fresh_ms"]["p99"] > 0
     assert "gate fresh_p99<1us" in result.stdout
+    page = (tmp_path / "report.html").read_text()
+    assert "todo app: fresh data" in page and 'id="todo-app"' in page
