@@ -17,6 +17,7 @@ from harness.measure.records import AppCounts, AppSummary, AppWire, FinalReport,
 from harness.measure.refetch import Fresh, TodosQuery
 
 COUNTERS: tuple[str, ...] = tuple(AppCounts.__annotations__)
+MAX_UI_SAMPLES = 200_000  # the live-UI feed is drained every second; cap it if nobody drains it
 
 
 class AppStats:
@@ -31,6 +32,9 @@ class AppStats:
         self.queries: list[TodosQuery] = []
         #: mutations due before this (ns) are ramp-up, as the recorder's deliveries (its ``steady_from_ns``)
         self.steady_from_ns = 0
+        #: refetch round trips and fresh times (ms) for Locust's live UI, swapped out every second
+        self.ui_refetch_ms: list[float] = []
+        self.ui_fresh_ms: list[float] = []
 
     def reader(self) -> TodosQuery:
         query = TodosQuery(self.policy)
@@ -48,6 +52,8 @@ class AppStats:
         if not ok:
             self.counts["refetch_errors"] += 1
         _record(self.refetch, round_trip_ns // 1000)
+        if len(self.ui_refetch_ms) < MAX_UI_SAMPLES:
+            self.ui_refetch_ms.append(round_trip_ns / 1e6)
 
     def made_fresh(self, samples: list[Fresh]) -> None:
         for sample in samples:
@@ -58,7 +64,15 @@ class AppStats:
                 continue
             self.counts["fresh"] += 1
             _record(self.fresh, sample.fresh_us)
+            if len(self.ui_fresh_ms) < MAX_UI_SAMPLES:
+                self.ui_fresh_ms.append(sample.fresh_us / 1000)
             _record(self.after_event, (sample.fresh_ns - sample.event_ns) // 1000)
+
+    def take_ui(self) -> tuple[list[float], list[float]]:
+        """(refetch ms, fresh ms) since the last call, for the live UI (a swap: safe from another thread)."""
+        refetch, self.ui_refetch_ms = self.ui_refetch_ms, []
+        fresh, self.ui_fresh_ms = self.ui_fresh_ms, []
+        return refetch, fresh
 
     def in_flight(self) -> int:
         """GETs in flight plus mutations told to a refetching reader and not yet fresh: the drain waits."""

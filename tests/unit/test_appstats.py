@@ -77,3 +77,11 @@ def test_app_gates_read_the_todo_app_section_and_fail_without_data(metric: str) 
 
 def test_the_harness_speaks_the_targets_app_api() -> None:
     assert (app.PROBE_HEADER, app.APP_CHANNEL) == (todos.PROBE_HEADER, todos.TODOS_CHANNEL)
+
+
+def test_the_live_ui_gets_each_sample_once() -> None:
+    stats = AppStats(COALESCED)
+    stats.refetched(3 * MS, ok=True)
+    stats.made_fresh([Fresh("a", 0, MS, 7 * MS)])
+    assert stats.take_ui() == ([3.0], [7.0])
+    assert stats.take_ui() == ([], [])
