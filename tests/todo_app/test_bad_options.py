@@ -19,6 +19,7 @@ from tests.helpers import REPO
         (["--mutations", "-1"], "--mutations must be between"),
         (["--api-delay-ms", "nan"], "--api-delay-ms must be a finite number"),
         (["--refetch", "sometimes"], "invalid choice: 'sometimes'"),
+        (["--provider", "pusher", "--channel-type", "private"], "public channel 'todos': --channel-type public"),
     ],
 )
 def test_bad_app_options_exit_2_with_one_line(args: list[str], fragment: str) -> None:
