@@ -231,7 +231,7 @@ class GeneratorSession:
             return TodoWriter(self.host, app)
 
         plan = Schedule(concurrent=True, limit=limit, after=self._all_connected)
-        await self.start_publisher(rate, opening(), channels=[APP_CHANNEL], payload_bytes=0, plan=plan)
+        await self.start_publisher(rate, opening(), channels=[APP_CHANNEL], plan=plan)
 
     # -- publishers -------------------------------------------------------------------------------
     async def start_publisher(

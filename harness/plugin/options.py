@@ -111,6 +111,7 @@ def validate_app(options: argparse.Namespace, app_event: str) -> None:
     options.mutation_rate = _number(options, "mutation_rate", float, 0.001, 100_000)
     options.api_delay_ms = _number(options, "api_delay_ms", float, 0, 60_000)
     options.mutations = _number(options, "mutations", int, 0, 10_000_000)
+    options.publish_rate = options.mutation_rate  # what the run publishes (summary.json load.publish_rate)
     if int(options.channels) != 1:
         raise OptionError("--channels: the todo app's events go to every reader on one channel")
     options.event = app_event

@@ -57,6 +57,7 @@ def assert_everyone_fresh(summary: dict[str, Any], readers: int) -> None:
 def test_every_event_reaches_every_reader_and_every_reader_ends_fresh(tmp_path: Path, provider: str) -> None:
     summary = todo_run(tmp_path, provider, "--provider", provider, "--mutation-rate", "20")
     assert summary["provider"] == provider
+    assert summary["load"]["publish_rate"] == summary["todo_app"]["mutation_rate"] == 20
     assert_everyone_fresh(summary, READERS)
     app = summary["todo_app"]
     assert app["policy"] == "coalesced"
