@@ -57,7 +57,14 @@ def runnable_providers(scenarios: Path) -> list[str]:
     return [name for name in providers.available() if (scenarios / f"{name}.py").is_file()]
 
 
+#: workloads run by name instead of a provider, their provider given as ``--provider P`` (scenario file)
+WORKLOADS = {"todo-app": "todo_app"}
+
+
 def scenario_for(provider: str, scenarios: Path) -> Path:
+    """``scenarios/<provider>.py``, or a workload's scenario (``todo-app``: ``scenarios/todo_app.py``)."""
+    if provider in WORKLOADS and (scenarios / f"{WORKLOADS[provider]}.py").is_file():
+        return scenarios / f"{WORKLOADS[provider]}.py"
     known = runnable_providers(scenarios)
     if provider not in known:
         raise UsageError(f"unknown provider {provider!r} (available: {', '.join(known) or 'none'})")

@@ -22,6 +22,7 @@ from harness.cli.common import (
     EXIT_FAILED,
     EXIT_OK,
     EXIT_USAGE,
+    WORKLOADS,
     Parser,
     UsageError,
     add_command,
@@ -313,7 +314,10 @@ def _locust_help(provider: str, scenarios: Path) -> int:
         prog=f"rtbench run {provider}", usage=f"rtbench run {provider} [options] [locust options]", add_help=False
     )
     options_mod.add_arguments(own)
-    providers.load(provider).add_arguments(own)
+    if provider in WORKLOADS:  # todo-app: its provider comes with --provider (add_app_arguments lists it)
+        options_mod.add_app_arguments(own, "socketio")
+    else:
+        providers.load(provider).add_arguments(own)
     print(own.format_help().replace("options:", f"rtbench and {provider} options:", 1), flush=True)
     print("Locust options:", flush=True)
     return subprocess.call([sys.executable, "-m", "locust", "-f", str(scenario), "--help"])

@@ -10,17 +10,20 @@ import asyncio
 import contextlib
 import time
 import uuid
-from collections.abc import Awaitable
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from typing import TypeVar
 
+from harness.loop.app import APP_CHANNEL, ReaderHandle, TodoReader, TodoWriter
 from harness.loop.clock import clock_id
 from harness.loop.monitor import HealthMonitor
 from harness.measure import probe
-from harness.measure.accounting import SubscriberRecord
+from harness.measure.accounting import Ledger, SubscriberRecord
+from harness.measure.appstats import AppStats
 from harness.measure.recorder import Recorder
 from harness.measure.records import FinalReport, IntervalReport, RxStamps
 from harness.net.stream import RX_STAMPS, timestamps_ready
-from harness.providers.base import Provider, PublisherHandle, SubscriberHandle, SubscriberHooks
+from harness.providers.base import OnData, Provider, PublisherHandle, SubscriberHandle, SubscriberHooks
 from harness.providers.http import close_shared_session
 
 CONNECT_TIMEOUT_S = 30.0
@@ -63,11 +66,16 @@ class GeneratorSession:
         self.ui_publish_ms: list[float] = []
         self._stamps_checked = False
         self._connecting = 0  # subscribers whose first connection is being made
+        self._announced = 0  # app readers created whose connection has not begun (``announce_reader``)
         self._warmup_after_connects_s: float | None = None  # set when spawning completes, until steady
         self._stamps_at_begin: dict[str, int] = {}
         self.publish_timeout_s = PUBLISH_TIMEOUT_S
         self._opening: set[asyncio.Task[object]] = set()  # connects in flight (subscribers and publishers)
         self._cut: set[asyncio.Task[object]] = set()  # of those, the ones the end of the run cancelled
+        #: the todo-app workload's figures (scenarios/todo_app.py: ``--refetch`` is set); None otherwise
+        self.app: AppStats | None = None
+        #: set once spawning is complete and every connection is open: the app's writers start then
+        self._all_connected = asyncio.Event()
 
     @property
     def provider(self) -> Provider:
@@ -79,7 +87,10 @@ class GeneratorSession:
         """A new run: fresh measurements under a new run id (the web UI can start many runs). Everything
         counts as ramp-up until ``steady_from`` is told when the steady state begins."""
         self.recorder = Recorder(run_id, clock_id())
+        refetch = getattr(self.options, "refetch", None)
+        self.app = AppStats(str(refetch)) if refetch else None
         self.drain_cut = False
+        self._all_connected = asyncio.Event()
         self.recorder.steady_from_ns = STEADY_NOT_YET
         self._warmup_after_connects_s = None
         if not self._stamps_checked:  # once per process: the kernel switches stamping on lazily
@@ -94,6 +105,8 @@ class GeneratorSession:
     def steady_from(self, ns: int) -> None:
         """Deliveries of messages due from ``ns`` on are the steady state (the headline figures)."""
         self.recorder.steady_from_ns = ns
+        if self.app is not None:
+            self.app.steady_from_ns = ns
         RX_STAMPS.shared_since_ns = ns
 
     def spawning_complete(self, warmup_s: float) -> None:
@@ -103,7 +116,8 @@ class GeneratorSession:
         self._maybe_steady()
 
     def _maybe_steady(self) -> None:
-        if self._warmup_after_connects_s is not None and self._connecting == 0:
+        if self._warmup_after_connects_s is not None and self._connecting == 0 and self._announced <= 0:
+            self._all_connected.set()
             self.steady_from(time.time_ns() + int(self._warmup_after_connects_s * 1e9))
             self._warmup_after_connects_s = None
 
@@ -113,11 +127,15 @@ class GeneratorSession:
         return probe.channel_name(index)
 
     # -- subscribers ------------------------------------------------------------------------------
-    async def open_subscriber(self, channel: str) -> tuple[SubscriberRecord, SubscriberHandle]:
+    async def open_subscriber(
+        self, channel: str, bind: Callable[[SubscriberRecord], OnData] | None = None
+    ) -> tuple[SubscriberRecord, SubscriberHandle]:
+        """A subscriber timed and accounted by the recorder; ``bind`` makes its ``on_data`` instead (the
+        app's readers: they hand each arrival to the recorder themselves, then act on it)."""
         recorder = self.recorder
         record = recorder.new_subscriber(channel)
         hooks = SubscriberHooks(
-            on_data=lambda data, rx_ns: recorder.delivered_to(record, data, rx_ns),
+            on_data=bind(record) if bind else lambda data, rx_ns: recorder.delivered_to(record, data, rx_ns),
             on_drop=lambda: recorder.dropped(record),
             on_resubscribed=lambda: recorder.resubscribed(record),
             on_error=recorder.error,
@@ -173,31 +191,96 @@ class GeneratorSession:
         with contextlib.suppress(Exception):
             await handle.close()
 
-    # -- publishers -------------------------------------------------------------------------------
-    async def start_publisher(self, rate: float) -> None:
-        """Connect a publisher, then publish in the background until ``finish``. A failed connect is counted
-        here, once, whether it failed or the end of the run cut it."""
+    # -- the todo app (scenarios/todo_app.py) --------------------------------------------------------
+    def _app(self) -> AppStats:
+        if self.app is None:
+            raise RuntimeError("the todo-app workload needs --refetch (scenarios/todo_app.py)")
+        return self.app
+
+    def announce_reader(self) -> None:
+        """A reader user was created (posted from its constructor, so before Locust's spawning-complete
+        hook reaches the loop): the writers and the steady state wait for its connection too, which its
+        greenlet may not have begun when spawning is reported complete."""
+        self._announced += 1
+
+    async def open_reader(self) -> tuple[SubscriberRecord, SubscriberHandle]:
+        """A reader: a subscription to the app's events whose arrivals invalidate and refetch its query.
+        Settles one ``announce_reader``, whatever the outcome."""
+        reader = TodoReader(self.host, self.recorder, self._app())
+        self._connecting += 1  # counted before the announcement is settled, so the count never dips to 0
+        self._announced -= 1
         try:
-            handle = await self._open(self.provider.open_publisher())
+            record, handle = await self.open_subscriber(APP_CHANNEL, reader.bind)
+        except BaseException:
+            self._app().queries.remove(reader.query)
+            raise
+        finally:
+            self._connecting -= 1
+            self._maybe_steady()
+        return record, ReaderHandle(handle, reader)
+
+    async def start_writer(self, rate: float, limit: int = 0) -> None:
+        """A writer: creates todos at ``rate`` on the open-model schedule (``limit`` at most; 0: no limit), the
+        envelope in each request. Many app users mutate independently, so a POST goes at its due time
+        whether the previous one was answered or not; the schedule starts once every reader is subscribed,
+        so each mutation is owed to every reader."""
+        app = self._app()
+        app.mutation_rate += rate
+
+        async def opening() -> PublisherHandle:
+            return TodoWriter(self.host, app)
+
+        plan = Schedule(concurrent=True, limit=limit, after=self._all_connected)
+        await self.start_publisher(rate, opening(), channels=[APP_CHANNEL], plan=plan)
+
+    # -- publishers -------------------------------------------------------------------------------
+    async def start_publisher(
+        self,
+        rate: float,
+        opening: Awaitable[PublisherHandle] | None = None,
+        *,
+        channels: list[str] | None = None,
+        payload_bytes: int | None = None,
+        plan: Schedule | None = None,
+    ) -> None:
+        """Connect a publisher (the provider's, unless ``opening`` makes another), then publish in the
+        background until ``finish``, on ``channels`` (default: the run's). A failed connect is counted here,
+        once, whether it failed or the end of the run cut it."""
+        try:
+            handle = await self._open(opening if opening is not None else self.provider.open_publisher())
         except Exception as exc:
             self.recorder.error(f"publisher connect failed: {_reason(exc)}")
             raise
-        task = asyncio.ensure_future(self._publish_loop(handle, rate, uuid.uuid4().hex[:8]))
+        names = channels or [probe.channel_name(c) for c in range(int(self.options.channels))]
+        size = int(self.options.payload_bytes) if payload_bytes is None else payload_bytes
+        task = asyncio.ensure_future(self._publish_loop(handle, rate, uuid.uuid4().hex[:8], names, size, plan))
         self._publishers.append(task)
 
-    async def _publish_loop(self, handle: PublisherHandle, rate: float, publisher_id: str) -> None:
+    async def _publish_loop(
+        self,
+        handle: PublisherHandle,
+        rate: float,
+        publisher_id: str,
+        channels: list[str],
+        payload_bytes: int,
+        plan: Schedule | None = None,
+    ) -> None:
         """Open model (DESIGN rule 1): message k is due at t0 + k/rate and carries that due time."""
-        recorder, opts = self.recorder, self.options
+        recorder = self.recorder
+        plan = plan or Schedule()
         ledgers = [
-            recorder.ledger(probe.stream_id(publisher_id, c, recorder.clock_id), probe.channel_name(c))
-            for c in range(opts.channels)
+            recorder.ledger(probe.stream_id(publisher_id, c, recorder.clock_id), name)
+            for c, name in enumerate(channels)
         ]
         interval_ns = int(1e9 / rate)
-        t0 = time.time_ns()
         stop = self._stop_publishing
+        sending: set[asyncio.Task[None]] = set()
         k = 0
         try:
-            while not stop.is_set():
+            if plan.after is not None:
+                await _first(plan.after, stop)
+            t0 = time.time_ns()
+            while not stop.is_set() and (not plan.limit or k < plan.limit):
                 due = t0 + k * interval_ns
                 wait_s = (due - time.time_ns()) / 1e9 - PUBLISH_EARLY_WAKE_S
                 if wait_s > 0:  # the loop's timers have 1 ms granularity: wake early, then step to the due time
@@ -209,27 +292,43 @@ class GeneratorSession:
                     await asyncio.sleep(0)  # one loop iteration: deliveries keep being read meanwhile
                 ledger = ledgers[k % len(ledgers)]
                 seq = len(ledger.sent_ns)
-                text = probe.encode(recorder.run_id, ledger.stream_id, seq, due, opts.payload_bytes)
+                text = probe.encode(recorder.run_id, ledger.stream_id, seq, due, payload_bytes)
                 recorder.published(ledger, time.time_ns(), due)
-                began = time.perf_counter_ns()
-                deadline = asyncio.timeout(self.publish_timeout_s)
-                try:
-                    async with deadline:
-                        await handle.publish(ledger.channel, text)
-                except asyncio.CancelledError:  # the run ended while this one waited for its answer
-                    recorder.publish_failed(ledger, seq, "no answer when the run ended")
-                    raise
-                except Exception as exc:
-                    expired = deadline.expired()
-                    recorder.publish_failed(
-                        ledger, seq, f"no answer within {self.publish_timeout_s:g} s" if expired else _reason(exc)
-                    )
-                self.ui_publish_ms.append((time.perf_counter_ns() - began) / 1e6)
+                if plan.concurrent:  # the next one goes at its due time, answered or not
+                    task = asyncio.ensure_future(self._send(handle, ledger, seq, text))
+                    sending.add(task)
+                    task.add_done_callback(sending.discard)
+                else:
+                    await self._send(handle, ledger, seq, text)
                 k += 1
+            if sending:
+                await asyncio.wait(list(sending))
         finally:
+            for task in list(sending):  # the run ended: each counts itself failed as it unwinds
+                task.cancel()
+            if sending:
+                await asyncio.wait(list(sending), timeout=CUT_WAIT_S)
             with contextlib.suppress(Exception):
                 async with asyncio.timeout(CUT_WAIT_S):
                     await handle.close()
+
+    async def _send(self, handle: PublisherHandle, ledger: Ledger, seq: int, text: str) -> None:
+        """One publish within ``publish_timeout_s``; a refusal, a timeout or the run's end is a failed publish."""
+        recorder = self.recorder
+        began = time.perf_counter_ns()
+        deadline = asyncio.timeout(self.publish_timeout_s)
+        try:
+            async with deadline:
+                await handle.publish(ledger.channel, text)
+        except asyncio.CancelledError:  # the run ended while this one waited for its answer
+            recorder.publish_failed(ledger, seq, "no answer when the run ended")
+            raise
+        except Exception as exc:
+            expired = deadline.expired()
+            recorder.publish_failed(
+                ledger, seq, f"no answer within {self.publish_timeout_s:g} s" if expired else _reason(exc)
+            )
+        self.ui_publish_ms.append((time.perf_counter_ns() - began) / 1e6)
 
     # -- end of a run -----------------------------------------------------------------------------
     async def finish(self, drain_timeout_s: float) -> tuple[IntervalReport, FinalReport]:
@@ -251,6 +350,7 @@ class GeneratorSession:
             before = recorder.delivered
             await asyncio.sleep(DRAIN_QUIET_S)
             quiet = recorder.delivered == before and recorder.reconnecting == 0 and recorder.in_flight() == 0
+            quiet = quiet and (self.app is None or self.app.in_flight() == 0)  # readers still to be fresh
             if quiet and time.monotonic() - started >= min_wait:
                 break
         await self._cut_openings()
@@ -258,6 +358,8 @@ class GeneratorSession:
         last = recorder.interval_report()
         final = recorder.final_report(end_ns)
         final["rx_stamps"] = self._rx_stamps_since_begin()
+        if self.app is not None:
+            final["todo_app"] = self.app.to_wire()
         return last, final
 
     async def _stop_publishers(self, deadline: float) -> None:
@@ -291,6 +393,27 @@ class GeneratorSession:
     def take_ui_publish(self) -> list[float]:
         samples, self.ui_publish_ms = self.ui_publish_ms, []
         return samples
+
+
+@dataclass(frozen=True, slots=True)
+class Schedule:
+    """How a publisher's open-model schedule runs: ``concurrent`` sends each message at its due time
+    without waiting for the previous answer (many app users mutate independently); ``limit`` messages
+    at most (0: until the run ends); ``after``: the schedule starts (t0) when this event is set."""
+
+    concurrent: bool = False
+    limit: int = 0
+    after: asyncio.Event | None = None
+
+
+async def _first(wanted: asyncio.Event, stop: asyncio.Event) -> None:
+    """Wait for ``wanted``, or for ``stop`` (the run ended first)."""
+    waiters = [asyncio.ensure_future(wanted.wait()), asyncio.ensure_future(stop.wait())]
+    try:
+        await asyncio.wait(waiters, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        for waiter in waiters:
+            waiter.cancel()
 
 
 def _reason(exc: BaseException) -> str:

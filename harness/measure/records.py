@@ -124,6 +124,35 @@ class RxStamps(TypedDict):
     shared_stamps: int
 
 
+class AppCounts(TypedDict):
+    """The todo-app workload's counters in one generator (``measure/appstats.py``)."""
+
+    mutations: int
+    mutation_errors: int
+    readers: int
+    invalidations: int
+    refetches: int
+    refetch_errors: int
+    coalesced: int
+    retries: int
+    fresh: int
+    ramp_fresh: int
+    stale: int
+    fresh_before_event: int
+
+
+class AppWire(TypedDict):
+    """One generator's todo-app figures: encoded histograms (us) and counters."""
+
+    policy: str
+    mutation_rate: float
+    mutation: str
+    fresh: str
+    after_event: str
+    refetch: str
+    counts: AppCounts
+
+
 class FinalReport(TypedDict):
     """``Recorder.final_report`` plus ``rx_stamps``, which ``GeneratorSession.finish`` adds."""
 
@@ -147,6 +176,8 @@ class FinalReport(TypedDict):
     node_latency: NotRequired[dict[str, str]]
     #: deliveries whose publisher ran on another host's clock, kept out of every other figure; only when some came
     cross_clock: NotRequired[str]
+    #: the todo-app workload's figures (scenarios/todo_app.py); only in such a run
+    todo_app: NotRequired[AppWire]
 
 
 # -- summary.json (summary.build, Collector.finalize) ---------------------------------------------------
@@ -248,6 +279,40 @@ class GateResult(TypedDict):
     passed: bool
 
 
+class RefetchSummary(TypedDict):
+    """The readers' refetch stampede: ``GET /api/todos`` requests, their rate, latency and errors."""
+
+    requests: int
+    per_s: float
+    latency_ms: LatencySummary
+    errors: int
+    coalesced: int
+    retries: int
+
+
+class AppSummary(TypedDict):
+    """summary.json ``todo_app``: the app as the workload (issue 14). ``event_ms`` is ``latency_ms`` (the
+    app's events are the timed deliveries); ``api_ms`` every /api/todos request, mutations and refetches."""
+
+    policy: str
+    mutation_rate: float
+    readers: int
+    mutations: int
+    mutation_errors: int
+    mutation_ms: LatencySummary
+    event_ms: LatencySummary
+    fresh_ms: LatencySummary
+    #: per sample, the event's arrival -> fresh data: what refetching adds to the push
+    after_event_ms: LatencySummary
+    api_ms: LatencySummary
+    refetch: RefetchSummary
+    invalidations: int
+    fresh: int
+    ramp_fresh: int
+    stale: int
+    fresh_before_event: int
+
+
 class Summary(TypedDict):
     """summary.json, in its key order. ``parameters`` is there when the run's options were given."""
 
@@ -272,6 +337,8 @@ class Summary(TypedDict):
     reconnect_ms: ConnectSummary
     #: per server node (``X-Rtbench-Node``), in name order; only when a connection named one
     nodes: NotRequired[dict[str, NodeSummary]]
+    #: the todo-app workload (scenarios/todo_app.py); only in such a run
+    todo_app: NotRequired[AppSummary]
     clock: str  # "harness", or "server" under --timestamp-field
     errors_by_reason: dict[str, int]
     foreign_messages: int

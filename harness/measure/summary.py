@@ -5,10 +5,11 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any, cast
 
+from harness.measure import appstats, hist
 from harness.measure import gates as gates_mod
-from harness.measure import hist
 from harness.measure.accounting import NodeTotals, account
 from harness.measure.records import (
+    AppSummary,
     FinalReport,
     GeneratorHealth,
     HarnessHealth,
@@ -269,6 +270,9 @@ def build(
         )
     if cross_clock.get_total_count():  # DESIGN rule 3: kept apart, flagged, in no other figure
         summary["cross_clock_ms"] = hist.latency_summary(cross_clock)
+    app = appstats.summary_section(finals, summary["latency_ms"], float(load["duration_s"]))
+    if app is not None:
+        summary["todo_app"] = app
     nodes = nodes_section(finals, totals.nodes)
     if nodes:
         summary["nodes"] = nodes
@@ -317,6 +321,7 @@ def format_text(summary: Summary, folder: str) -> str:
         f"  connections          opened {conn['opened']}  failed {conn['failed']}  dropped {conn['dropped']}  "
         f"reconnected {conn['reconnected']}",
         *_node_lines(summary.get("nodes", {})),
+        *_app_lines(summary.get("todo_app")),
     ]
     rec = summary.get("reconnect_ms", {})
     if rec.get("count"):
@@ -340,6 +345,30 @@ def format_text(summary: Summary, folder: str) -> str:
         verdict = f"INTERRUPTED (gates {verdict.lower()} for the time that ran)"
     lines.append(f"  verdict: {verdict}   report: {folder}")
     return "\n".join(lines)
+
+
+def _app_lines(app: AppSummary | None) -> list[str]:
+    """The todo-app workload: the mutation, the event, fresh data and the refetch stampede."""
+    if app is None:
+        return []
+    ref = app["refetch"]
+    lines = [
+        f"  todo app             {app['readers']} readers, {app['mutations']} mutations "
+        f"({app['mutation_errors']} failed), refetch {app['policy']}; fresh {app['fresh']}  stale {app['stale']}"
+    ]
+    for label, block in (
+        ("mutation ms", app["mutation_ms"]),
+        ("event ms", app["event_ms"]),
+        ("fresh ms", app["fresh_ms"]),
+        ("event -> fresh ms", app["after_event_ms"]),
+        ("refetch ms", ref["latency_ms"]),
+    ):
+        lines += _optional_line(label, block)
+    lines.append(
+        f"  refetch              {ref['requests']} GETs ({ref['per_s']:g}/s)  errors {ref['errors']}  "
+        f"coalesced {ref['coalesced']}  retries {ref['retries']}"
+    )
+    return lines
 
 
 def _payload_line(load: Load) -> list[str]:

@@ -78,6 +78,11 @@ class GeneratorRole:
         stats, size = self.environment.runner.stats, int(self.options.payload_bytes)
         log_batch(stats, "PUSH", "deliver", self.session.recorder.take_ui_samples(), size)
         log_batch(stats, "PUSH", "publish", self.session.take_ui_publish(), size)
+        app = self.session.app
+        if app is not None:  # the todo app: its refetch stampede and time to fresh data
+            refetch_ms, fresh_ms = app.take_ui()
+            log_batch(stats, "GET", "/api/todos (refetch)", refetch_ms, 0)
+            log_batch(stats, "APP", "fresh data", fresh_ms, 0)
 
     def spawning_complete(self) -> None:
         """The steady state begins ``--warmup`` after every user's connection is open."""

@@ -67,8 +67,10 @@ def free_port() -> int:
 class RtbenchPlugin:
     """Listens to Locust's events and hands each to the role(s) of this process."""
 
-    def __init__(self, provider_name: str) -> None:
+    def __init__(self, provider_name: str, app: bool = False) -> None:
         self.provider_cls: type[Provider] = providers.load(provider_name)
+        #: the todo-app workload (scenarios/todo_app.py): writers, readers, ``--refetch``
+        self.app = app
         self.master: MasterRole | None = None
         self.generator: GeneratorRole | None = None
         self.run_id = ""
@@ -90,6 +92,8 @@ class RtbenchPlugin:
             port = free_port()
             parser.set_defaults(master_bind_port=port, master_port=port)
         group = options.add_arguments(parser)
+        if self.app:
+            options.add_app_arguments(parser, self.provider_cls.name)
         before = set(map(id, parser._actions))
         self.provider_cls.add_arguments(group)
         self._provider_flags = {a.dest for a in parser._actions if id(a) not in before}
@@ -111,6 +115,10 @@ class RtbenchPlugin:
             return
         try:
             gates = options.validate(environment.parsed_options)
+            if self.app:
+                options.validate_app(environment.parsed_options, self.provider_cls.app_event)
+                if self.provider_cls.is_cloud(environment.parsed_options):
+                    raise options.OptionError("the todo app needs a server with /api/todos: give --host")
             self.provider_cls.validate(environment.parsed_options)
             self.provider_cls.check_client(environment.parsed_options)
             self.master = MasterRole(environment, self.provider_cls, gates, self._provider_flags)
@@ -196,9 +204,31 @@ class RtbenchPlugin:
 _PLUGIN: RtbenchPlugin | None = None
 
 
-def setup(provider_name: str) -> RtbenchPlugin:
-    """Install rtbench for one provider in this Locust process (idempotent)."""
+def setup(provider_name: str, app: bool = False) -> RtbenchPlugin:
+    """Install rtbench for one provider in this Locust process (idempotent); ``app``: the todo-app workload."""
     global _PLUGIN
     if _PLUGIN is None:
-        _PLUGIN = RtbenchPlugin(provider_name)
+        _PLUGIN = RtbenchPlugin(provider_name, app)
     return _PLUGIN
+
+
+DEFAULT_APP_PROVIDER = "socketio"
+
+
+def provider_from_argv(argv: list[str]) -> str:
+    """``--provider P`` (or ``--provider=P``) from the command line, read before Locust parses it: the
+    provider decides which options exist. Default socketio."""
+    for i, arg in enumerate(argv):
+        if arg == "--provider" and i + 1 < len(argv):
+            return argv[i + 1]
+        if arg.startswith("--provider="):
+            return arg.split("=", 1)[1]
+    return DEFAULT_APP_PROVIDER
+
+
+def setup_app(argv: list[str] | None = None) -> RtbenchPlugin:
+    """Install rtbench for the todo-app workload on the provider ``--provider`` names (exit 2 if unknown)."""
+    name = provider_from_argv(sys.argv[1:] if argv is None else argv)
+    if name not in providers.available():
+        fail_usage(f"--provider: unknown provider {name!r} (known: {', '.join(providers.available())})")
+    return setup(name, app=True)

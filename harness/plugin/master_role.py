@@ -19,7 +19,7 @@ from locust.runners import STATE_MISSING, MasterRunner
 from harness.measure.gates import Gate
 from harness.measure.records import IntervalReport, LoadRequest, Summary
 from harness.measure.summary import format_text
-from harness.plugin import messages, target_process
+from harness.plugin import messages, options, target_process
 from harness.plugin.generator_role import Reports
 from harness.providers.base import Provider
 from harness.report import files
@@ -38,6 +38,10 @@ SHOWN_OPTIONS = (
     "processes",
     "expect_workers",
     "publish_rate",
+    "mutation_rate",
+    "mutations",
+    "refetch",
+    "api_delay_ms",
     "channels",
     "payload_bytes",
     "gate",
@@ -95,7 +99,7 @@ class MasterRole:
             return
         if provider.target_module is None:
             raise target_process.TargetError(f"{provider.name} has no embedded target: give --host")
-        self.target = target_process.EmbeddedTarget(provider.target_module)
+        self.target = target_process.EmbeddedTarget(provider.target_module, options.target_args(self.options))
         environment.host = self.target.url
         log.info("rtbench: embedded %s target at %s", provider.name, self.target.url)
 

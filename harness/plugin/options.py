@@ -14,7 +14,7 @@ import math
 from pathlib import Path
 from typing import Any
 
-from harness.measure import gates
+from harness.measure import gates, refetch
 from harness.report import files
 
 DEFAULT_PUBLISH_RATE = 10.0
@@ -68,6 +68,59 @@ def add_arguments(parser: Any) -> Any:
         "figures and the verdict are the steady state after it",
     )
     return group
+
+
+def add_app_arguments(parser: Any, provider: str) -> None:
+    """The todo-app workload's options (scenarios/todo_app.py); ``--provider`` was read before parsing
+    (the provider's own options depend on it) and is registered so it shows in ``--help``."""
+    parser.add_argument(
+        "--provider",
+        default=provider,
+        include_in_web_ui=False,
+        help="todo app: the push provider the app's events go through (socketio, sse, pusher, ably)",
+    )
+    parser.add_argument(
+        "--mutation-rate",
+        type=str,
+        default="5",
+        help="todo app: todos the writers create per second in total, on a fixed open-model schedule",
+    )
+    parser.add_argument(
+        "--mutations",
+        type=str,
+        default="0",
+        help="todo app: create this many todos in all, then stop (a burst at --mutation-rate); 0: until the end",
+    )
+    parser.add_argument(
+        "--refetch",
+        choices=refetch.POLICIES,
+        default=refetch.DEFAULT_POLICY,
+        help="todo app: how a reader refetches GET /api/todos on each event: none, always (one GET per "
+        "event), coalesced (TanStack Query: one in flight, one follow-up; default)",
+    )
+    parser.add_argument(
+        "--api-delay-ms",
+        type=str,
+        default="0",
+        help="todo app: the embedded target holds every /api/todos answer this long (a slow database)",
+    )
+
+
+def validate_app(options: argparse.Namespace, app_event: str) -> None:
+    """Normalise the app's options in place: its events on one channel, under the provider's event name."""
+    options.mutation_rate = _number(options, "mutation_rate", float, 0.001, 100_000)
+    options.api_delay_ms = _number(options, "api_delay_ms", float, 0, 60_000)
+    options.mutations = _number(options, "mutations", int, 0, 10_000_000)
+    options.publish_rate = options.mutation_rate  # what the run publishes (summary.json load.publish_rate)
+    if int(options.channels) != 1:
+        raise OptionError("--channels: the todo app's events go to every reader on one channel")
+    options.event = app_event
+
+
+def target_args(options: argparse.Namespace) -> list[str]:
+    """What the embedded target is started with: the app's ``--api-delay-ms`` when one is asked for."""
+    delay = float(getattr(options, "api_delay_ms", 0) or 0)
+    return ["--api-delay-ms", f"{delay:g}"] if delay else []
 
 
 def _number(options: argparse.Namespace, name: str, kind: type, low: float, high: float | None = None) -> Any:

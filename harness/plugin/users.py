@@ -91,3 +91,43 @@ class PublisherUser(RtbenchUser):
         except Exception as exc:  # the session has counted it
             exception = exc
         self._report_connect("connect publisher", started, exception)
+
+
+class ReaderUser(SubscriberUser):
+    """The todo app's reader: a subscription to the app's events that refetches ``GET /api/todos`` on
+    each, as ``--refetch`` says (harness/loop/app.py)."""
+
+    abstract = True
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        get_bridge().loop.call_soon_threadsafe(self.session.announce_reader)  # ahead of spawning complete
+
+    def on_start(self) -> None:
+        started = time.perf_counter()
+        exception: BaseException | None = None
+        try:
+            self._subscription = get_bridge().run(self.session.open_reader())
+        except Exception as exc:
+            exception = exc
+        self._report_connect("connect reader", started, exception)
+
+
+class WriterUser(RtbenchUser):
+    """The todo app's writer: creates ``--mutation-rate / fixed_count`` todos per second, open model, from
+    when every user is connected (``--mutations``: that many in all, then it stops)."""
+
+    abstract = True
+    fixed_count = 1
+
+    def on_start(self) -> None:
+        options, writers = self.environment.parsed_options, max(1, type(self).fixed_count)
+        rate = float(options.mutation_rate) / writers
+        limit = -(-int(options.mutations) // writers)  # each writer's share, rounded up; 0: no limit
+        started = time.perf_counter()
+        exception: BaseException | None = None
+        try:
+            get_bridge().run(self.session.start_writer(rate, limit))
+        except Exception as exc:  # the session has counted it
+            exception = exc
+        self._report_connect("start writer", started, exception)

@@ -36,10 +36,18 @@ def available() -> list[str]:
     return sorted(m.name for m in pkgutil.iter_modules(pkg.__path__) if m.name not in _HELPERS)
 
 
+def _shadows(folder: str, name: str) -> bool:
+    """A scenarios folder holding ``<name>.py``: importing ``name`` from it would find the scenario."""
+    path = os.path.abspath(folder or ".")
+    return os.path.basename(path) == "scenarios" and os.path.isfile(os.path.join(path, f"{name}.py"))
+
+
 class _unshadowed:
     """Locust registers ``scenarios/socketio.py`` as module ``socketio`` (and pusher, ably likewise),
     which would shadow the client library of the same name. Import the provider with the scenario's
-    folder off ``sys.path`` and its module out of ``sys.modules``; Locust keeps its own reference."""
+    folder off ``sys.path`` and its module out of ``sys.modules``; Locust keeps its own reference. Another
+    scenario (``scenarios/todo_app.py --provider socketio``) puts the same folder on ``sys.path`` without
+    importing ``scenarios/socketio.py``: that folder is taken off too."""
 
     def __init__(self, name: str) -> None:
         self.name = name
@@ -52,6 +60,7 @@ class _unshadowed:
         if shadow is not None and os.path.basename(folder) == "scenarios":
             del sys.modules[self.name]
             sys.path[:] = [p for p in sys.path if os.path.abspath(p or ".") != folder]
+        sys.path[:] = [p for p in sys.path if not _shadows(p, self.name)]
 
     def __exit__(self, *_exc: object) -> None:
         sys.path[:] = self.saved_path

@@ -98,6 +98,8 @@ class Provider(ABC):
     official_client: ClassVar[str | None] = None
     #: the default of ``--event`` (the name subscribers listen to and publishers send); None: no --event
     event_default: ClassVar[str | None] = None
+    #: the event the app's readers listen to (targets/todos.py: a created todo's event on this provider)
+    app_event: ClassVar[str] = "todo:created"
     #: older spellings of ``--event`` this provider still accepts
     event_aliases: ClassVar[tuple[str, ...]] = ()
     #: what a secret of this provider looks like inside an option's value (e.g. an API key in a URL): the

@@ -359,6 +359,8 @@ class PusherProvider(Provider):
             raise ProviderConfigError(f"--event must be at most {proto.MAX_EVENT_NAME} characters")
         if str(getattr(options, "channel_type", "public")) not in CHANNEL_TYPES:
             raise ProviderConfigError(f"--channel-type must be one of {', '.join(CHANNEL_TYPES)}")
+        if getattr(options, "refetch", None) and str(getattr(options, "channel_type", "public")) != "public":
+            raise ProviderConfigError("the todo app's events are on the public channel 'todos': --channel-type public")
         app_id = _option(options, "app_id")
         if app_id and not proto.APP_ID_RE.match(app_id):
             raise ProviderConfigError("--app-id / PUSHER_APP_ID must be digits")

@@ -401,6 +401,7 @@ class SSEProvider(Provider):
     name = "sse"
     target_module = "targets.sse"
     event_default = "message"
+    app_event = "message"  # the app's events are ``message`` events on the stream, ``type`` in their JSON
 
     def __init__(self, host: str, options: argparse.Namespace) -> None:
         super().__init__(host, options)

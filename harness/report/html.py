@@ -66,6 +66,23 @@ def _shown(summary: Summary, key: LatencyKey) -> bool:
     return isinstance(block, Mapping) and (key == "latency_ms" or bool(block.get("count")))
 
 
+#: the todo app's rows (summary.json ``todo_app``), under the delivery rows when the run has them
+APP_ROWS: tuple[tuple[str, str], ...] = (
+    ("todo app: mutation", "mutation_ms"),
+    ("todo app: fresh data", "fresh_ms"),
+    ("todo app: event → fresh", "after_event_ms"),
+)
+
+
+def _app_rows(summary: Summary) -> list[tuple[str, Any]]:
+    app: Mapping[str, Any] | None = summary.get("todo_app")
+    if not isinstance(app, Mapping):
+        return []
+    rows: list[tuple[str, Any]] = [(label, app[key]) for label, key in APP_ROWS if key in app]
+    rows.append(("todo app: refetch GET", app.get("refetch", {}).get("latency_ms", {})))
+    return rows
+
+
 def fmt_num(value: Any) -> str:
     """A number exactly as summary.json holds it (integers without '.0'), so the page and file agree."""
     if isinstance(value, bool) or value is None:
@@ -276,7 +293,11 @@ def context(run: RunData) -> dict[str, Any]:
         "gates": gates,
         "headline": headline,
         "latency": summary.get("latency_ms", {}),
-        "latency_rows": [(label, summary[key]) for label, key in LATENCY_ROWS if _shown(summary, key)],
+        "latency_rows": [
+            *[(label, summary[key]) for label, key in LATENCY_ROWS if _shown(summary, key)],
+            *_app_rows(summary),
+        ],
+        "todo_app": summary.get("todo_app"),
         "cross_clock": _shown(summary, "cross_clock_ms"),
         "nodes": list(summary.get("nodes", {}).items()),
         "rx_clock_text": RX_CLOCK_TEXT.get(str(summary.get("rx_clock", "")), "arrival clock not recorded"),
