@@ -24,9 +24,10 @@ JSON text elsewhere (SSE ``data:``, Pusher ``data``). An object, not a bare enve
 what the app sends and what its clients read (SSE clients tell events apart by ``type``); a subscriber
 that measures finds the envelope with ``harness.measure.probe.carried``.
 
-``--api-delay-ms`` holds every answer, GET included, that long before the store is touched: a slow
-database. ``--max-todos`` bounds the store. The store is this process's: nodes sharing a Redis each
-have their own (their events still reach every node's clients).
+``--api-delay-ms`` holds every ``GET /api/todos`` answer that long before the store is read: a slow list
+query, the one every client's refetch runs (the stampede). Mutations are not held, so the delay shows in
+the time to fresh data and not in the push. ``--max-todos`` bounds the store. The store is this
+process's: nodes sharing a Redis each have their own (their events still reach every node's clients).
 """
 
 from __future__ import annotations
@@ -82,7 +83,7 @@ def add_args(parser: argparse.ArgumentParser) -> None:
         type=float,
         default=0.0,
         metavar="MS",
-        help="hold every /api/todos answer this long, as a slow database (default: 0)",
+        help="hold every GET /api/todos answer this long, as a slow list query (default: 0)",
     )
     parser.add_argument(
         "--max-todos",
@@ -211,7 +212,7 @@ class TodoApi:
             raise UsageError("--max-todos must be >= 1")
         return cls(TodoStore(max_todos), emit, delay_ms)
 
-    async def _slow_database(self) -> None:
+    async def _slow_query(self) -> None:
         """Wait out the delay on the monotonic clock (a loop timer may fire up to a tick early)."""
         if self.delay_s <= 0:
             return
@@ -220,11 +221,10 @@ class TodoApi:
             await asyncio.sleep(left)
 
     async def index(self, request: web.Request) -> web.Response:
-        await self._slow_database()
+        await self._slow_query()
         return _answer([todo.to_json() for todo in self.store.todos.values()])
 
     async def create(self, request: web.Request) -> web.Response:
-        await self._slow_database()
         try:
             envelope = _envelope(request)
             fields = _fields(await read_json(request, MAX_BODY_BYTES), partial=False)
@@ -237,7 +237,6 @@ class TodoApi:
         return _answer(todo.to_json(), status=201)
 
     async def update(self, request: web.Request) -> web.Response:
-        await self._slow_database()
         try:
             todo_id = _todo_id(request)
             envelope = _envelope(request)
@@ -251,7 +250,6 @@ class TodoApi:
         return _answer(todo.to_json())
 
     async def delete(self, request: web.Request) -> web.Response:
-        await self._slow_database()
         try:
             todo_id = _todo_id(request)
             envelope = _envelope(request)

@@ -102,7 +102,7 @@ def add_app_arguments(parser: Any, provider: str) -> None:
         "--api-delay-ms",
         type=str,
         default="0",
-        help="todo app: the embedded target holds every /api/todos answer this long (a slow database)",
+        help="todo app: the embedded target holds every GET /api/todos answer this long (a slow list query)",
     )
 
 
