@@ -212,23 +212,9 @@ def setup(provider_name: str, app: bool = False) -> RtbenchPlugin:
     return _PLUGIN
 
 
-DEFAULT_APP_PROVIDER = "socketio"
-
-
-def provider_from_argv(argv: list[str]) -> str:
-    """``--provider P`` (or ``--provider=P``) from the command line, read before Locust parses it: the
-    provider decides which options exist. Default socketio."""
-    for i, arg in enumerate(argv):
-        if arg == "--provider" and i + 1 < len(argv):
-            return argv[i + 1]
-        if arg.startswith("--provider="):
-            return arg.split("=", 1)[1]
-    return DEFAULT_APP_PROVIDER
-
-
 def setup_app(argv: list[str] | None = None) -> RtbenchPlugin:
     """Install rtbench for the todo-app workload on the provider ``--provider`` names (exit 2 if unknown)."""
-    name = provider_from_argv(sys.argv[1:] if argv is None else argv)
+    name = options.provider_from_argv(sys.argv[1:] if argv is None else argv)
     if name not in providers.available():
         fail_usage(f"--provider: unknown provider {name!r} (known: {', '.join(providers.available())})")
     return setup(name, app=True)

@@ -159,3 +159,17 @@ def validate(options: argparse.Namespace) -> list[gates.Gate]:
         except files.FolderError as exc:
             raise OptionError(str(exc)) from None
     return parsed
+
+
+DEFAULT_APP_PROVIDER = "socketio"
+
+
+def provider_from_argv(argv: list[str]) -> str:
+    """``--provider P`` (or ``--provider=P``) from the command line, read before Locust parses it: the
+    provider decides which options exist. Default socketio."""
+    for i, arg in enumerate(argv):
+        if arg == "--provider" and i + 1 < len(argv):
+            return argv[i + 1]
+        if arg.startswith("--provider="):
+            return arg.split("=", 1)[1]
+    return DEFAULT_APP_PROVIDER

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from harness.plugin.hooks import provider_from_argv
+from harness.plugin.options import provider_from_argv  # no Locust here: pytest collects in one process
 
 
 @pytest.mark.parametrize(

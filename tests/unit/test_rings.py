@@ -84,14 +84,71 @@ def test_only_the_plugin_imports_locust() -> None:
 def test_the_cli_never_loads_locust() -> None:
     """Importing Locust monkey-patches the process with gevent; the ``rtbench`` command must stay plain."""
 
-    def reaches_locust(module: str, seen: set[str]) -> bool:
-        if module in seen or module not in GRAPH:
+    loaders = [m for m in MODULES if ring_of(m) == "cli" and _reaches_locust(m, set())]
+    assert loaders == [], f"these cli modules import Locust, directly or through harness modules: {loaders}"
+
+
+def loaded_on_import(path: Path) -> set[str]:
+    """The modules importing ``path`` loads: its module-level imports (inside ``if``/``try`` too), not those
+    in functions or under ``if TYPE_CHECKING``."""
+    found: set[str] = set()
+
+    def visit(body: list[ast.stmt]) -> None:
+        for node in body:
+            if isinstance(node, ast.If) and "TYPE_CHECKING" in ast.unparse(node.test):
+                visit(node.orelse)
+            elif isinstance(node, ast.If | ast.Try):
+                for part in ("body", "orelse", "finalbody", "handlers"):
+                    for child in getattr(node, part, []):
+                        visit(child.body if isinstance(child, ast.ExceptHandler) else [child])
+            elif isinstance(node, ast.Import | ast.ImportFrom):
+                found.update(i for i in imports_of_node(path, node))
+
+    visit(ast.parse(path.read_text()).body)
+    return found
+
+
+def imports_of_node(path: Path, node: ast.Import | ast.ImportFrom) -> set[str]:
+    if isinstance(node, ast.Import):
+        return {alias.name for alias in node.names}
+    base = node.module or ""
+    if node.level and path.is_relative_to(HARNESS):
+        parts = module_name(path).split(".")
+        kept = parts if path.name == "__init__.py" else parts[:-1]
+        base = ".".join(kept[: len(kept) - node.level + 1] + ([base] if base else []))
+    return {base} | {f"{base}.{alias.name}" for alias in node.names}
+
+
+def test_no_test_module_loads_locust_when_collected() -> None:
+    """pytest imports every test module into one process: one that loads Locust there (its gevent patching,
+    after ``ssl`` is imported) breaks the collection of the whole suite. Locust runs in subprocesses."""
+    runtime = {name: loaded_on_import(path) for name, path in MODULES.items()}
+
+    def loads_locust(module: str, seen: set[str]) -> bool:
+        if module.split(".")[0] == "locust":
+            return True
+        if module in seen or module not in runtime:
             return False
         seen.add(module)
-        return any(i.split(".")[0] == "locust" or reaches_locust(i, seen) for i in GRAPH[module])
+        package = module.rsplit(".", 1)[0]  # importing a.b.c runs a.b's __init__ first
+        return loads_locust(package, seen) or any(loads_locust(i, seen) for i in runtime[module])
 
-    loaders = [m for m in MODULES if ring_of(m) == "cli" and reaches_locust(m, set())]
-    assert loaders == [], f"these cli modules import Locust, directly or through harness modules: {loaders}"
+    tests = HARNESS.parent / "tests"
+    loaders = [
+        str(path.relative_to(tests))
+        for path in sorted(tests.rglob("*.py"))
+        if "node_modules" not in path.parts
+        and (path.name.startswith("test_") or path.name == "conftest.py")
+        and any(loads_locust(name, set()) for name in loaded_on_import(path))
+    ]
+    assert loaders == [], f"these test modules load Locust when pytest collects them: {loaders}"
+
+
+def _reaches_locust(module: str, seen: set[str]) -> bool:
+    if module in seen or module not in GRAPH:
+        return False
+    seen.add(module)
+    return any(i.split(".")[0] == "locust" or _reaches_locust(i, seen) for i in GRAPH[module])
 
 
 def test_the_core_does_no_io() -> None:
