@@ -28,6 +28,16 @@ from dataclasses import dataclass, field
 NONE, ALWAYS, COALESCED = "none", "always", "coalesced"
 POLICIES = (NONE, ALWAYS, COALESCED)
 DEFAULT_POLICY = COALESCED
+#: why a mutation a refetching reader was told of was never seen fresh by the end of the run
+STALE_FAILED = "the last refetch failed"
+STALE_IN_FLIGHT = "a refetch was still in flight at the end"
+STALE_UNLISTED = "refetches answered without it"
+STALE_REASONS = {
+    STALE_FAILED: "stale_refetch_failed",
+    STALE_IN_FLIGHT: "stale_in_flight",
+    STALE_UNLISTED: "stale_unlisted",
+}
+"""reason -> its counter (``AppCounts``)"""
 
 
 @dataclass(frozen=True, slots=True)
@@ -62,6 +72,8 @@ class TodosQuery:
     coalesced: int = 0
     #: GETs started again because one failed while mutations were pending
     retries: int = 0
+    #: the last GET to complete failed (why a mutation still pending at the end was never seen fresh)
+    last_failed: bool = False
 
     def __post_init__(self) -> None:
         if self.policy not in POLICIES:
@@ -87,6 +99,7 @@ class TodosQuery:
         follow-up, or a retry of a failed GET that leaves mutations pending)."""
         assert self.in_flight > 0, "a GET settled that was never started"
         self.in_flight -= 1
+        self.last_failed = probes is None
         fresh: list[Fresh] = []
         if probes is not None and self.pending:
             for envelope in probes:
@@ -100,6 +113,12 @@ class TodosQuery:
             self.retries += 1
             return fresh, self._start()
         return fresh, 0
+
+    def stale_reason(self) -> str:
+        """Why the mutations still pending at the end never became fresh (one of ``STALE_REASONS``)."""
+        if self.last_failed:
+            return STALE_FAILED
+        return STALE_IN_FLIGHT if self.in_flight else STALE_UNLISTED
 
     def _start(self) -> int:
         self.in_flight += 1
