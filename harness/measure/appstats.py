@@ -86,7 +86,8 @@ class AppStats:
             counts["retries"] += query.retries
             if query.pending and query.policy != "none":
                 counts["stale"] += len(query.pending)
-                counts[STALE_REASONS[query.stale_reason()]] += len(query.pending)
+                for reason, n in query.stale_reasons().items():
+                    counts[STALE_REASONS[reason]] += n
         return {
             "policy": self.policy,
             "mutation_rate": self.mutation_rate,

@@ -139,7 +139,7 @@ class AppCounts(TypedDict):
     ramp_fresh: int
     stale: int
     stale_refetch_failed: int
-    stale_in_flight: int
+    stale_unanswered: int
     stale_unlisted: int
     fresh_before_event: int
 

@@ -22,6 +22,7 @@ below ``event_ms``. The coalesced follow-up guarantees such a response comes.
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
@@ -30,11 +31,11 @@ POLICIES = (NONE, ALWAYS, COALESCED)
 DEFAULT_POLICY = COALESCED
 #: why a mutation a refetching reader was told of was never seen fresh by the end of the run
 STALE_FAILED = "the last refetch failed"
-STALE_IN_FLIGHT = "a refetch was still in flight at the end"
+STALE_UNANSWERED = "no refetch answered after its event"
 STALE_UNLISTED = "refetches answered without it"
 STALE_REASONS = {
     STALE_FAILED: "stale_refetch_failed",
-    STALE_IN_FLIGHT: "stale_in_flight",
+    STALE_UNANSWERED: "stale_unanswered",
     STALE_UNLISTED: "stale_unlisted",
 }
 """reason -> its counter (``AppCounts``)"""
@@ -74,6 +75,8 @@ class TodosQuery:
     retries: int = 0
     #: the last GET to complete failed (why a mutation still pending at the end was never seen fresh)
     last_failed: bool = False
+    #: when the last GET that answered a list completed (ns)
+    last_ok_ns: int = 0
 
     def __post_init__(self) -> None:
         if self.policy not in POLICIES:
@@ -100,6 +103,8 @@ class TodosQuery:
         assert self.in_flight > 0, "a GET settled that was never started"
         self.in_flight -= 1
         self.last_failed = probes is None
+        if probes is not None:
+            self.last_ok_ns = done_ns
         fresh: list[Fresh] = []
         if probes is not None and self.pending:
             for envelope in probes:
@@ -114,11 +119,14 @@ class TodosQuery:
             return fresh, self._start()
         return fresh, 0
 
-    def stale_reason(self) -> str:
-        """Why the mutations still pending at the end never became fresh (one of ``STALE_REASONS``)."""
+    def stale_reasons(self) -> Counter[str]:
+        """Why each mutation still pending never became fresh (``STALE_REASONS``): the last GET failed; a
+        list answered after its event without it; or no GET answered after its event (the end cut it off)."""
         if self.last_failed:
-            return STALE_FAILED
-        return STALE_IN_FLIGHT if self.in_flight else STALE_UNLISTED
+            return Counter({STALE_FAILED: len(self.pending)})
+        return Counter(
+            STALE_UNLISTED if self.last_ok_ns > event_ns else STALE_UNANSWERED for _, event_ns in self.pending.values()
+        )
 
     def _start(self) -> int:
         self.in_flight += 1

@@ -13,8 +13,10 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from tests.helpers import REPO, running_target
-from tests.runs import RunResult, run_scenario
+from tests.runs import RunResult, assert_accounted, run_scenario
 from tests.todo_app.test_todo_app_runs import SCENARIO, assert_everyone_fresh
 
 APP_SERVER = [sys.executable, str(REPO / "tests" / "todo_app" / "app_server.py")]
@@ -101,6 +103,38 @@ def test_app_event_names_what_the_readers_listen_to(tmp_path: Path) -> None:
     msg = summary["messages"]
     assert msg["published"] == MUTATIONS and msg["delivered"] == 0 and msg["lost"] == READERS * MUTATIONS
     assert summary["todo_app"]["invalidations"] == 0
+
+
+@pytest.mark.parametrize(
+    ("mode", "reason"),
+    [
+        ("http500", "refetch failed: GET answered HTTP 500"),
+        ("malformed", "refetch failed: GET answered malformed JSON"),
+    ],
+)
+def test_failed_refetches_count_by_reason_and_fail_the_fresh_gate(tmp_path: Path, mode: str, reason: str) -> None:
+    """Every GET fails: each failure counts under its reason (retried while mutations are pending), no
+    mutation becomes fresh, each is stale because the last refetch failed, and ``fresh_p99`` fails."""
+    with own_app("sse", mode) as (push, api):
+        result, seconds = own_run(tmp_path, "sse", push, api, "--gate", "fresh_p99<10s")
+        served = app_requests(api)
+    assert seconds < RUN_BOUND_S
+    assert result.returncode == 1, (result.stdout[-3000:], result.stderr[-3000:])
+    summary = result.summary
+    assert_accounted(summary)
+    msg, app = summary["messages"], summary["todo_app"]
+    assert msg["delivered"] == msg["expected"] == READERS * MUTATIONS  # the push side is healthy
+    refetch = app["refetch"]
+    # every GET the run counted failed; the app may have answered one more the run's end cut off
+    assert READERS <= refetch["requests"] == refetch["errors"] <= served["GET"]
+    assert refetch["retries"] >= 1
+    assert summary["errors_by_reason"] == {reason: refetch["errors"]} and msg["errors"] == refetch["errors"]
+    assert app["fresh"] == 0 and app["fresh_ms"]["count"] == 0
+    assert app["stale"] == READERS * MUTATIONS
+    assert app["stale_by_reason"] == {"the last refetch failed": READERS * MUTATIONS}
+    verdicts = {g["expr"]: g["passed"] for g in summary["gates"]}
+    assert verdicts == {"loss==0": True, "fresh_p99<10s": False}
+    assert "the last refetch failed" in result.stdout
 
 
 def test_a_list_that_omits_the_newest_todo_forever_leaves_it_stale(tmp_path: Path) -> None:

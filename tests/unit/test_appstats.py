@@ -65,8 +65,9 @@ def test_stale_counts_what_a_refetching_reader_never_saw_fresh() -> None:
 
 
 def test_each_stale_mutation_is_counted_under_why_it_never_became_fresh() -> None:
-    """Three readers, each left with pending mutations for another reason: a GET still in flight, a GET
-    that failed last, GETs that answered without the mutation (an app that omits it forever)."""
+    """Three readers, each left with pending mutations for another reason: no GET answered after the
+    event (one still in flight), a GET that failed last, GETs that answered without the mutation (an app
+    that omits it forever; a list answered before an event does not count as leaving that one out)."""
     stats = AppStats(COALESCED)
     in_flight, failed, unlisted = stats.reader(), stats.reader(), stats.reader()
     in_flight.invalidate("a", due_ns=0, event_ns=MS)
@@ -76,12 +77,14 @@ def test_each_stale_mutation_is_counted_under_why_it_never_became_fresh() -> Non
     failed.settled(None, done_ns=4 * MS)  # fails too; its retry is due later
     failed.in_flight = 0  # the run ended before the retry
     unlisted.invalidate("a", due_ns=0, event_ns=MS)
+    unlisted.invalidate("b", due_ns=MS, event_ns=3 * MS)  # after the GET below completes: owed a follow-up
     unlisted.settled(["someone else's"], done_ns=2 * MS)
+    unlisted.in_flight = 0  # the run ended before the follow-up answered
     section = summary_section([final_with(stats)], hist.latency_summary(hist.new()), duration_s=1.0)
     assert section is not None
-    assert section["stale"] == 4
+    assert section["stale"] == 5
     assert section["stale_by_reason"] == {
-        "a refetch was still in flight at the end": 1,
+        "no refetch answered after its event": 2,
         "the last refetch failed": 2,
         "refetches answered without it": 1,
     }
