@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import time
 
 import aiohttp
@@ -38,12 +39,18 @@ REFETCH_TIMEOUT_S = 10.0
 RETRY_DELAY_S = 1.0
 
 
+def todos_url(host: str, api_base: str = "", todos_path: str = TODOS_PATH) -> str:
+    """The todos collection: ``--api-base`` (else the push host) joined with ``--todos-path``, so the
+    workload can point at a team's own app whose API is not where its push is."""
+    return (api_base or host).rstrip("/") + (todos_path or TODOS_PATH)
+
+
 class TodoWriter(PublisherHandle):
     """A writer: each publish creates a todo, its envelope in the probe header; the POST's round trip
     is ``mutation_ms``. Raises for anything but 201, so the session counts a failed publish."""
 
-    def __init__(self, host: str, stats: AppStats) -> None:
-        self.url = host.rstrip("/") + TODOS_PATH
+    def __init__(self, url: str, stats: AppStats) -> None:
+        self.url = url
         self.stats = stats
         self._n = 0
 
@@ -57,7 +64,7 @@ class TodoWriter(PublisherHandle):
             async with session.post(self.url, json={"title": f"todo {self._n}"}, headers={PROBE_HEADER: text}) as resp:
                 await resp.read()
                 if resp.status != 201:
-                    raise RuntimeError(f"POST {TODOS_PATH} answered HTTP {resp.status}")
+                    raise RuntimeError(f"POST {self.url} answered HTTP {resp.status}")
                 ok = True
         finally:
             self.stats.mutated(due_ns, time.perf_counter_ns() - began, ok)
@@ -69,8 +76,8 @@ class TodoWriter(PublisherHandle):
 class TodoReader:
     """A reader's query and the GETs it asks for; ``bind`` makes the subscription's ``on_data``."""
 
-    def __init__(self, host: str, recorder: Recorder, stats: AppStats) -> None:
-        self.url = host.rstrip("/") + TODOS_PATH
+    def __init__(self, url: str, recorder: Recorder, stats: AppStats) -> None:
+        self.url = url
         self.recorder = recorder
         self.stats = stats
         self.query: TodosQuery = stats.reader()
@@ -114,20 +121,29 @@ class TodoReader:
         self._start(again, RETRY_DELAY_S if probes is None else 0.0)
 
     async def _fetch(self, session: aiohttp.ClientSession) -> list[object] | None:
-        """The ``probe`` of every todo ``GET /api/todos`` lists; None (and an error counted) when it failed."""
+        """The ``probe`` of every todo ``GET`` lists; None (and the error counted by its kind: an HTTP
+        status, malformed JSON, not an array, a timeout, a connection failure) when it failed."""
         try:
             async with asyncio.timeout(REFETCH_TIMEOUT_S), session.get(self.url) as resp:
-                if resp.status != 200:
-                    await resp.read()
-                    raise RuntimeError(f"GET {TODOS_PATH} answered HTTP {resp.status}")
-                body = await resp.json()
-        except (aiohttp.ClientError, RuntimeError, TimeoutError, ValueError) as exc:
-            self.recorder.error(f"refetch failed: {type(exc).__name__}: {str(exc)[:120]}")
-            return None
+                raw = await resp.read()
+        except TimeoutError:
+            return self._failed(f"GET timed out after {REFETCH_TIMEOUT_S:g} s")
+        except aiohttp.ClientError as exc:
+            return self._failed(f"{type(exc).__name__}: {str(exc)[:120]}")
+        if resp.status != 200:
+            return self._failed(f"GET answered HTTP {resp.status}")
+        try:
+            body = json.loads(raw)
+        except ValueError:
+            return self._failed("GET answered malformed JSON")
         if not isinstance(body, list):
-            self.recorder.error(f"refetch failed: GET {TODOS_PATH} is not a JSON array")
-            return None
+            return self._failed("GET answered a body that is not a JSON array")
         return [todo.get("probe") for todo in body if isinstance(todo, dict)]
+
+    def _failed(self, reason: str) -> list[object] | None:
+        """Count a failed GET under its reason; None, what ``_fetch`` answers for it."""
+        self.recorder.error(f"refetch failed: {reason}")
+        return None
 
     async def close(self) -> None:
         for task in list(self._tasks):

@@ -14,7 +14,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import TypeVar
 
-from harness.loop.app import APP_CHANNEL, ReaderHandle, TodoReader, TodoWriter
+from harness.loop.app import APP_CHANNEL, ReaderHandle, TodoReader, TodoWriter, todos_url
 from harness.loop.clock import clock_id
 from harness.loop.monitor import HealthMonitor
 from harness.measure import probe
@@ -197,6 +197,10 @@ class GeneratorSession:
             raise RuntimeError("the todo-app workload needs --refetch (scenarios/todo_app.py)")
         return self.app
 
+    def _todos_url(self) -> str:
+        api_base, path = getattr(self.options, "api_base", ""), getattr(self.options, "todos_path", "")
+        return todos_url(self.host, str(api_base or ""), str(path or ""))
+
     def announce_reader(self) -> None:
         """A reader user was created (posted from its constructor, so before Locust's spawning-complete
         hook reaches the loop): the writers and the steady state wait for its connection too, which its
@@ -206,7 +210,7 @@ class GeneratorSession:
     async def open_reader(self) -> tuple[SubscriberRecord, SubscriberHandle]:
         """A reader: a subscription to the app's events whose arrivals invalidate and refetch its query.
         Settles one ``announce_reader``, whatever the outcome."""
-        reader = TodoReader(self.host, self.recorder, self._app())
+        reader = TodoReader(self._todos_url(), self.recorder, self._app())
         self._connecting += 1  # counted before the announcement is settled, so the count never dips to 0
         self._announced -= 1
         try:
@@ -228,7 +232,7 @@ class GeneratorSession:
         app.mutation_rate += rate
 
         async def opening() -> PublisherHandle:
-            return TodoWriter(self.host, app)
+            return TodoWriter(self._todos_url(), app)
 
         plan = Schedule(concurrent=True, limit=limit, after=self._all_connected)
         await self.start_publisher(rate, opening(), channels=[APP_CHANNEL], plan=plan)

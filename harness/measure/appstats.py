@@ -14,7 +14,7 @@ from typing import Any, cast
 
 from harness.measure import hist
 from harness.measure.records import AppCounts, AppSummary, AppWire, FinalReport, LatencySummary
-from harness.measure.refetch import Fresh, TodosQuery
+from harness.measure.refetch import STALE_REASONS, Fresh, TodosQuery
 
 COUNTERS: tuple[str, ...] = tuple(AppCounts.__annotations__)
 MAX_UI_SAMPLES = 200_000  # the live-UI feed is drained every second; cap it if nobody drains it
@@ -84,7 +84,10 @@ class AppStats:
             counts["invalidations"] += query.invalidations
             counts["coalesced"] += query.coalesced
             counts["retries"] += query.retries
-            counts["stale"] += len(query.pending) if query.policy != "none" else 0
+            if query.pending and query.policy != "none":
+                counts["stale"] += len(query.pending)
+                for reason, n in query.stale_reasons().items():
+                    counts[STALE_REASONS[reason]] += n
         return {
             "policy": self.policy,
             "mutation_rate": self.mutation_rate,
@@ -137,5 +140,6 @@ def summary_section(finals: list[FinalReport], event_ms: LatencySummary, duratio
         "fresh": counts["fresh"],
         "ramp_fresh": counts["ramp_fresh"],
         "stale": counts["stale"],
+        "stale_by_reason": {reason: counts[key] for reason, key in STALE_REASONS.items() if counts[key]},
         "fresh_before_event": counts["fresh_before_event"],
     }

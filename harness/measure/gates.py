@@ -125,6 +125,8 @@ class Gate:
         passed = _OPS[self.op](value, self.threshold)
         if self.metric in _DURATION_BLOCKS and self.metric not in _RECONNECT_KEYS:
             passed = passed and int(_block(summary, _DURATION_BLOCKS[self.metric][0]).get("count", 0)) > 0  # no data
+        if self.metric.startswith("fresh_"):  # a mutation never seen fresh is worse than any slow one
+            passed = passed and int(_block(summary, ("todo_app",)).get("stale", 0)) == 0
         return {"expr": self.expr, "value": round(value, 6), "passed": bool(passed)}
 
 

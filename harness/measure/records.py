@@ -138,6 +138,9 @@ class AppCounts(TypedDict):
     fresh: int
     ramp_fresh: int
     stale: int
+    stale_refetch_failed: int
+    stale_unanswered: int
+    stale_unlisted: int
     fresh_before_event: int
 
 
@@ -310,6 +313,8 @@ class AppSummary(TypedDict):
     fresh: int
     ramp_fresh: int
     stale: int
+    #: why the stale ones never became fresh (measure/refetch.py ``STALE_REASONS``), only reasons seen
+    stale_by_reason: dict[str, int]
     fresh_before_event: int
 
 

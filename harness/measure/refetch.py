@@ -22,12 +22,23 @@ below ``event_ms``. The coalesced follow-up guarantees such a response comes.
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 NONE, ALWAYS, COALESCED = "none", "always", "coalesced"
 POLICIES = (NONE, ALWAYS, COALESCED)
 DEFAULT_POLICY = COALESCED
+#: why a mutation a refetching reader was told of was never seen fresh by the end of the run
+STALE_FAILED = "the last refetch failed"
+STALE_UNANSWERED = "no refetch answered after its event"
+STALE_UNLISTED = "refetches answered without it"
+STALE_REASONS = {
+    STALE_FAILED: "stale_refetch_failed",
+    STALE_UNANSWERED: "stale_unanswered",
+    STALE_UNLISTED: "stale_unlisted",
+}
+"""reason -> its counter (``AppCounts``)"""
 
 
 @dataclass(frozen=True, slots=True)
@@ -62,6 +73,10 @@ class TodosQuery:
     coalesced: int = 0
     #: GETs started again because one failed while mutations were pending
     retries: int = 0
+    #: the last GET to complete failed (why a mutation still pending at the end was never seen fresh)
+    last_failed: bool = False
+    #: when the last GET that answered a list completed (ns)
+    last_ok_ns: int = 0
 
     def __post_init__(self) -> None:
         if self.policy not in POLICIES:
@@ -87,6 +102,9 @@ class TodosQuery:
         follow-up, or a retry of a failed GET that leaves mutations pending)."""
         assert self.in_flight > 0, "a GET settled that was never started"
         self.in_flight -= 1
+        self.last_failed = probes is None
+        if probes is not None:
+            self.last_ok_ns = done_ns
         fresh: list[Fresh] = []
         if probes is not None and self.pending:
             for envelope in probes:
@@ -100,6 +118,15 @@ class TodosQuery:
             self.retries += 1
             return fresh, self._start()
         return fresh, 0
+
+    def stale_reasons(self) -> Counter[str]:
+        """Why each mutation still pending never became fresh (``STALE_REASONS``): the last GET failed; a
+        list answered after its event without it; or no GET answered after its event (the end cut it off)."""
+        if self.last_failed:
+            return Counter({STALE_FAILED: len(self.pending)})
+        return Counter(
+            STALE_UNLISTED if self.last_ok_ns > event_ns else STALE_UNANSWERED for _, event_ns in self.pending.values()
+        )
 
     def _start(self) -> int:
         self.in_flight += 1

@@ -368,6 +368,8 @@ def _app_lines(app: AppSummary | None) -> list[str]:
         f"  refetch              {ref['requests']} GETs ({ref['per_s']:g}/s)  errors {ref['errors']}  "
         f"coalesced {ref['coalesced']}  retries {ref['retries']}"
     )
+    for reason, n in app.get("stale_by_reason", {}).items():
+        lines.append(f"  stale                {n}: {reason}")
     return lines
 
 

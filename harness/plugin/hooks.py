@@ -117,8 +117,9 @@ class RtbenchPlugin:
             gates = options.validate(environment.parsed_options)
             if self.app:
                 options.validate_app(environment.parsed_options, self.provider_cls.app_event)
-                if self.provider_cls.is_cloud(environment.parsed_options):
-                    raise options.OptionError("the todo app needs a server with /api/todos: give --host")
+                cloud = self.provider_cls.is_cloud(environment.parsed_options)
+                if cloud and not environment.parsed_options.api_base:
+                    raise options.OptionError("the todo app needs a server with /api/todos: give --host or --api-base")
             self.provider_cls.validate(environment.parsed_options)
             self.provider_cls.check_client(environment.parsed_options)
             self.master = MasterRole(environment, self.provider_cls, gates, self._provider_flags)

@@ -42,6 +42,8 @@ SHOWN_OPTIONS = (
     "mutations",
     "refetch",
     "api_delay_ms",
+    "api_base",
+    "todos_path",
     "channels",
     "payload_bytes",
     "gate",

@@ -13,6 +13,7 @@ import argparse
 import math
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 from harness.measure import gates, refetch
 from harness.report import files
@@ -20,6 +21,10 @@ from harness.report import files
 DEFAULT_PUBLISH_RATE = 10.0
 CLIENTS = ("lean", "official")
 MAX_PAYLOAD_BYTES = 1024 * 1024
+
+
+#: the app's todos collection on the reference targets (targets/todos.py)
+DEFAULT_TODOS_PATH = "/api/todos"
 
 
 class OptionError(ValueError):
@@ -104,17 +109,69 @@ def add_app_arguments(parser: Any, provider: str) -> None:
         default="0",
         help="todo app: the embedded target holds every GET /api/todos answer this long (a slow list query)",
     )
+    parser.add_argument(
+        "--api-base",
+        type=str,
+        default="",
+        help="todo app: where the app's REST API lives when not on the push host, e.g. http://127.0.0.1:3000 "
+        "(default: --host, or the embedded target)",
+    )
+    parser.add_argument(
+        "--todos-path",
+        type=str,
+        default=DEFAULT_TODOS_PATH,
+        help=f"todo app: the todos collection under the API base (default: {DEFAULT_TODOS_PATH})",
+    )
+    parser.add_argument(
+        "--app-event",
+        type=str,
+        default="",
+        help="todo app: the one event name readers treat as an invalidation (default: the provider's, "
+        "todo:created on Socket.IO, Pusher and Ably, message on SSE)",
+    )
 
 
 def validate_app(options: argparse.Namespace, app_event: str) -> None:
-    """Normalise the app's options in place: its events on one channel, under the provider's event name."""
+    """Normalise the app's options in place: its events on one channel, under the provider's event name
+    unless ``--app-event`` names the user's; the API at ``--api-base`` (or the push host) + ``--todos-path``."""
     options.mutation_rate = _number(options, "mutation_rate", float, 0.001, 100_000)
     options.api_delay_ms = _number(options, "api_delay_ms", float, 0, 60_000)
     options.mutations = _number(options, "mutations", int, 0, 10_000_000)
     options.publish_rate = options.mutation_rate  # what the run publishes (summary.json load.publish_rate)
     if int(options.channels) != 1:
         raise OptionError("--channels: the todo app's events go to every reader on one channel")
-    options.event = app_event
+    options.event = _app_event(str(getattr(options, "app_event", "") or "")) or app_event
+    options.api_base = _api_base(str(getattr(options, "api_base", "") or ""))
+    options.todos_path = _todos_path(str(getattr(options, "todos_path", DEFAULT_TODOS_PATH)))
+
+
+def _api_base(raw: str) -> str:
+    """An absolute http(s) URL without query or fragment, its trailing slash dropped; "" when not given."""
+    if not raw:
+        return ""
+    try:
+        parts = urlsplit(raw)
+        parts.port  # noqa: B018  (raises for a port out of range)
+    except ValueError:
+        parts = urlsplit("")
+    if parts.scheme not in ("http", "https") or not parts.hostname or parts.query or parts.fragment:
+        raise OptionError(f"--api-base must be an http:// or https:// URL without query, got {raw!r}")
+    return raw.rstrip("/")
+
+
+def _todos_path(raw: str) -> str:
+    if not raw.startswith("/") or any(c.isspace() or c in "?#" for c in raw) or len(raw) > 500:
+        raise OptionError(f"--todos-path must be a path starting with / (no spaces, query or fragment), got {raw!r}")
+    return raw.rstrip("/") or "/"
+
+
+def _app_event(raw: str) -> str:
+    """One event name: each provider's subscriber listens to exactly one (a comma list is refused)."""
+    if "," in raw:
+        raise OptionError(f"--app-event takes one event name, not a list, got {raw!r}")
+    if any(c.isspace() for c in raw) or len(raw) > 200:
+        raise OptionError(f"--app-event must be one name without spaces (at most 200 characters), got {raw!r}")
+    return raw
 
 
 def target_args(options: argparse.Namespace) -> list[str]:

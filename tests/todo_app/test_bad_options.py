@@ -20,6 +20,13 @@ from tests.helpers import REPO
         (["--api-delay-ms", "nan"], "--api-delay-ms must be a finite number"),
         (["--refetch", "sometimes"], "invalid choice: 'sometimes'"),
         (["--provider", "pusher", "--channel-type", "private"], "public channel 'todos': --channel-type public"),
+        (["--api-base", "ftp://127.0.0.1:1"], "--api-base must be an http:// or https:// URL"),
+        (["--api-base", "http://127.0.0.1:99999"], "--api-base must be an http:// or https:// URL"),
+        (["--api-base", "http://127.0.0.1:1/?x=1"], "--api-base must be an http:// or https:// URL"),
+        (["--todos-path", "api/todos"], "--todos-path must be a path starting with /"),
+        (["--todos-path", "/api/to dos"], "--todos-path must be a path starting with /"),
+        (["--app-event", "todo:created,todo:updated"], "--app-event takes one event name, not a list"),
+        (["--app-event", "todo created"], "--app-event must be one name without spaces"),
     ],
 )
 def test_bad_app_options_exit_2_with_one_line(args: list[str], fragment: str) -> None:

@@ -64,6 +64,45 @@ def test_stale_counts_what_a_refetching_reader_never_saw_fresh() -> None:
     assert stats.to_wire()["counts"]["stale"] == 1
 
 
+def test_each_stale_mutation_is_counted_under_why_it_never_became_fresh() -> None:
+    """Three readers, each left with pending mutations for another reason: no GET answered after the
+    event (one still in flight), a GET that failed last, GETs that answered without the mutation (an app
+    that omits it forever; a list answered before an event does not count as leaving that one out)."""
+    stats = AppStats(COALESCED)
+    in_flight, failed, unlisted = stats.reader(), stats.reader(), stats.reader()
+    in_flight.invalidate("a", due_ns=0, event_ns=MS)
+    failed.invalidate("a", due_ns=0, event_ns=MS)
+    failed.invalidate("b", due_ns=MS, event_ns=2 * MS)  # folded into the follow-up
+    failed.settled(None, done_ns=3 * MS)  # starts the follow-up
+    failed.settled(None, done_ns=4 * MS)  # fails too; its retry is due later
+    failed.in_flight = 0  # the run ended before the retry
+    unlisted.invalidate("a", due_ns=0, event_ns=MS)
+    unlisted.invalidate("b", due_ns=MS, event_ns=3 * MS)  # after the GET below completes: owed a follow-up
+    unlisted.settled(["someone else's"], done_ns=2 * MS)
+    unlisted.in_flight = 0  # the run ended before the follow-up answered
+    section = summary_section([final_with(stats)], hist.latency_summary(hist.new()), duration_s=1.0)
+    assert section is not None
+    assert section["stale"] == 5
+    assert section["stale_by_reason"] == {
+        "no refetch answered after its event": 2,
+        "the last refetch failed": 2,
+        "refetches answered without it": 1,
+    }
+    assert not gates.parse("fresh_p99<1s").evaluate({"todo_app": section})["passed"]  # no data, stale ones
+
+
+def test_a_fresh_gate_fails_while_any_mutation_stayed_stale() -> None:
+    """Stale mutations count in no percentile, so a fast p99 over the others must not pass the gate."""
+    good = {"todo_app": {"fresh_ms": {"count": 9, "p99": 5.0}, "stale": 0}}
+    assert gates.parse("fresh_p99<1s").evaluate(good)["passed"]
+    stale = {"todo_app": {"fresh_ms": {"count": 9, "p99": 5.0}, "stale": 1}}
+    assert not gates.parse("fresh_p99<1s").evaluate(stale)["passed"]
+    assert not gates.parse("fresh_max<1s").evaluate(stale)["passed"]
+    assert gates.parse("event_p99<1s").evaluate({"todo_app": {"event_ms": {"count": 9, "p99": 5.0}, "stale": 1}})[
+        "passed"
+    ]  # only time to fresh data is judged by it
+
+
 @pytest.mark.parametrize("metric", ["fresh_p99", "event_p99", "api_p99", "mutation_p50"])
 def test_app_gates_read_the_todo_app_section_and_fail_without_data(metric: str) -> None:
     block = {"fresh_p99": "fresh_ms", "event_p99": "event_ms", "api_p99": "api_ms", "mutation_p50": "mutation_ms"}
