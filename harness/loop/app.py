@@ -73,6 +73,11 @@ class TodoWriter(PublisherHandle):
         """Nothing of its own: it posts on the shared session."""
 
 
+#: what browsers allow a page per host over HTTP/1.1; without the bound, ``--refetch always`` against a slow
+#: server opened a socket per event per reader until the generator ran out of file descriptors
+BROWSER_CONNECTIONS_PER_HOST = 6
+
+
 class TodoReader:
     """A reader's query and the GETs it asks for; ``bind`` makes the subscription's ``on_data``."""
 
@@ -82,6 +87,8 @@ class TodoReader:
         self.stats = stats
         self.query: TodosQuery = stats.reader()
         self._tasks: set[asyncio.Task[None]] = set()
+        #: a browser's connections to one host: GETs beyond them wait their turn, as a page's fetches do
+        self._connections = asyncio.Semaphore(BROWSER_CONNECTIONS_PER_HOST)
 
     def bind(self, record: SubscriberRecord) -> OnData:
         recorder, query = self.recorder, self.query
@@ -109,8 +116,9 @@ class TodoReader:
             if delay_s:
                 await asyncio.sleep(delay_s)
             session = await shared_session()
-            began = time.perf_counter_ns()
-            probes = await self._fetch(session)
+            async with self._connections:
+                began = time.perf_counter_ns()
+                probes = await self._fetch(session)
         except asyncio.CancelledError:
             self.query.in_flight -= 1  # the reader closed: this GET will never settle
             raise
