@@ -12,6 +12,7 @@ child that inherits a started bridge starts its own.
 from __future__ import annotations
 
 import asyncio
+import atexit
 import collections
 import logging
 import os
@@ -27,15 +28,20 @@ log = logging.getLogger("rtbench")
 GIL_SWITCH_INTERVAL_S = 0.0005
 
 
-def _native_start_new_thread() -> Callable[..., Any]:
+#: How long the exiting process waits for the loop thread to stop before it finalizes anyway.
+STOP_AT_EXIT_S = 2.0
+
+
+def _native(name: str) -> Callable[..., Any]:
+    """``_thread``'s own function, not gevent's patched one: the loop runs in a real thread."""
     try:
         from gevent import monkey
 
-        return monkey.get_original("_thread", "start_new_thread")  # type: ignore[no-any-return]
+        return monkey.get_original("_thread", name)  # type: ignore[no-any-return]
     except ImportError:  # gevent absent: plain threads are native already
         import _thread
 
-        return _thread.start_new_thread
+        return getattr(_thread, name)  # type: ignore[no-any-return]
 
 
 class BridgeError(RuntimeError):
@@ -44,11 +50,19 @@ class BridgeError(RuntimeError):
 
 def report_loop_exception(loop: asyncio.AbstractEventLoop, context: dict[str, Any]) -> None:
     """An error nobody awaited (a library's background task, a callback): one line in the log, no
-    traceback on the console; what it cost the run is counted where it happened."""
+    traceback on the console; what it cost the run is counted where it happened.
+
+    Never raises: an exception here makes uvloop log a traceback of its own, and while the
+    interpreter finalizes, logging itself fails under gevent (``greenlet is being finalized``)."""
+    if sys.is_finalizing():
+        return
     exc = context.get("exception")
     detail = f": {type(exc).__name__}: {exc}" if exc is not None else ""
-    log.warning("rtbench: event loop: %s%s", context.get("message", "unhandled error"), detail)
-    log.debug("rtbench: event loop error context: %r", context)
+    try:
+        log.warning("rtbench: event loop: %s%s", context.get("message", "unhandled error"), detail)
+        log.debug("rtbench: event loop error context: %r", context)
+    except Exception:  # the process is going down: the line is not worth a traceback
+        pass
 
 
 class Bridge:
@@ -73,19 +87,26 @@ class Bridge:
         loop.set_exception_handler(report_loop_exception)
         ready: collections.deque[bool] = collections.deque()
 
+        stopped = _native("allocate_lock")()
+        stopped.acquire()
+
         def serve() -> None:
             asyncio.set_event_loop(loop)
             ready.append(True)
-            loop.run_forever()
+            try:
+                loop.run_forever()
+            finally:
+                stopped.release()
 
         sys.setswitchinterval(GIL_SWITCH_INTERVAL_S)
         self._results = collections.deque()
         self._waker = gevent.get_hub().loop.async_()
         self._waker.start(self._deliver_results)
-        _native_start_new_thread()(serve, ())
+        _native("start_new_thread")(serve, ())
         while not ready:  # the thread sets its loop before anything is scheduled on it
             gevent.sleep(0.001)
         self._loop, self._pid = loop, os.getpid()
+        atexit.register(_stop_at_exit, loop, stopped, os.getpid())
 
     def _deliver_results(self) -> None:
         """Runs in the gevent hub: hand each finished result to its waiting greenlet."""
@@ -129,6 +150,18 @@ class Bridge:
             return fn(*args)
 
         return self.run(wrapper(), timeout=timeout)
+
+
+def _stop_at_exit(loop: asyncio.AbstractEventLoop, stopped: Any, pid: int) -> None:
+    """Stop the loop thread before the interpreter finalizes: a thread still running callbacks then
+    (a library noticing its server died) would log into a half-torn-down gevent and print tracebacks."""
+    if os.getpid() != pid or loop.is_closed():
+        return
+    try:
+        loop.call_soon_threadsafe(loop.stop)
+    except RuntimeError:  # closed meanwhile
+        return
+    stopped.acquire(True, STOP_AT_EXIT_S)
 
 
 _BRIDGE = Bridge()
