@@ -2,20 +2,24 @@
 
 What the blueprint's React client does, driven by the pure query state of ``measure/refetch.py``: a
 reader holds an ordinary push subscription (timed at the socket like every subscriber, so the app's
-event is a delivery with exact accounting and ``event_ms`` is its latency), unwraps the probe from the
-app's event (``probe.carried``), invalidates its ``['todos']`` query and does the GETs the policy asks
-for on the process's shared HTTP session. A writer is a publisher handle whose publish is the app's
-``POST /api/todos`` with the envelope in the probe header, so the open-model schedule, the ledgers and
-the failure rules of ``GeneratorSession`` apply unchanged. Times are CLOCK_REALTIME like every due time;
+event is a delivery with exact accounting and ``event_ms`` is its latency), unwraps the probe and the
+todo's id from the app's event, invalidates its ``['todos']`` query and does the GETs the policy asks
+for on the process's shared HTTP session. A writer is a publisher handle whose publish is one of the
+app's mutations (``--mutation-mix``: ``POST``, ``PATCH`` or ``DELETE /api/todos``) with the envelope in
+the probe header, so the open-model schedule, the ledgers and the failure rules of ``GeneratorSession``
+apply unchanged. Times are CLOCK_REALTIME like every due time;
 a GET's completion is when its body was read (the loop's view, not a kernel stamp).
 """
 
 from __future__ import annotations
 
 import asyncio
+import collections
 import contextlib
 import json
+import random
 import time
+from typing import Any
 
 import aiohttp
 
@@ -23,7 +27,7 @@ from harness.measure import probe
 from harness.measure.accounting import SubscriberRecord
 from harness.measure.appstats import AppStats
 from harness.measure.recorder import Recorder
-from harness.measure.refetch import TodosQuery
+from harness.measure.refetch import Listing, TodosQuery
 from harness.providers.base import OnData, PublisherHandle, SubscriberHandle
 from harness.providers.http import shared_session
 
@@ -45,29 +49,130 @@ def todos_url(host: str, api_base: str = "", todos_path: str = TODOS_PATH) -> st
     return (api_base or host).rstrip("/") + (todos_path or TODOS_PATH)
 
 
-class TodoWriter(PublisherHandle):
-    """A writer: each publish creates a todo, its envelope in the probe header; the POST's round trip
-    is ``mutation_ms``. Raises for anything but 201, so the session counts a failed publish."""
+CREATE, UPDATE, DELETE = "create", "update", "delete"
+KINDS = (CREATE, UPDATE, DELETE)
 
-    def __init__(self, url: str, stats: AppStats) -> None:
+
+class MutationMix:
+    """Which mutation comes next: a smooth weighted round robin over ``--mutation-mix``, so the kinds
+    interleave evenly and their counts are exact (1:1:1 is create, update, delete, again)."""
+
+    def __init__(self, weights: tuple[int, int, int]) -> None:
+        self.weights = dict(zip(KINDS, weights, strict=True))
+        self.total = sum(weights)
+        self.credit = dict.fromkeys(KINDS, 0)
+
+    def next(self) -> str:
+        for kind, weight in self.weights.items():
+            self.credit[kind] += weight
+        chosen = max(KINDS, key=self.credit.__getitem__)  # a tie goes to the earlier kind
+        self.credit[chosen] -= self.total
+        return chosen
+
+
+class TodoWriter(PublisherHandle):
+    """A writer: each publish is the next mutation of the mix, its envelope in the probe header, and its
+    round trip is ``mutation_ms``. It updates and deletes only todos it created (none yet: it creates),
+    one request per todo at a time, so a todo's mutations are in its own schedule's order. Raises for an
+    answer other than 201 / 200 / 204, so the session counts a failed publish. ``optimistic``: each
+    mutation is applied to the writer's own list first and rolled back when refused (``rolled_back``)."""
+
+    def __init__(
+        self, url: str, stats: AppStats, mix: tuple[int, int, int] = (1, 0, 0), optimistic: bool = False
+    ) -> None:
         self.url = url
         self.stats = stats
+        self.mix = MutationMix(mix)
+        self.optimistic = optimistic
         self._n = 0
+        #: the todos this writer created and has not deleted, oldest first
+        self._owned: collections.deque[int] = collections.deque()
+        self._busy: set[int] = set()
+        #: the writer's own view (``optimistic``): todo id (negative: a create not answered yet) -> title
+        self.view: dict[int, str] = {}
+
+    def _pick(self, kind: str) -> int | None:
+        """A todo of this writer's that no request is changing: the oldest for a delete, the least
+        recently updated for an update; None when there is none (the mutation becomes a create)."""
+        for todo_id in list(self._owned):
+            if todo_id not in self._busy:
+                self._owned.remove(todo_id)
+                if kind == UPDATE:
+                    self._owned.append(todo_id)
+                return todo_id
+        return None
 
     async def publish(self, channel: str, text: str) -> None:
         due_ns = probe.decode(text).due_ns
-        session = await shared_session()
+        kind = self.mix.next()
+        todo_id = self._pick(kind) if kind != CREATE else None
+        if todo_id is None:
+            kind = CREATE
         self._n += 1
+        method, url, body, expected = {
+            CREATE: ("POST", self.url, {"title": f"todo {self._n}"}, 201),
+            UPDATE: ("PATCH", f"{self.url}/{todo_id}", {"title": f"todo {self._n}"}, 200),
+            DELETE: ("DELETE", f"{self.url}/{todo_id}", None, 204),
+        }[kind]
+        key = -self._n if todo_id is None else todo_id  # a create's view entry until its id is known
+        before = self._apply(kind, key, body)
+        session = await shared_session()
+        if todo_id is not None:
+            self._busy.add(todo_id)
         began = time.perf_counter_ns()
-        ok = False
+        failure: str | None = "no answer"
         try:
-            async with session.post(self.url, json={"title": f"todo {self._n}"}, headers={PROBE_HEADER: text}) as resp:
-                await resp.read()
-                if resp.status != 201:
-                    raise RuntimeError(f"POST {self.url} answered HTTP {resp.status}")
-                ok = True
+            async with session.request(method, url, json=body, headers={PROBE_HEADER: text}) as resp:
+                raw = await resp.read()
+                if resp.status != expected:
+                    failure = f"HTTP {resp.status}"
+                    raise RuntimeError(f"{method} {url} answered HTTP {resp.status}")
+                failure = None
+                if kind == CREATE:
+                    self._created(raw, key)
+        except aiohttp.ClientError as exc:
+            failure = type(exc).__name__
+            raise
         finally:
-            self.stats.mutated(due_ns, time.perf_counter_ns() - began, ok)
+            if todo_id is not None:
+                self._busy.discard(todo_id)
+                if failure is not None and kind == DELETE:
+                    self._owned.appendleft(todo_id)  # refused: still this writer's to delete
+            if failure is not None and self.optimistic:
+                self._restore(key, before)
+                self.stats.rolled_back(f"{method} answered {failure}")
+            self.stats.mutated(due_ns, time.perf_counter_ns() - began, failure is None, kind)
+
+    def _apply(self, kind: str, key: int, body: dict[str, Any] | None) -> str | None:
+        """Apply the mutation to the writer's own view at once (``optimistic``); returns what ``key``
+        held before (None: nothing), for ``_restore``."""
+        if not self.optimistic:
+            return None
+        self.stats.applied_optimistically()
+        before = self.view.get(key)
+        if kind == DELETE:
+            self.view.pop(key, None)
+        else:
+            self.view[key] = str((body or {}).get("title", ""))
+        return before
+
+    def _restore(self, key: int, before: str | None) -> None:
+        """Roll a refused mutation back in the writer's view."""
+        if before is None:
+            self.view.pop(key, None)
+        else:
+            self.view[key] = before
+
+    def _created(self, raw: bytes, key: int) -> None:
+        """A 201: the new todo's id is this writer's to update and delete; its optimistic entry takes it."""
+        try:
+            todo_id = json.loads(raw)["id"]
+        except (ValueError, TypeError, KeyError):
+            return
+        if isinstance(todo_id, int) and not isinstance(todo_id, bool):
+            self._owned.append(todo_id)
+            if self.optimistic:
+                self.view[todo_id] = self.view.pop(key, "")
 
     async def close(self) -> None:
         """Nothing of its own: it posts on the shared session."""
@@ -78,15 +183,40 @@ class TodoWriter(PublisherHandle):
 BROWSER_CONNECTIONS_PER_HOST = 6
 
 
-class TodoReader:
-    """A reader's query and the GETs it asks for; ``bind`` makes the subscription's ``on_data``."""
+#: an app event's ``type`` when it deleted its todo (targets/todos.py ``DELETED``)
+DELETED_TYPE = "todo:deleted"
 
-    def __init__(self, url: str, recorder: Recorder, stats: AppStats) -> None:
+
+def about(data: object) -> tuple[object, int | None, bool]:
+    """An app event's probe envelope (what ``probe.carried`` finds), the id of the todo it is about (None
+    when it names none) and whether it deleted it: targets/todos.py's ``{"type", "todo": {"id", ...},
+    "probe"}``, or its JSON text."""
+    if isinstance(data, str | bytes | bytearray) and data[:1] in ("{", b"{"):
+        try:
+            data = json.loads(data)
+        except ValueError:
+            return data, None, False
+    if not isinstance(data, dict):
+        return data, None, False
+    todo = data.get("todo")
+    todo_id = todo.get("id") if isinstance(todo, dict) else None
+    if not isinstance(todo_id, int) or isinstance(todo_id, bool):
+        todo_id = None
+    return data.get("probe"), todo_id, data.get("type") == DELETED_TYPE
+
+
+class TodoReader:
+    """A reader's query and the GETs it asks for; ``bind`` makes the subscription's ``on_data``.
+    ``jitter_s``: each GET an event starts first waits a random 0..jitter_s (``--refetch-jitter-ms``)."""
+
+    def __init__(self, url: str, recorder: Recorder, stats: AppStats, jitter_s: float = 0.0) -> None:
         self.url = url
         self.recorder = recorder
         self.stats = stats
+        self.jitter_s = jitter_s
         self.query: TodosQuery = stats.reader()
         self._tasks: set[asyncio.Task[None]] = set()
+        self._wake: asyncio.TimerHandle | None = None
         #: a browser's connections to one host: GETs beyond them wait their turn, as a page's fetches do
         self._connections = asyncio.Semaphore(BROWSER_CONNECTIONS_PER_HOST)
 
@@ -94,16 +224,29 @@ class TodoReader:
         recorder, query = self.recorder, self.query
 
         def on_data(data: object, rx_ns: int) -> None:
-            envelope = probe.carried(data)
+            envelope, todo_id, deletes = about(data)
             recorder.delivered_to(record, envelope, rx_ns)  # times and accounts the event (or counts an error)
             try:
                 message = probe.decode(envelope)
             except probe.ProbeError:
                 return
             if message.run_id == recorder.run_id:
-                self._start(query.invalidate(str(envelope), message.due_ns, rx_ns))
+                gets = query.invalidate(str(envelope), message.due_ns, rx_ns, todo_id, deletes)
+                self._start(gets, random.uniform(0.0, self.jitter_s) if self.jitter_s else 0.0)
+                if query.wake_at_ns and self._wake is None:
+                    self._wake_when_stale()
 
         return on_data
+
+    def _wake_when_stale(self) -> None:
+        """Owe the GET for when the list goes stale (``--stale-ms``): a timer on the loop."""
+        loop = asyncio.get_running_loop()
+
+        def wake() -> None:
+            self._wake = None
+            self._start(self.query.wake())
+
+        self._wake = loop.call_later(max(0.0, (self.query.wake_at_ns - time.time_ns()) / 1e9), wake)
 
     def _start(self, gets: int, delay_s: float = 0.0) -> None:
         for _ in range(gets):
@@ -117,19 +260,19 @@ class TodoReader:
                 await asyncio.sleep(delay_s)
             session = await shared_session()
             async with self._connections:
-                began = time.perf_counter_ns()
-                probes = await self._fetch(session)
+                began, started_ns = time.perf_counter_ns(), time.time_ns()
+                listing = await self._fetch(session)
         except asyncio.CancelledError:
             self.query.in_flight -= 1  # the reader closed: this GET will never settle
             raise
         done_ns = time.time_ns()
-        self.stats.refetched(time.perf_counter_ns() - began, probes is not None)
-        fresh, again = self.query.settled(probes, done_ns)
+        self.stats.refetched(time.perf_counter_ns() - began, listing is not None)
+        fresh, again = self.query.settled(listing, done_ns, started_ns)
         self.stats.made_fresh(fresh)
-        self._start(again, RETRY_DELAY_S if probes is None else 0.0)
+        self._start(again, RETRY_DELAY_S if listing is None else 0.0)
 
-    async def _fetch(self, session: aiohttp.ClientSession) -> list[object] | None:
-        """The ``probe`` of every todo ``GET`` lists; None (and the error counted by its kind: an HTTP
+    async def _fetch(self, session: aiohttp.ClientSession) -> Listing | None:
+        """What ``GET`` listed (each todo's id and probe); None (and the error counted by its kind: an HTTP
         status, malformed JSON, not an array, a timeout, a connection failure) when it failed."""
         try:
             async with asyncio.timeout(REFETCH_TIMEOUT_S), session.get(self.url) as resp:
@@ -146,14 +289,16 @@ class TodoReader:
             return self._failed("GET answered malformed JSON")
         if not isinstance(body, list):
             return self._failed("GET answered a body that is not a JSON array")
-        return [todo.get("probe") for todo in body if isinstance(todo, dict)]
+        return Listing(todo for todo in body if isinstance(todo, dict))
 
-    def _failed(self, reason: str) -> list[object] | None:
+    def _failed(self, reason: str) -> Listing | None:
         """Count a failed GET under its reason; None, what ``_fetch`` answers for it."""
         self.recorder.error(f"refetch failed: {reason}")
         return None
 
     async def close(self) -> None:
+        if self._wake is not None:
+            self._wake.cancel()
         for task in list(self._tasks):
             task.cancel()
         if self._tasks:

@@ -88,7 +88,15 @@ class GeneratorSession:
         counts as ramp-up until ``steady_from`` is told when the steady state begins."""
         self.recorder = Recorder(run_id, clock_id())
         refetch = getattr(self.options, "refetch", None)
-        self.app = AppStats(str(refetch)) if refetch else None
+        self.app = (
+            AppStats(
+                str(refetch),
+                float(getattr(self.options, "stale_ms", 0) or 0),
+                bool(getattr(self.options, "optimistic", False)),
+            )
+            if refetch
+            else None
+        )
         self.drain_cut = False
         self._all_connected = asyncio.Event()
         self.recorder.steady_from_ns = STEADY_NOT_YET
@@ -210,7 +218,8 @@ class GeneratorSession:
     async def open_reader(self) -> tuple[SubscriberRecord, SubscriberHandle]:
         """A reader: a subscription to the app's events whose arrivals invalidate and refetch its query.
         Settles one ``announce_reader``, whatever the outcome."""
-        reader = TodoReader(self._todos_url(), self.recorder, self._app())
+        jitter_s = float(getattr(self.options, "refetch_jitter_ms", 0) or 0) / 1000
+        reader = TodoReader(self._todos_url(), self.recorder, self._app(), jitter_s)
         self._connecting += 1  # counted before the announcement is settled, so the count never dips to 0
         self._announced -= 1
         try:
@@ -232,7 +241,8 @@ class GeneratorSession:
         app.mutation_rate += rate
 
         async def opening() -> PublisherHandle:
-            return TodoWriter(self._todos_url(), app)
+            mix = getattr(self.options, "mutation_mix", None) or (1, 0, 0)
+            return TodoWriter(self._todos_url(), app, tuple(mix), app.optimistic)
 
         plan = Schedule(concurrent=True, limit=limit, after=self._all_connected)
         await self.start_publisher(rate, opening(), channels=[APP_CHANNEL], plan=plan)

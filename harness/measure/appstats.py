@@ -17,12 +17,17 @@ from harness.measure.records import AppCounts, AppSummary, AppWire, FinalReport,
 from harness.measure.refetch import STALE_REASONS, Fresh, TodosQuery
 
 COUNTERS: tuple[str, ...] = tuple(AppCounts.__annotations__)
+#: a mutation kind (loop/app.py ``KINDS``) -> its counter
+KIND_COUNTERS = {"create": "created", "update": "updated", "delete": "deleted"}
 MAX_UI_SAMPLES = 200_000  # the live-UI feed is drained every second; cap it if nobody drains it
 
 
 class AppStats:
-    def __init__(self, policy: str) -> None:
+    def __init__(self, policy: str, stale_ms: float = 0.0, optimistic: bool = False) -> None:
         self.policy = policy
+        self.stale_ns = int(stale_ms * 1_000_000)
+        self.optimistic = optimistic
+        self.rollbacks: Counter[str] = Counter()
         self.mutation_rate = 0.0  # what this process's writers mutate per second (set as they start)
         self.mutation = hist.new()  # POST round trip, us
         self.fresh = hist.new()  # intended time -> the refetch response that showed the mutation, us
@@ -37,15 +42,24 @@ class AppStats:
         self.ui_fresh_ms: list[float] = []
 
     def reader(self) -> TodosQuery:
-        query = TodosQuery(self.policy)
+        query = TodosQuery(self.policy, self.stale_ns)
         self.queries.append(query)
         self.counts["readers"] += 1
         return query
 
-    def mutated(self, due_ns: int, round_trip_ns: int, ok: bool) -> None:
+    def mutated(self, due_ns: int, round_trip_ns: int, ok: bool, kind: str = "create") -> None:
         self.counts["mutations" if ok else "mutation_errors"] += 1
+        if ok:
+            self.counts[KIND_COUNTERS[kind]] += 1
         if ok and due_ns >= self.steady_from_ns:
             _record(self.mutation, round_trip_ns // 1000)
+
+    def applied_optimistically(self) -> None:
+        self.counts["optimistic_applied"] += 1
+
+    def rolled_back(self, reason: str) -> None:
+        self.counts["rollbacks"] += 1
+        self.rollbacks[reason] += 1
 
     def refetched(self, round_trip_ns: int, ok: bool) -> None:
         self.counts["refetches"] += 1
@@ -84,11 +98,12 @@ class AppStats:
             counts["invalidations"] += query.invalidations
             counts["coalesced"] += query.coalesced
             counts["retries"] += query.retries
+            counts["deferred"] += query.deferred
             if query.pending and query.policy != "none":
                 counts["stale"] += len(query.pending)
                 for reason, n in query.stale_reasons().items():
                     counts[STALE_REASONS[reason]] += n
-        return {
+        wire: AppWire = {
             "policy": self.policy,
             "mutation_rate": self.mutation_rate,
             "mutation": hist.encode(self.mutation),
@@ -97,6 +112,9 @@ class AppStats:
             "refetch": hist.encode(self.refetch),
             "counts": cast(AppCounts, {name: int(counts[name]) for name in COUNTERS}),
         }
+        if self.optimistic:
+            wire["rollbacks_by_reason"] = dict(self.rollbacks)
+        return wire
 
 
 def _record(histogram: Any, value_us: int) -> None:
@@ -109,20 +127,23 @@ def summary_section(finals: list[FinalReport], event_ms: LatencySummary, duratio
     if not wires:
         return None
     counts: Counter[str] = Counter()
+    rollbacks: Counter[str] = Counter()
     for wire in wires:
         counts.update(wire["counts"])
+        rollbacks.update(wire.get("rollbacks_by_reason", {}))
     mutation = hist.merge([w["mutation"] for w in wires])
     refetch = hist.merge([w["refetch"] for w in wires])
     api = hist.new()
     hist.add(api, mutation)
     hist.add(api, refetch)
     requests = counts["refetches"]
-    return {
+    section: AppSummary = {
         "policy": wires[0]["policy"],
         "mutation_rate": sum(w["mutation_rate"] for w in wires),
         "readers": counts["readers"],
         "mutations": counts["mutations"],
         "mutation_errors": counts["mutation_errors"],
+        "mutations_by_kind": {kind: counts[counter] for kind, counter in KIND_COUNTERS.items()},
         "mutation_ms": hist.latency_summary(mutation),
         "event_ms": event_ms,
         "fresh_ms": hist.latency_summary(hist.merge([w["fresh"] for w in wires])),
@@ -135,6 +156,7 @@ def summary_section(finals: list[FinalReport], event_ms: LatencySummary, duratio
             "errors": counts["refetch_errors"],
             "coalesced": counts["coalesced"],
             "retries": counts["retries"],
+            "deferred": counts["deferred"],
         },
         "invalidations": counts["invalidations"],
         "fresh": counts["fresh"],
@@ -143,3 +165,10 @@ def summary_section(finals: list[FinalReport], event_ms: LatencySummary, duratio
         "stale_by_reason": {reason: counts[key] for reason, key in STALE_REASONS.items() if counts[key]},
         "fresh_before_event": counts["fresh_before_event"],
     }
+    if any("rollbacks_by_reason" in wire for wire in wires):
+        section["optimistic"] = {
+            "applied": counts["optimistic_applied"],
+            "rolled_back": counts["rollbacks"],
+            "rollbacks_by_reason": dict(rollbacks),
+        }
+    return section

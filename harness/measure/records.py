@@ -129,8 +129,14 @@ class AppCounts(TypedDict):
 
     mutations: int
     mutation_errors: int
+    created: int
+    updated: int
+    deleted: int
+    optimistic_applied: int
+    rollbacks: int
     readers: int
     invalidations: int
+    deferred: int
     refetches: int
     refetch_errors: int
     coalesced: int
@@ -154,6 +160,8 @@ class AppWire(TypedDict):
     after_event: str
     refetch: str
     counts: AppCounts
+    #: optimistic writers' rollbacks by why the API refused the mutation
+    rollbacks_by_reason: NotRequired[dict[str, int]]
 
 
 class FinalReport(TypedDict):
@@ -291,6 +299,14 @@ class RefetchSummary(TypedDict):
     errors: int
     coalesced: int
     retries: int
+    #: invalidations that waited for the list to go stale (``--stale-ms``) instead of refetching at once
+    deferred: int
+
+
+class OptimisticSummary(TypedDict):
+    applied: int
+    rolled_back: int
+    rollbacks_by_reason: dict[str, int]
 
 
 class AppSummary(TypedDict):
@@ -302,6 +318,8 @@ class AppSummary(TypedDict):
     readers: int
     mutations: int
     mutation_errors: int
+    #: the mutations answered as asked, by kind (``--mutation-mix``)
+    mutations_by_kind: dict[str, int]
     mutation_ms: LatencySummary
     event_ms: LatencySummary
     fresh_ms: LatencySummary
@@ -316,6 +334,8 @@ class AppSummary(TypedDict):
     #: why the stale ones never became fresh (measure/refetch.py ``STALE_REASONS``), only reasons seen
     stale_by_reason: dict[str, int]
     fresh_before_event: int
+    #: ``--optimistic`` writers: mutations applied locally first, and those rolled back (by reason)
+    optimistic: NotRequired[OptimisticSummary]
 
 
 class Summary(TypedDict):

@@ -116,7 +116,7 @@ class RtbenchPlugin:
         try:
             gates = options.validate(environment.parsed_options)
             if self.app:
-                options.validate_app(environment.parsed_options, self.provider_cls.app_event)
+                options.validate_app(environment.parsed_options, self.provider_cls.app_events)
                 cloud = self.provider_cls.is_cloud(environment.parsed_options)
                 if cloud and not environment.parsed_options.api_base:
                     raise options.OptionError("the todo app needs a server with /api/todos: give --host or --api-base")

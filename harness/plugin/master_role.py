@@ -42,6 +42,10 @@ SHOWN_OPTIONS = (
     "mutations",
     "refetch",
     "api_delay_ms",
+    "mutation_mix",
+    "optimistic",
+    "stale_ms",
+    "refetch_jitter_ms",
     "api_base",
     "todos_path",
     "channels",
@@ -220,7 +224,7 @@ class MasterRole:
             k: v
             for k, v in sorted(vars(self.options).items())
             if (k in SHOWN_OPTIONS or k in self.provider_flags)
-            and isinstance(v, str | int | float | bool | list | None)
+            and isinstance(v, str | int | float | bool | list | tuple | None)
         }
         params["host"] = self.environment.host
         return params

@@ -88,7 +88,20 @@ def add_app_arguments(parser: Any, provider: str) -> None:
         "--mutation-rate",
         type=str,
         default="5",
-        help="todo app: todos the writers create per second in total, on a fixed open-model schedule",
+        help="todo app: mutations the writers make per second in total, on a fixed open-model schedule",
+    )
+    parser.add_argument(
+        "--mutation-mix",
+        type=str,
+        default="1:0:0",
+        help="todo app: CREATE:UPDATE:DELETE weights of the writers' mutations (POST, PATCH, DELETE /api/todos), "
+        "e.g. 2:2:1; a writer updates and deletes only todos it created (default: 1:0:0, creates only)",
+    )
+    parser.add_argument(
+        "--optimistic",
+        action="store_true",
+        help="todo app: writers apply each mutation locally first and roll it back when the API refuses it "
+        "(counted as rollbacks, by reason)",
     )
     parser.add_argument(
         "--mutations",
@@ -102,6 +115,20 @@ def add_app_arguments(parser: Any, provider: str) -> None:
         default=refetch.DEFAULT_POLICY,
         help="todo app: how a reader refetches GET /api/todos on each event: none, always (one GET per "
         "event), coalesced (TanStack Query: one in flight, one follow-up; default)",
+    )
+    parser.add_argument(
+        "--stale-ms",
+        type=str,
+        default="0",
+        help="todo app: a reader holds a fetched list as fresh this long (TanStack's staleTime): an event "
+        "then owes one refetch for when it goes stale instead of refetching at once (default: 0)",
+    )
+    parser.add_argument(
+        "--refetch-jitter-ms",
+        type=str,
+        default="0",
+        help="todo app: each refetch an event starts waits a random 0..MS first, as clients spread out by "
+        "render and scheduling delays (default: 0)",
     )
     parser.add_argument(
         "--api-delay-ms",
@@ -126,21 +153,25 @@ def add_app_arguments(parser: Any, provider: str) -> None:
         "--app-event",
         type=str,
         default="",
-        help="todo app: the one event name readers treat as an invalidation (default: the provider's, "
-        "todo:created on Socket.IO, Pusher and Ably, message on SSE)",
+        help="todo app: the event names (comma-separated) readers treat as invalidations (default: the "
+        "provider's, todo:created,todo:updated,todo:deleted on Socket.IO, Pusher and Ably, message on SSE)",
     )
 
 
-def validate_app(options: argparse.Namespace, app_event: str) -> None:
-    """Normalise the app's options in place: its events on one channel, under the provider's event name
+def validate_app(options: argparse.Namespace, app_events: tuple[str, ...]) -> None:
+    """Normalise the app's options in place: its events on one channel, under the provider's event names
     unless ``--app-event`` names the user's; the API at ``--api-base`` (or the push host) + ``--todos-path``."""
     options.mutation_rate = _number(options, "mutation_rate", float, 0.001, 100_000)
     options.api_delay_ms = _number(options, "api_delay_ms", float, 0, 60_000)
     options.mutations = _number(options, "mutations", int, 0, 10_000_000)
+    options.stale_ms = _number(options, "stale_ms", float, 0, 3_600_000)
+    options.refetch_jitter_ms = _number(options, "refetch_jitter_ms", float, 0, 60_000)
+    options.mutation_mix = mutation_mix(str(getattr(options, "mutation_mix", "1:0:0")))
     options.publish_rate = options.mutation_rate  # what the run publishes (summary.json load.publish_rate)
     if int(options.channels) != 1:
         raise OptionError("--channels: the todo app's events go to every reader on one channel")
-    options.event = _app_event(str(getattr(options, "app_event", "") or "")) or app_event
+    options.events = _app_events(str(getattr(options, "app_event", "") or "")) or app_events
+    options.event = options.events[0]
     options.api_base = _api_base(str(getattr(options, "api_base", "") or ""))
     options.todos_path = _todos_path(str(getattr(options, "todos_path", DEFAULT_TODOS_PATH)))
 
@@ -165,13 +196,28 @@ def _todos_path(raw: str) -> str:
     return raw.rstrip("/") or "/"
 
 
-def _app_event(raw: str) -> str:
-    """One event name: each provider's subscriber listens to exactly one (a comma list is refused)."""
-    if "," in raw:
-        raise OptionError(f"--app-event takes one event name, not a list, got {raw!r}")
-    if any(c.isspace() for c in raw) or len(raw) > 200:
-        raise OptionError(f"--app-event must be one name without spaces (at most 200 characters), got {raw!r}")
-    return raw
+def _app_events(raw: str) -> tuple[str, ...]:
+    """Comma-separated event names, each without spaces; () when none are given."""
+    if not raw:
+        return ()
+    names = tuple(raw.split(","))
+    if any(not name or any(c.isspace() for c in name) or len(name) > 200 for name in names):
+        raise OptionError(f"--app-event must be event names without spaces, separated by commas, got {raw!r}")
+    return names
+
+
+def mutation_mix(raw: str) -> tuple[int, int, int]:
+    """``CREATE:UPDATE:DELETE`` weights: three whole numbers, creates above 0 (updates and deletes need todos)."""
+    parts = raw.split(":")
+    try:
+        weights = tuple(int(part) for part in parts)
+    except ValueError:
+        weights = ()
+    if len(weights) != 3 or min(weights) < 0 or weights[0] < 1 or max(weights) > 1000:
+        raise OptionError(
+            f"--mutation-mix must be CREATE:UPDATE:DELETE whole numbers (0..1000, CREATE at least 1), got {raw!r}"
+        )
+    return weights[0], weights[1], weights[2]
 
 
 def target_args(options: argparse.Namespace) -> list[str]:

@@ -16,7 +16,7 @@ import hashlib
 import hmac
 import json
 import re
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from enum import IntEnum, IntFlag
 from typing import Any
@@ -597,10 +597,14 @@ class ClientSession:
 
     __slots__ = ("channel", "connection_id", "fmt", "name", "state")
 
-    def __init__(self, fmt: str, channel: str, name: str | None) -> None:
+    def __init__(self, fmt: str, channel: str, name: str | Collection[str] | None) -> None:
+        """``name``: the message name(s) delivered; None: every message on the channel."""
         if fmt not in FORMATS:
             raise ValueError(f"format must be one of {FORMATS}, not {fmt!r}")
-        self.fmt, self.channel, self.name = fmt, channel, name
+        self.fmt, self.channel = fmt, channel
+        self.name: frozenset[str] | None = (
+            frozenset((name,) if isinstance(name, str) else name) if name is not None else None
+        )
         self.state = "connecting"
         self.connection_id: str | None = None
 
@@ -687,7 +691,7 @@ class ClientSession:
         for item in items:
             if type(item) is not dict:
                 raise ProtocolError(ErrorInfo.bad_request("MESSAGE with a message that is not an object"))
-            if name is not None and item.get("name") != name:
+            if name is not None and item.get("name") not in name:
                 continue
             data = item.get("data")
             encoding = item.get("encoding")

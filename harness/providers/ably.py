@@ -61,6 +61,7 @@ from harness.providers.base import (
     SubscriberHandle,
     SubscriberHooks,
     flag_or_env,
+    listened_events,
 )
 from harness.providers.lean import LeanSubscriber
 
@@ -128,7 +129,7 @@ class LeanAblySubscriber(LeanSubscriber):
         url: str,
         fmt: str,
         channel: str,
-        event: str | None,
+        event: str | frozenset[str] | None,
         tls: ssl.SSLContext | None = None,
         connect_timeout_s: float = CONNECT_TIMEOUT_S,
     ) -> None:
@@ -686,7 +687,7 @@ class AblyProvider(Provider):
             url=self._ws_url,
             fmt="msgpack" if self.binary else "json",
             channel=channel,
-            event=self.event,
+            event=listened_events(self.options),
             tls=self.tls_context,
             connect_timeout_s=self.connect_timeout_s,
         )
@@ -708,7 +709,8 @@ class AblyProvider(Provider):
                 # Connected first: ably-python moves a connection to FAILED on ERROR without failing the
                 # channels attaching on it, so an attach started earlier would wait out its timeout.
                 await self._connected(client, sink)
-                await asyncio.wait_for(realtime_channel.subscribe(self.event, on_message), CONNECT_TIMEOUT_S)
+                for name in sorted(listened_events(self.options)):
+                    await asyncio.wait_for(realtime_channel.subscribe(name, on_message), CONNECT_TIMEOUT_S)
         except BaseException as exc:
             handle.closing = True
             await _close_client(client)

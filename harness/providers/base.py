@@ -25,6 +25,13 @@ OnDuration = Callable[[int], None]
 OnNode = Callable[[str | None], None]
 
 
+def listened_events(options: argparse.Namespace) -> frozenset[str]:
+    """The event names a subscriber takes as deliveries: ``options.events`` when a workload listens to
+    several (the todo app's created, updated and deleted), else the one ``--event`` it publishes."""
+    names = getattr(options, "events", None) or (options.event,)
+    return frozenset(str(name) for name in names)
+
+
 @dataclass
 class SubscriberHooks:
     """What a provider calls back: arrivals (the payload and its arrival time, ns since the epoch: the
@@ -98,8 +105,8 @@ class Provider(ABC):
     official_client: ClassVar[str | None] = None
     #: the default of ``--event`` (the name subscribers listen to and publishers send); None: no --event
     event_default: ClassVar[str | None] = None
-    #: the event the app's readers listen to (targets/todos.py: a created todo's event on this provider)
-    app_event: ClassVar[str] = "todo:created"
+    #: the events the app's readers listen to (targets/todos.py: a todo created, updated, deleted)
+    app_events: ClassVar[tuple[str, ...]] = ("todo:created", "todo:updated", "todo:deleted")
     #: older spellings of ``--event`` this provider still accepts
     event_aliases: ClassVar[tuple[str, ...]] = ()
     #: what a secret of this provider looks like inside an option's value (e.g. an API key in a URL): the

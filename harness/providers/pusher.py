@@ -46,6 +46,7 @@ from harness.providers.base import (
     SubscriberHandle,
     SubscriberHooks,
     flag_or_env,
+    listened_events,
 )
 from harness.providers.http import shared_session
 from harness.providers.lean import Connection, LeanSubscriber, Sweeper
@@ -128,6 +129,7 @@ class PusherSubscriber(LeanSubscriber):
         self.channel = channel
         self.user_id = user_id
         self.event = str(provider.options.event)
+        self.events = listened_events(provider.options)
         self.ws: WebSocket | None = None
         self.client: proto.ClientConnection | None = None
         self.pinged_at_ns = 0
@@ -190,8 +192,8 @@ class PusherSubscriber(LeanSubscriber):
         exact, about a third of the general path's CPU, benchmarks/pusher_delivery.py); any other frame
         takes the general path, with the same result."""
         decode, receive, channel_event = proto.decode, client.receive, proto.ChannelEvent
-        on_data, on_error, wanted = self.hooks.on_data, self.hooks.on_error, self.event
-        plain = proto.PlainEventMatcher(self.channel, wanted)
+        on_data, on_error, wanted = self.hooks.on_data, self.hooks.on_error, self.events
+        plain = proto.PlainEventMatcher(self.channel, self.event)
 
         def on_message(data: str | bytes, rx_ns: int) -> None:
             if type(data) is str:
@@ -206,7 +208,7 @@ class PusherSubscriber(LeanSubscriber):
                 return
             event = receive(frame)
             if type(event) is channel_event:
-                if event.event == wanted:
+                if event.event in wanted:
                     on_data(event.data, rx_ns)
                 return
             self._other(client, event)

@@ -34,6 +34,7 @@ from harness.providers.base import (
     PublisherHandle,
     SubscriberHandle,
     SubscriberHooks,
+    listened_events,
 )
 from harness.providers.http import shared_session
 from harness.providers.lean import Connection, LeanSubscriber, Sweeper
@@ -51,7 +52,7 @@ class LeanSocketIOSubscriber(LeanSubscriber):
         super().__init__(hooks, CONNECT_TIMEOUT_S)
         self.provider = provider
         self.channel = channel
-        self.event = str(provider.options.event)
+        self.events = listened_events(provider.options)
         self.ws: WebSocket | None = None
         self.session = engineio.ClientSession()
         self.silence_limit_ns = 0
@@ -94,7 +95,7 @@ class LeanSocketIOSubscriber(LeanSubscriber):
                 raise ConnectionError("socket.io: the server closed the session during the handshake")
             if isinstance(event, engineio.Ack) and event.ack_id == ack_id:
                 acked = True
-            elif isinstance(event, engineio.Event) and event.name == self.event and event.args:
+            elif isinstance(event, engineio.Event) and event.name in self.events and event.args:
                 self.hooks.on_data(event.args[0], rx_ns)
         return acked
 
@@ -107,7 +108,7 @@ class LeanSocketIOSubscriber(LeanSubscriber):
             return
         for event in events:
             if type(event) is engineio.Event:
-                if event.name == self.event and event.args:
+                if event.name in self.events and event.args:
                     self.hooks.on_data(event.args[0], rx_ns)
             elif type(event) is engineio.Ping:
                 for frame in self.session.data_to_send():
@@ -262,7 +263,8 @@ class SocketIOProvider(Provider):
 
         client.on("connect", on_connect)
         client.on("disconnect", on_disconnect)
-        client.on(self.options.event, lambda data: hooks.on_data(data, time.time_ns()))
+        for name in listened_events(self.options):
+            client.on(name, lambda data: hooks.on_data(data, time.time_ns()))
         try:
             await self._connect(client)
             await join()

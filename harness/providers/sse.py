@@ -49,6 +49,7 @@ from harness.providers.base import (
     PublisherHandle,
     SubscriberHandle,
     SubscriberHooks,
+    listened_events,
 )
 from harness.providers.http import shared_session
 from harness.providers.lean import Connection, LeanSubscriber
@@ -127,7 +128,7 @@ class EventStream:
         self.waiter: asyncio.Future[None] = stream.loop.create_future()
         self.on_data = source.hooks.on_data
         self.on_error = source.report_error
-        self.wanted = source.event
+        self.wanted = source.events
         self.stamped = source.stamp is not None
 
     @property
@@ -177,7 +178,7 @@ class EventStream:
             items, too_long = exc.before, str(exc)
         for item in items:
             if type(item) is _Event:
-                if item.type == self.wanted:
+                if item.type in self.wanted:
                     delivered += 1
                     if self.stamped:
                         self.source.deliver_stamped(item, rx_ns)
@@ -241,7 +242,7 @@ class EventSource(LeanSubscriber):
         self.parser = sse_protocol.Parser(provider.max_line)
         self.backoff = ServerRetry(current_s=self.retry_s)
         super().__init__(hooks, CONNECT_TIMEOUT_S)
-        self.event = str(provider.options.event)
+        self.events = listened_events(provider.options)
         self.stamp = provider.timestamp_spec
         self.sequence = server_stamps.SequenceGuess()
         self.started = False
@@ -401,7 +402,7 @@ class SSEProvider(Provider):
     name = "sse"
     target_module = "targets.sse"
     event_default = "message"
-    app_event = "message"  # the app's events are ``message`` events on the stream, ``type`` in their JSON
+    app_events = ("message",)  # the app's events are ``message`` events on the stream, ``type`` in their JSON
 
     def __init__(self, host: str, options: argparse.Namespace) -> None:
         super().__init__(host, options)

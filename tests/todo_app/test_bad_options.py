@@ -25,8 +25,13 @@ from tests.helpers import REPO
         (["--api-base", "http://127.0.0.1:1/?x=1"], "--api-base must be an http:// or https:// URL"),
         (["--todos-path", "api/todos"], "--todos-path must be a path starting with /"),
         (["--todos-path", "/api/to dos"], "--todos-path must be a path starting with /"),
-        (["--app-event", "todo:created,todo:updated"], "--app-event takes one event name, not a list"),
-        (["--app-event", "todo created"], "--app-event must be one name without spaces"),
+        (["--app-event", "todo:created,,todo:updated"], "--app-event must be event names without spaces"),
+        (["--app-event", "todo created"], "--app-event must be event names without spaces"),
+        (["--mutation-mix", "1:1"], "--mutation-mix must be CREATE:UPDATE:DELETE whole numbers"),
+        (["--mutation-mix", "0:1:1"], "--mutation-mix must be CREATE:UPDATE:DELETE whole numbers"),
+        (["--mutation-mix", "1:x:1"], "--mutation-mix must be CREATE:UPDATE:DELETE whole numbers"),
+        (["--stale-ms", "-1"], "--stale-ms must be between"),
+        (["--refetch-jitter-ms", "inf"], "--refetch-jitter-ms must be a finite number"),
     ],
 )
 def test_bad_app_options_exit_2_with_one_line(args: list[str], fragment: str) -> None:

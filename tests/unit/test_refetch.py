@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from harness.measure.refetch import ALWAYS, COALESCED, NONE, Fresh, TodosQuery
+from harness.measure.refetch import ALWAYS, COALESCED, NONE, Fresh, Listing, TodosQuery
 
 MS = 1_000_000
 
@@ -107,3 +107,54 @@ def test_duplicate_events_stay_one_pending_mutation_with_the_first_arrival() -> 
 def test_unknown_policy_is_refused() -> None:
     with pytest.raises(ValueError, match="coalesced"):
         TodosQuery("sometimes")
+
+
+def at(k: int, due_ms: int) -> str:
+    """Mutation ``k``'s envelope, intended at ``due_ms``."""
+    return f"rtb1|run|w.0|{k}|{due_ms * MS}|"
+
+
+def test_an_update_is_shown_by_its_own_envelope_or_a_later_mutation_of_the_same_todo() -> None:
+    query = TodosQuery(ALWAYS)
+    query.invalidate(at(1, 10), due_ns=10 * MS, event_ns=11 * MS, todo_id=5)
+    query.invalidate(at(2, 20), due_ns=20 * MS, event_ns=21 * MS, todo_id=6)
+    # todo 5 already carries a later update (due 30 ms); todo 6 still its creation (due 5 ms)
+    listing = Listing([{"id": 5, "probe": at(3, 30)}, {"id": 6, "probe": at(0, 5)}])
+    fresh, _ = query.settled(listing, done_ns=25 * MS, started_ns=22 * MS)
+    assert [f.envelope for f in fresh] == [at(1, 10)]
+    assert list(query.pending) == [at(2, 20)]  # an older state of todo 6 does not show its update
+
+
+def test_a_delete_is_shown_only_by_a_get_started_after_its_event() -> None:
+    query = TodosQuery(ALWAYS)
+    query.invalidate(at(1, 10), due_ns=10 * MS, event_ns=12 * MS, todo_id=5, deletes=True)
+    query.invalidate(at(1, 10), due_ns=10 * MS, event_ns=12 * MS, todo_id=5, deletes=True)
+    empty = Listing([{"id": 4, "probe": None}])
+    fresh, _ = query.settled(empty, done_ns=14 * MS, started_ns=11 * MS)  # may have read before todo 5 existed
+    assert fresh == [] and at(1, 10) in query.pending
+    fresh, _ = query.settled(empty, done_ns=16 * MS, started_ns=13 * MS)
+    assert fresh == [Fresh(at(1, 10), 10 * MS, 12 * MS, 16 * MS)]
+
+
+def test_a_todo_left_out_of_the_list_without_a_delete_stays_stale() -> None:
+    """An app whose list omits a todo is stale, not fresh; once its delete is told, the update it
+    superseded is shown by a list without it."""
+    query = TodosQuery(ALWAYS)
+    query.invalidate(at(1, 10), due_ns=10 * MS, event_ns=12 * MS, todo_id=5)
+    fresh, _ = query.settled(Listing([]), done_ns=16 * MS, started_ns=13 * MS)
+    assert fresh == [] and at(1, 10) in query.pending
+    query.invalidate(at(2, 20), due_ns=20 * MS, event_ns=22 * MS, todo_id=5, deletes=True)
+    fresh, _ = query.settled(Listing([]), done_ns=26 * MS, started_ns=23 * MS)
+    assert [f.envelope for f in fresh] == [at(1, 10), at(2, 20)]
+
+
+def test_events_inside_the_stale_window_owe_one_get_when_it_ends() -> None:
+    query = TodosQuery(COALESCED, stale_ns=100 * MS)
+    assert query.invalidate(env(0), due_ns=0, event_ns=MS) == 1  # nothing fetched yet: fetch at once
+    query.settled([env(0)], done_ns=10 * MS)
+    assert sum(query.invalidate(env(k), due_ns=k * MS, event_ns=(10 + k) * MS) for k in range(1, 6)) == 0
+    assert (query.wake_at_ns, query.deferred) == (110 * MS, 5)
+    assert query.wake() == 1 and query.wake() == 0  # one GET for the five, once
+    fresh, start = query.settled([env(k) for k in range(6)], done_ns=120 * MS)
+    assert (len(fresh), start, query.started) == (5, 0, 2)
+    assert query.invalidate(env(9), due_ns=300 * MS, event_ns=301 * MS) == 1  # stale by then: at once
