@@ -352,10 +352,14 @@ def _app_lines(app: AppSummary | None) -> list[str]:
     if app is None:
         return []
     ref = app["refetch"]
+    made = {kind: n for kind, n in app.get("mutations_by_kind", {}).items() if n}
+    mix = "  ".join(f"{kind} {n}" for kind, n in made.items()) if len(made) > 1 else ""
     lines = [
         f"  todo app             {app['readers']} readers, {app['mutations']} mutations "
         f"({app['mutation_errors']} failed), refetch {app['policy']}; fresh {app['fresh']}  stale {app['stale']}"
     ]
+    if mix:
+        lines.append(f"  mutations            {mix}")
     for label, block in (
         ("mutation ms", app["mutation_ms"]),
         ("event ms", app["event_ms"]),
@@ -367,7 +371,14 @@ def _app_lines(app: AppSummary | None) -> list[str]:
     lines.append(
         f"  refetch              {ref['requests']} GETs ({ref['per_s']:g}/s)  errors {ref['errors']}  "
         f"coalesced {ref['coalesced']}  retries {ref['retries']}"
+        + (f"  deferred {ref['deferred']}" if ref.get("deferred") else "")
     )
+    optimistic = app.get("optimistic")
+    if optimistic is not None:
+        lines.append(
+            f"  optimistic           {optimistic['applied']} applied, {optimistic['rolled_back']} rolled back"
+            + "".join(f"; {n}: {reason}" for reason, n in optimistic["rollbacks_by_reason"].items())
+        )
     for reason, n in app.get("stale_by_reason", {}).items():
         lines.append(f"  stale                {n}: {reason}")
     return lines

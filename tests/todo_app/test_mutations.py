@@ -56,6 +56,10 @@ def test_optimistic_writers_roll_back_what_the_api_refuses(tmp_path: Path) -> No
     # a refused publish is still owed (its request may have been stored): lost, as any failed publish
     assert (msg["expected"], msg["delivered"], msg["lost"]) == (READERS * 5, READERS * 2, READERS * 3)
     assert app["fresh"] == READERS * 2 and app["stale"] == 0
+    assert "optimistic           5 applied, 3 rolled back; 3: POST answered HTTP 507" in result.stdout
+    assert (
+        '<span id="rollbacks">3</span> rolled back; 3: POST answered HTTP 507' in (tmp_path / "report.html").read_text()
+    )
 
 
 def test_stale_ms_makes_at_most_one_get_per_reader_per_window(tmp_path: Path) -> None:
