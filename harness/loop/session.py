@@ -74,6 +74,10 @@ class GeneratorSession:
         self._cut: set[asyncio.Task[object]] = set()  # of those, the ones the end of the run cancelled
         #: the todo-app workload's figures (scenarios/todo_app.py: ``--refetch`` is set); None otherwise
         self.app: AppStats | None = None
+        #: this run's todo-app readers (their GETs stop when the run's figures are final)
+        self._readers: list[TodoReader] = []
+        #: the subscriptions open now (closed when the run's figures are final)
+        self._held: set[SubscriberHandle] = set()
         #: set once spawning is complete and every connection is open: the app's writers start then
         self._all_connected = asyncio.Event()
 
@@ -97,6 +101,8 @@ class GeneratorSession:
             if refetch
             else None
         )
+        self._readers = []
+        self._held = set()
         self.drain_cut = False
         self._all_connected = asyncio.Event()
         self.recorder.steady_from_ns = STEADY_NOT_YET
@@ -164,6 +170,7 @@ class GeneratorSession:
         recorder.connected(time.perf_counter_ns() - started)
         recorder.rx_clocks[handle.rx_clock] += 1
         record.open_window(time.time_ns())
+        self._held.add(handle)
         return record, handle
 
     async def _open(self, opening: Awaitable[T]) -> T:
@@ -196,6 +203,7 @@ class GeneratorSession:
 
     async def close_subscriber(self, record: SubscriberRecord, handle: SubscriberHandle) -> None:
         self.recorder.closed(record)
+        self._held.discard(handle)
         with contextlib.suppress(Exception):
             await handle.close()
 
@@ -220,6 +228,7 @@ class GeneratorSession:
         Settles one ``announce_reader``, whatever the outcome."""
         jitter_s = float(getattr(self.options, "refetch_jitter_ms", 0) or 0) / 1000
         reader = TodoReader(self._todos_url(), self.recorder, self._app(), jitter_s)
+        self._readers.append(reader)
         self._connecting += 1  # counted before the announcement is settled, so the count never dips to 0
         self._announced -= 1
         try:
@@ -374,7 +383,20 @@ class GeneratorSession:
         final["rx_stamps"] = self._rx_stamps_since_begin()
         if self.app is not None:
             final["todo_app"] = self.app.to_wire()
+        await self._let_go()
         return last, final
+
+    async def _let_go(self) -> None:
+        """The figures are final: close every subscription (no more reconnect attempts), stop the readers'
+        GETs and close the pooled HTTP connections. Each holds a descriptor the run's files may need: a run
+        that ran the process out of them still writes its result (plugin/fd_reserve.py)."""
+        held, self._held = self._held, set()
+        readers, self._readers = self._readers, []
+        closes = [*(handle.close() for handle in held), *(reader.close() for reader in readers)]
+        closing = [asyncio.ensure_future(_quietly(close)) for close in closes]
+        if closing:
+            await asyncio.wait(closing, timeout=CUT_WAIT_S)
+        await close_shared_session()
 
     async def _stop_publishers(self, deadline: float) -> None:
         """Let each publisher finish the publish in flight until ``deadline`` (or a second Ctrl-C), then cut
@@ -428,6 +450,12 @@ async def _first(wanted: asyncio.Event, stop: asyncio.Event) -> None:
     finally:
         for waiter in waiters:
             waiter.cancel()
+
+
+async def _quietly(closing: Awaitable[None]) -> None:
+    """A close whose failure changes nothing: the connection is gone either way."""
+    with contextlib.suppress(Exception):
+        await closing
 
 
 def _reason(exc: BaseException) -> str:

@@ -8,6 +8,7 @@ from typing import Any
 
 import numpy as np
 from hdrh.histogram import HdrHistogram
+from numpy import ctypeslib  # imported now: numpy loads it lazily, which fails once the process is out of fds
 
 from harness.measure.records import ConnectSummary, LatencySummary
 
@@ -81,7 +82,7 @@ def percentiles(histogram: Any, points: list[float]) -> list[float]:
     total = int(histogram.get_total_count())
     if total == 0:
         return [0.0 for _ in points]
-    cumulative = np.cumsum(np.ctypeslib.as_array(histogram.counts))
+    cumulative = np.cumsum(ctypeslib.as_array(histogram.counts))
     highest, _ = _bucket_values()
     out = []
     for point in points:
@@ -95,7 +96,7 @@ def mean(histogram: Any) -> float:
     if total == 0:
         return 0.0
     _, median = _bucket_values()
-    return float(np.dot(np.ctypeslib.as_array(histogram.counts).astype(np.float64), median) / total)
+    return float(np.dot(ctypeslib.as_array(histogram.counts).astype(np.float64), median) / total)
 
 
 def _ms(value_us: float) -> float:

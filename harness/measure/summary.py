@@ -61,6 +61,10 @@ def _p99_max_ms(encoded: str | None) -> tuple[float, float]:
     return (round(hist.percentiles(histogram, [99.0])[0] / 1000.0, 3), round(histogram.get_max_value() / 1000.0, 3))
 
 
+#: what a failure says when the process has no file descriptor left (EMFILE)
+OUT_OF_FDS = "Too many open files"
+
+
 def harness_health(finals: list[FinalReport], gates: list[gates_mod.Gate]) -> HarnessHealth:
     """Is each generator's lateness out of the numbers? Arrivals are stamped by the kernel, so a busy
     generator no longer inflates latency by reading late; it still can by publishing late (the publisher
@@ -261,6 +265,13 @@ def build(
         summary["harness"]["trustworthy"] = False
         summary["harness"]["reasons"].append(
             "the run ended before the steady state (spawning complete + --warmup): every delivery is in ramp_ms"
+        )
+    out_of_fds = sum(n for reason, n in reasons.items() if OUT_OF_FDS in reason)
+    if out_of_fds:
+        summary["harness"]["trustworthy"] = False
+        summary["harness"]["reasons"].append(
+            f"{out_of_fds} connections or requests failed with '{OUT_OF_FDS}': the generator (or the embedded target, "
+            f"which shares its limit) ran out of file descriptors; raise `ulimit -n` or use more --processes"
         )
     if summary["clock"] == "server":  # DESIGN rule 2: clock-dependent numbers are flagged, never mixed
         summary["harness"]["trustworthy"] = False

@@ -65,12 +65,20 @@ class GeneratorRole:
         self._interval_greenlet = gevent.spawn(self._interval_loop, ship_interval)
 
     def _interval_loop(self, ship_interval: IntervalSink) -> None:
+        """Every second: the interval report and the live UI's samples. A failing second (the process out
+        of file descriptors, say) is logged once and skipped; the loop, and the run's result, go on."""
         bridge = get_bridge()
+        failed = False
         while True:
             gevent.sleep(INTERVAL_S)
             assert self.session is not None
-            ship_interval(bridge.call(self.session.recorder.interval_report))
-            self.feed_live_stats()
+            try:
+                ship_interval(bridge.call(self.session.recorder.interval_report))
+                self.feed_live_stats()
+            except Exception as exc:
+                if not failed:
+                    log.warning("rtbench: interval report failed (%s: %s); going on", type(exc).__name__, exc)
+                failed = True
 
     def feed_live_stats(self) -> None:
         """Deliveries and publishes as Locust requests, so the web UI shows rates and rough latency."""

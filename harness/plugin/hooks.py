@@ -24,7 +24,7 @@ from locust.runners import MasterRunner, WorkerRunner
 
 from harness import providers
 from harness.measure import hist
-from harness.plugin import generator_role, messages, options, target_process
+from harness.plugin import fd_reserve, generator_role, messages, options, target_process
 from harness.plugin.generator_role import GeneratorRole
 from harness.plugin.master_role import MasterRole
 from harness.plugin.users import PublisherUser
@@ -151,6 +151,7 @@ class RtbenchPlugin:
         self.run_id = str(msg.data.get("run_id", ""))
 
     def _on_test_start(self, environment: Environment, **_kw: Any) -> None:
+        fd_reserve.RESERVE.hold()
         if self.master is not None:
             self.run_id = uuid.uuid4().hex[:12]
             self.master.begin(self.run_id)

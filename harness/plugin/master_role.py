@@ -19,7 +19,7 @@ from locust.runners import STATE_MISSING, MasterRunner
 from harness.measure.gates import Gate
 from harness.measure.records import IntervalReport, LoadRequest, Summary
 from harness.measure.summary import format_text
-from harness.plugin import messages, options, target_process
+from harness.plugin import fd_reserve, messages, options, target_process
 from harness.plugin.generator_role import Reports
 from harness.providers.base import Provider
 from harness.report import files
@@ -196,6 +196,7 @@ class MasterRole:
         return [w.id for w in runner.clients.all if w.state != STATE_MISSING and w.id not in self.collector.finals]
 
     def _write_run(self) -> Summary:
+        fd_reserve.RESERVE.release()  # room for the imports and files below, however many sockets are open
         from harness.report.html import redact, write_report  # pandas/matplotlib: imported only when needed
 
         options = self.options
