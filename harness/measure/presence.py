@@ -8,8 +8,8 @@ storm hits each client (events per second at a member, members joining per secon
 
 Presence events carry no send time of their own, so a member carries its join time in its info
 (:func:`member_info`: this run's id, the host's clock tag, the wall-clock time the join request was
-sent); a receiver on the same clock times the member_added it gets against its kernel receive time. A
-member's leave time is known only to its own process (:meth:`PresenceStats.left`), which times the
+sent, in microseconds); a receiver on the same clock times the member_added it gets against its kernel
+receive time. A member's leave time is known only to its own process (:meth:`PresenceStats.left`), which times the
 member_removed events of its own members. Anything without a comparable time is counted, never timed.
 Touched only on the loop thread.
 """
@@ -27,8 +27,10 @@ NS_PER_S = 1_000_000_000
 
 
 def member_info(run_id: str, clock: str, join_ns: int) -> dict[str, Any]:
-    """What a member carries as its presence info/data: enough for a receiver to time its arrival."""
-    return {"rtb": run_id, "clock": clock, "join_ns": join_ns}
+    """What a member carries as its presence info/data: enough for a receiver to time its arrival. The join
+    time goes in microseconds: an integer JavaScript reads exactly (nanoseconds since 1970 exceed 2^53, and
+    pusher-js or ably-js would hand on a rounded value)."""
+    return {"rtb": run_id, "clock": clock, "join_us": join_ns // 1000}
 
 
 class Tally:
@@ -82,9 +84,9 @@ class PresenceStats:
             self.counts["foreign"] += 1
             return
         self.counts["added"] += 1
-        join_ns = info.get("join_ns")
-        if info.get("clock") == self.clock and isinstance(join_ns, int):
-            _record(self.added, (rx_ns - join_ns) // 1000)
+        join_us = info.get("join_us")
+        if info.get("clock") == self.clock and type(join_us) is int:
+            _record(self.added, rx_ns // 1000 - join_us)
         else:
             self.counts["untimed"] += 1
 

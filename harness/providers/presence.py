@@ -61,7 +61,7 @@ class Member(ABC):
         members read it to time the member_added they get."""
         self.join_ns = time.time_ns()
         if isinstance(self.info, dict):
-            self.info["join_ns"] = self.join_ns
+            self.info["join_us"] = self.join_ns // 1000  # as measure.presence.member_info
 
     @abstractmethod
     async def join(self) -> None: ...
