@@ -75,6 +75,11 @@ def test_pusher_js_and_our_member_see_each_other_come_and_go(auth_endpoint: str)
             probe.send("leave")
             await heard.until(lambda: heard.removed == ["node-2"])
             await member.leave()
+            assert await asyncio.to_thread(probe.expect, lambda m: m["type"] == "member_removed") == {
+                "type": "member_removed",
+                "channel": "presence-todos",
+                "id": "node-2",
+            }
             gone = await asyncio.to_thread(probe.expect, lambda m: m["type"] == "member_removed")
             assert gone == {"type": "member_removed", "channel": "presence-todos", "id": "rtb-1"}
             assert heard.errors == []
