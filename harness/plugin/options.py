@@ -134,8 +134,8 @@ def add_app_arguments(parser: Any, provider: str) -> None:
         "--presence",
         action="store_true",
         default=False,
-        help="todo app: readers also join room 'todos' as presence members (Pusher presence channel, "
-        "Socket.IO presence:join on the reference target): member_added/removed latency and the join storm",
+        help="todo app: readers also join room 'todos' as presence members (Pusher presence channel, Ably "
+        "presence, Socket.IO presence:join on the reference target): member_added/removed latency, the storm",
     )
 
 

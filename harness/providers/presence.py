@@ -1,8 +1,8 @@
 """Presence members: one connection each that joins a room as a member and reports the member events it
 receives, with the kernel's receive time of their bytes (``--presence`` in the todo app).
 
-Each provider's presence is its own protocol (Pusher presence channels, a Socket.IO ``presence:join`` on
-the reference target; Ably's presence once its target has it), but a member is the same everywhere:
+Each provider's presence is its own protocol (Pusher presence channels, Ably presence ENTER / LEAVE, a
+Socket.IO ``presence:join`` on the reference target), but a member is the same everywhere:
 connect, join with a member id and info, learn who is there, then hear who comes and goes. The shared
 part is here once (:class:`WebSocketMember`: connect on the measuring transport, read the handshake,
 then hand every message to the protocol's ``feed`` on the reader callback); a provider's member is the
@@ -13,6 +13,7 @@ has left, which is what the other members are told.
 from __future__ import annotations
 
 import asyncio
+import json
 import time
 from abc import ABC, abstractmethod
 from collections.abc import Callable
@@ -20,6 +21,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from harness.net.websocket import WebSocket
+from harness.protocols import ably as ably_proto
 from harness.protocols import engineio
 from harness.protocols import pusher as pusher_proto
 from harness.providers.base import Provider
@@ -212,9 +214,76 @@ class SocketIOMember(WebSocketMember):
         return [engineio.encode_event("presence:leave", {"room": self.room}), engineio.encode_disconnect()]
 
 
+class AblyMember(WebSocketMember):
+    """A member of Ably channel ``<room>``: connect with the member id as clientId (JSON protocol), ATTACH
+    (a SYNC lists who is present when ATTACHED says HAS_PRESENCE), then PRESENCE ENTER with the info as
+    JSON data; joined at its ACK. PRESENCE messages with ENTER / LEAVE follow; the member's own (Ably echoes
+    presence to its sender) are not news to it and are skipped."""
+
+    ENTER, LEAVE = 2, 3  # PresenceMessage actions (TP2)
+
+    def __init__(self, provider: Provider, room: str, member_id: str, info: Any, hooks: MemberHooks) -> None:
+        base = provider._ws_url.split("?", 1)[0]  # type: ignore[attr-defined]
+        query = ably_proto.connect_query(provider.key, "json", client_id=member_id)  # type: ignore[attr-defined]
+        super().__init__(f"{base}?{query}", room, member_id, info, hooks)
+        self._syncing = False
+        self._listed: dict[str, Any] = {}
+
+    def feed(self, data: str | bytes, rx_ns: int) -> None:
+        msg = ably_proto.decode(data, "json")
+        action, channel = msg.get("action"), msg.get("channel")
+        if action == ably_proto.Action.CONNECTED:
+            self.send(json.dumps({"action": ably_proto.Action.ATTACH, "channel": self.room}))
+        elif action in (ably_proto.Action.ERROR, ably_proto.Action.NACK) or (
+            action == ably_proto.Action.DETACHED and channel == self.room
+        ):
+            raise JoinRefused(f"ably: {str(msg.get('error'))[:160]}")
+        elif action == ably_proto.Action.ATTACHED and channel == self.room:
+            self._syncing = bool(int(msg.get("flags", 0)) & ably_proto.Flag.HAS_PRESENCE)
+            if not self._syncing:
+                self._enter()
+        elif action == ably_proto.Action.SYNC and channel == self.room:
+            for item in msg.get("presence") or []:
+                if item.get("clientId") != self.member_id:
+                    self._listed[str(item.get("clientId"))] = _ably_data(item)
+            if str(msg.get("channelSerial", "")).endswith(":"):  # the last page (RTP18b)
+                self._syncing = False
+                self._enter()
+        elif action == ably_proto.Action.ACK and msg.get("msgSerial") == 0 and not self.joined:
+            self.hooks.on_listed(self._listed)
+            self.joined = True
+        elif action == ably_proto.Action.PRESENCE and channel == self.room:
+            for item in msg.get("presence") or []:
+                member = str(item.get("clientId"))
+                if member == self.member_id:
+                    continue
+                if item.get("action") == self.ENTER:
+                    self.hooks.on_added(member, _ably_data(item), rx_ns)
+                elif item.get("action") == self.LEAVE:
+                    self.hooks.on_removed(member, rx_ns)
+
+    def _enter(self) -> None:
+        self.stamp()
+        item = {"action": self.ENTER, "clientId": self.member_id, "data": json.dumps(self.info), "encoding": "json"}
+        self.send(
+            json.dumps({"action": ably_proto.Action.PRESENCE, "channel": self.room, "msgSerial": 0, "presence": [item]})
+        )
+
+    def goodbye(self) -> list[str]:
+        item = {"action": self.LEAVE, "clientId": self.member_id}
+        leave = {"action": ably_proto.Action.PRESENCE, "channel": self.room, "msgSerial": 1, "presence": [item]}
+        return [json.dumps(leave), json.dumps({"action": ably_proto.Action.CLOSE})]
+
+
+def _ably_data(item: dict[str, Any]) -> Any:
+    """A presence message's data with its encoding undone (``json``: what ably-js sends for an object)."""
+    data, _rest = ably_proto.decode_data(item.get("data"), str(item.get("encoding") or ""))
+    return data
+
+
 MemberClass = Callable[[Provider, str, str, Any, MemberHooks], Member]
 #: provider name -> its member; a provider not named has no presence (``--presence`` is refused)
-MEMBERS: dict[str, MemberClass] = {"pusher": PusherMember, "socketio": SocketIOMember}
+MEMBERS: dict[str, MemberClass] = {"ably": AblyMember, "pusher": PusherMember, "socketio": SocketIOMember}
 
 
 def supports(provider: str) -> bool:
