@@ -1,6 +1,7 @@
 """The official clients judge the presence members: pusher-js (Node) and our Pusher member on one presence
-channel, python-socketio's AsyncClient and our Socket.IO member in one room of the reference target. Each
-side must see the other come and go, with its info."""
+channel, ably-js (Node, msgpack) and our Ably member (JSON) on one channel, python-socketio's AsyncClient
+and our Socket.IO member in one room of the reference target. Each side must see the other come and go,
+with its info."""
 
 from __future__ import annotations
 
@@ -12,9 +13,11 @@ import pytest
 import socketio
 
 from harness.measure.presence import member_info
+from harness.providers.ably import AblyProvider
 from harness.providers.presence import Member, MemberHooks, open_member
 from harness.providers.pusher import PusherProvider
 from harness.providers.socketio import SocketIOProvider
+from tests.ably.conftest import TEST_KEY
 from tests.helpers import node_available, start_target
 from tests.pusher.conftest import CREDENTIALS, provider_for, run
 from tests.pusher.test_pusher_js import NodeProbe, auth_endpoint  # noqa: F401  (the fixture)
@@ -132,3 +135,37 @@ def test_python_socketio_and_our_member_share_a_room_on_the_target() -> None:
         run(body())
     finally:
         target.stop()
+
+
+@pytest.mark.node
+@pytest.mark.skipif(not node_available(), reason="tests/node/node_modules missing: run `npm ci` in tests/node")
+def test_ably_js_and_our_member_see_each_other_come_and_go() -> None:
+    url, target = start_target("targets.ably", "--port", "0", "--key", TEST_KEY)
+    port = url.rsplit(":", 1)[1]
+    probe = NodeProbe(port, TEST_KEY, "js-1", "todos", script="ably_presence_probe.js")
+    try:
+        assert probe.expect(lambda m: m["type"] == "entered")["members"] == {"js-1": {"via": "js"}}
+
+        async def body() -> None:
+            options = argparse.Namespace(
+                host=url, ably_key=TEST_KEY, ably_format="json", ably_publish="realtime", ably_endpoint="", event="e"
+            )
+            heard = Heard()
+            info = member_info("run1", "clk", 0)
+            member = open_member(AblyProvider(url, options), "todos", "rtb-1", info, heard.hooks())
+            await member.join()
+            assert heard.listed == {"js-1": {"via": "js"}}  # from the SYNC on attaching
+            entered = await asyncio.to_thread(probe.expect, lambda m: m["type"] == "enter")
+            assert entered == {"type": "enter", "clientId": "rtb-1", "data": info}
+            probe.send("leave")
+            await heard.until(lambda: heard.removed == ["js-1"])
+            await member.leave()
+            gone = await asyncio.to_thread(probe.expect, lambda m: m["type"] == "leave")
+            assert (gone["type"], gone["clientId"]) == ("leave", "rtb-1")
+            assert heard.added == {} and heard.errors == []
+
+        run(body())
+    finally:
+        probe.stop()
+        target.stop()
+    assert probe.proc.returncode == 0
