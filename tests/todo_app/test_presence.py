@@ -49,11 +49,14 @@ def test_every_member_hears_of_every_other_exactly_once(tmp_path: Path, provider
     assert_everyone_fresh(summary, READERS)  # the app workload is unchanged by presence
     assert_presence_exact(summary["todo_app"]["presence"], READERS, atomic_join=provider != "ably")
     assert summary["errors_by_reason"] == {}
+    page = (tmp_path / provider / "report.html").read_text(encoding="utf-8")
+    assert 'id="presence"' in page and "presence: member_added" in page and "presence: member_removed" in page
 
 
 def test_without_presence_there_is_no_presence_section(tmp_path: Path) -> None:
     summary = todo_run(tmp_path, "plain", "--provider", "socketio", "--mutation-rate", "20", seconds=2)
     assert "presence" not in summary["todo_app"]
+    assert 'id="presence"' not in (tmp_path / "plain" / "report.html").read_text(encoding="utf-8")
 
 
 def test_sse_has_no_presence_exit_2_with_one_line() -> None:

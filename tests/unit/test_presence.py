@@ -100,3 +100,21 @@ def test_roster_adds_on_the_first_connection_and_removes_on_the_last() -> None:
     assert roster.members("todos") == {"bea": None}
     assert roster.disconnect("s2") == [("todos", "bea")]
     assert roster.members("todos") == {}
+
+
+def test_member_gates_read_the_presence_section_and_fail_without_data_or_with_a_member_unheard_of() -> None:
+    from harness.measure import gates
+
+    section = summary_section([three_members().to_wire()])
+    summary = {"todo_app": {"presence": section}}
+    assert gates.parse("member_added_p99<10ms").evaluate(summary)["passed"] is True
+    assert gates.parse("member_added_max<4ms").evaluate(summary) == {
+        "expr": "member_added_max<4ms",
+        "value": pytest.approx(5.0, rel=1e-3),
+        "passed": False,
+    }
+    assert gates.parse("member_removed_p50<=2ms").evaluate(summary)["passed"] is True
+    assert gates.parse("member_added_p99<10ms").evaluate({"todo_app": {}})["passed"] is False  # no data
+    assert section is not None
+    section["unaccounted"] = 1
+    assert gates.parse("member_added_p99<10ms").evaluate(summary)["passed"] is False
