@@ -17,9 +17,11 @@ from typing import TypeVar
 from harness.loop.app import APP_CHANNEL, ReaderHandle, TodoReader, TodoWriter, todos_url
 from harness.loop.clock import clock_id
 from harness.loop.monitor import HealthMonitor
+from harness.loop.presence import PresenceRoom, PresentReader
 from harness.measure import probe
 from harness.measure.accounting import Ledger, SubscriberRecord
 from harness.measure.appstats import AppStats
+from harness.measure.presence import PresenceStats
 from harness.measure.recorder import Recorder
 from harness.measure.records import FinalReport, IntervalReport, RxStamps
 from harness.net.stream import RX_STAMPS, timestamps_ready
@@ -34,6 +36,8 @@ PUBLISHERS_STOP_MIN_S = 1.0
 #: how long a publisher or connection cut at the end of a run gets to unwind and be counted
 CUT_WAIT_S = 1.0
 DRAIN_QUIET_S = 0.25
+#: at the end of a run, presence members get at least this long to leave one by one (``PresenceRoom.leave_all``)
+PRESENCE_LEAVE_MIN_S = 5.0
 STEADY_NOT_YET = 2**63 - 1
 #: the publisher wakes this long before a message's due time (the loop's timers fire up to ~1 ms late),
 #: then yields to the loop until the due time: a late send would count in every delivery's latency
@@ -80,6 +84,8 @@ class GeneratorSession:
         self._held: set[SubscriberHandle] = set()
         #: set once spawning is complete and every connection is open: the app's writers start then
         self._all_connected = asyncio.Event()
+        #: the app's readers as presence members (``--presence``); None otherwise
+        self.presence: PresenceRoom | None = None
 
     @property
     def provider(self) -> Provider:
@@ -103,6 +109,8 @@ class GeneratorSession:
         )
         self._readers = []
         self._held = set()
+        presence = self.app is not None and bool(getattr(self.options, "presence", False))
+        self.presence = PresenceRoom(PresenceStats(run_id, clock_id()), self.recorder.error) if presence else None
         self.drain_cut = False
         self._all_connected = asyncio.Event()
         self.recorder.steady_from_ns = STEADY_NOT_YET
@@ -233,13 +241,19 @@ class GeneratorSession:
         self._announced -= 1
         try:
             record, handle = await self.open_subscriber(APP_CHANNEL, reader.bind)
+            reading = ReaderHandle(handle, reader)
+            if self.presence is not None:  # a member too, before the writers start: the join storm is measured
+                with contextlib.suppress(Exception):  # a failed join is counted; the reader reads on
+                    member = await self._open(self.presence.join(self.provider))
+                    return record, PresentReader(reading, self.presence, member)
         except BaseException:
-            self._app().queries.remove(reader.query)
+            if reader.query in self._app().queries:
+                self._app().queries.remove(reader.query)
             raise
         finally:
             self._connecting -= 1
             self._maybe_steady()
-        return record, ReaderHandle(handle, reader)
+        return record, reading
 
     async def start_writer(self, rate: float, limit: int = 0) -> None:
         """A writer: creates todos at ``rate`` on the open-model schedule (``limit`` at most; 0: no limit), the
@@ -377,12 +391,16 @@ class GeneratorSession:
             if quiet and time.monotonic() - started >= min_wait:
                 break
         await self._cut_openings()
+        if self.presence is not None:  # the leave storm, measured before the final report
+            await self.presence.leave_all(time.monotonic() + max(drain_timeout_s, PRESENCE_LEAVE_MIN_S))
         self.monitor.stop()
         last = recorder.interval_report()
         final = recorder.final_report(end_ns)
         final["rx_stamps"] = self._rx_stamps_since_begin()
         if self.app is not None:
             final["todo_app"] = self.app.to_wire()
+        if self.presence is not None:
+            final["presence"] = self.presence.stats.to_wire()
         await self._let_go()
         return last, final
 

@@ -36,6 +36,12 @@ _APP_KEYS = {
     for metric, block in (("fresh", "fresh_ms"), ("event", "event_ms"), ("api", "api_ms"), ("mutation", "mutation_ms"))
     for point in ("p50", "p95", "p99", "max")
 }
+#: presence (summary.json ``todo_app.presence``, ``--presence``): how long a member's coming and going takes
+_PRESENCE_KEYS = {
+    f"{metric}_{point}": (f"{metric}_ms", point)
+    for metric in ("member_added", "member_removed")
+    for point in ("p50", "p95", "p99", "max")
+}
 _COUNT_KEYS = {
     "loss": "lost",
     "dup": "duplicated",
@@ -55,6 +61,7 @@ METRICS = tuple(
         *_CONNECT_KEYS,
         *_RECONNECT_KEYS,
         *_APP_KEYS,
+        *_PRESENCE_KEYS,
         *_COUNT_KEYS,
         *_RATIO_KEYS,
         *_RATE_KEYS,
@@ -67,6 +74,7 @@ _DURATION_BLOCKS: dict[str, tuple[tuple[str, ...], str]] = {
     **{k: (("connect_ms",), v) for k, v in _CONNECT_KEYS.items()},
     **{k: (("reconnect_ms",), v) for k, v in _RECONNECT_KEYS.items()},
     **{k: (("todo_app", block), v) for k, (block, v) in _APP_KEYS.items()},
+    **{k: (("todo_app", "presence", block), v) for k, (block, v) in _PRESENCE_KEYS.items()},
 }
 
 
@@ -127,6 +135,8 @@ class Gate:
             passed = passed and int(_block(summary, _DURATION_BLOCKS[self.metric][0]).get("count", 0)) > 0  # no data
         if self.metric.startswith("fresh_"):  # a mutation never seen fresh is worse than any slow one
             passed = passed and int(_block(summary, ("todo_app",)).get("stale", 0)) == 0
+        if self.metric.startswith("member_"):  # a member never heard of is worse than a slow one
+            passed = passed and int(_block(summary, ("todo_app", "presence")).get("unaccounted", 0)) == 0
         return {"expr": self.expr, "value": round(value, 6), "passed": bool(passed)}
 
 

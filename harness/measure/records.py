@@ -189,6 +189,8 @@ class FinalReport(TypedDict):
     cross_clock: NotRequired[str]
     #: the todo-app workload's figures (scenarios/todo_app.py); only in such a run
     todo_app: NotRequired[AppWire]
+    #: readers as presence members (``--presence``); only in such a run
+    presence: NotRequired[PresenceWire]
 
 
 # -- summary.json (summary.build, Collector.finalize) ---------------------------------------------------
@@ -336,6 +338,8 @@ class AppSummary(TypedDict):
     fresh_before_event: int
     #: ``--optimistic`` writers: mutations applied locally first, and those rolled back (by reason)
     optimistic: NotRequired[OptimisticSummary]
+    #: readers as presence members (``--presence``); only in such a run
+    presence: NotRequired[PresenceSummary]
 
 
 class Summary(TypedDict):
@@ -385,3 +389,66 @@ class GeneratorFinal(TypedDict):
     latency: str
     delivered: int
     counts: Counts
+
+
+# -- presence (measure/presence.py) ---------------------------------------------------------------------
+
+
+class PresenceCounts(TypedDict):
+    """One generator's presence counters: members it joined, and the member events its members saw."""
+
+    members: int
+    join_failed: int
+    listed: int
+    added: int
+    removed: int
+    untimed: int
+    foreign: int
+    events: int
+
+
+class PresenceWire(TypedDict):
+    """One generator's presence figures: encoded histograms (us), counters, and per-second tallies."""
+
+    counts: PresenceCounts
+    join: str
+    added: str
+    removed: str
+    #: second since the epoch -> members joined in it / presence events received in it (all members)
+    join_seconds: dict[str, int]
+    event_seconds: dict[str, int]
+    #: per member, the presence events it received in its busiest second
+    client_peaks: list[int]
+
+
+class PresenceRates(TypedDict):
+    peak: float
+    mean: float
+
+
+class PresenceSummary(TypedDict):
+    """summary.json ``todo_app.presence``: readers as presence members (``--presence``). Every member learns
+    of every other once, from the list it got on joining or from a member_added: ``listed + member_added ==
+    expected == members * (members - 1)`` when no member left before all had joined (``unaccounted`` 0)."""
+
+    members: int
+    join_failed: int
+    join_ms: LatencySummary
+    member_added: int
+    listed: int
+    expected: int
+    unaccounted: int
+    member_removed: int
+    member_added_ms: LatencySummary
+    member_removed_ms: LatencySummary
+    #: member events with no time to compare (another host's clock, or a leave this process did not see)
+    untimed: int
+    #: member events about members of no rtbench run of this id (another tool's, an earlier run's)
+    foreign: int
+    #: members joined per second: the busiest second, and members / the span from first to last join
+    joins_per_s: PresenceRates
+    events: int
+    #: presence events per second, all members together: the busiest second, and events / their span
+    events_per_s: PresenceRates
+    #: one member's busiest second of presence events: the largest, and the mean over members
+    client_events_per_s: PresenceRates

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any, cast
 
-from harness.measure import appstats, hist
+from harness.measure import appstats, hist, presence
 from harness.measure import gates as gates_mod
 from harness.measure.accounting import NodeTotals, account
 from harness.measure.records import (
@@ -284,6 +284,9 @@ def build(
     app = appstats.summary_section(finals, summary["latency_ms"], float(load["duration_s"]))
     if app is not None:
         summary["todo_app"] = app
+        members = presence.summary_section([f["presence"] for f in finals if "presence" in f])
+        if members is not None:
+            app["presence"] = members
     nodes = nodes_section(finals, totals.nodes)
     if nodes:
         summary["nodes"] = nodes
@@ -333,6 +336,7 @@ def format_text(summary: Summary, folder: str) -> str:
         f"reconnected {conn['reconnected']}",
         *_node_lines(summary.get("nodes", {})),
         *_app_lines(summary.get("todo_app")),
+        *presence.format_lines(summary.get("todo_app", {}).get("presence")),
     ]
     rec = summary.get("reconnect_ms", {})
     if rec.get("count"):

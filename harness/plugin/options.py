@@ -16,6 +16,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from harness.measure import gates, refetch
+from harness.providers import presence
 from harness.report import files
 
 DEFAULT_PUBLISH_RATE = 10.0
@@ -156,6 +157,13 @@ def add_app_arguments(parser: Any, provider: str) -> None:
         help="todo app: the event names (comma-separated) readers treat as invalidations (default: the "
         "provider's, todo:created,todo:updated,todo:deleted on Socket.IO, Pusher and Ably, message on SSE)",
     )
+    parser.add_argument(
+        "--presence",
+        action="store_true",
+        default=False,
+        help="todo app: readers also join room 'todos' as presence members (Pusher presence channel, Ably "
+        "presence, Socket.IO presence:join on the reference target): member_added/removed latency, the storm",
+    )
 
 
 def validate_app(options: argparse.Namespace, app_events: tuple[str, ...]) -> None:
@@ -174,6 +182,9 @@ def validate_app(options: argparse.Namespace, app_events: tuple[str, ...]) -> No
     options.event = options.events[0]
     options.api_base = _api_base(str(getattr(options, "api_base", "") or ""))
     options.todos_path = _todos_path(str(getattr(options, "todos_path", DEFAULT_TODOS_PATH)))
+    provider = str(getattr(options, "provider", ""))
+    if getattr(options, "presence", False) and not presence.supports(provider):
+        raise OptionError(f"--presence: {provider} has no presence (it has: {', '.join(sorted(presence.MEMBERS))})")
 
 
 def _api_base(raw: str) -> str:

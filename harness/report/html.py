@@ -80,7 +80,18 @@ def _app_rows(summary: Summary) -> list[tuple[str, Any]]:
         return []
     rows: list[tuple[str, Any]] = [(label, app[key]) for label, key in APP_ROWS if key in app]
     rows.append(("todo app: refetch GET", app.get("refetch", {}).get("latency_ms", {})))
+    presence = app.get("presence")
+    if isinstance(presence, Mapping):  # --presence: the readers as members
+        rows += [(label, presence[key]) for label, key in PRESENCE_ROWS if key in presence]
     return rows
+
+
+#: the presence rows (summary.json ``todo_app.presence``), under the todo app's
+PRESENCE_ROWS: tuple[tuple[str, str], ...] = (
+    ("presence: member_added", "member_added_ms"),
+    ("presence: member_removed", "member_removed_ms"),
+    ("presence: join", "join_ms"),
+)
 
 
 def fmt_num(value: Any) -> str:

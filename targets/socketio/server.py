@@ -13,6 +13,11 @@ Interface (what the harness relies on):
   413 body over 1 MiB (the path an app takes when it emits after a REST mutation).
 * the app's ``/api/todos`` (targets.todos): each mutation emits ``todo:created`` / ``todo:updated`` /
   ``todo:deleted`` to every client, the event's data an object.
+* presence (targets.presence): ``presence:join`` ``{"room": str, "id": str, "info": any}`` acks
+  ``{"members": {id: info}}`` (the others present) and emits ``presence:member_added`` ``{"room", "id",
+  "info"}`` to the room's other members; ``presence:leave`` ``{"room"}`` (ack True) or a disconnect emits
+  ``presence:member_removed`` ``{"room", "id"}`` once the member's last connection is gone. A bad request
+  acks ``{"error": reason}``. Member events are bookkeeping: no fault applies. Per node (not across Redis).
 
 Several nodes: ``--redis redis://HOST:PORT [--node-id ID]`` joins the nodes sharing that Redis through
 python-socketio's Redis manager (targets.socketio.nodes). ``message`` broadcasts and publishes (socket
@@ -45,6 +50,7 @@ from targets import jsonsafe
 from targets.base import add_redis_arg
 from targets.faults import CORRUPT_PAYLOAD, FaultPlan, Faults
 from targets.httpapi import BadRequest, json_error, read_json
+from targets.presence import Roster
 from targets.serve import HEALTH, WEBSOCKETS, install
 from targets.todos import TodoEvent
 from targets.todos import mount as mount_todos
@@ -66,6 +72,8 @@ __all__ = [
 log = logging.getLogger("targets.socketio")
 
 NAMESPACE = "/"
+#: the Socket.IO room a presence room's members are in (apart from the rooms ``subscribe`` joins)
+PRESENCE_ROOM = "presence:"
 MAX_BODY_BYTES = 1024 * 1024
 RESERVED_EVENTS = frozenset(
     {"connect", "connect_error", "disconnect", "disconnecting", "newListener", "removeListener"}
@@ -201,6 +209,8 @@ class SocketIOTarget:
         else:  # pragma: no cover - engine.io internals moved: still correct, only slower
             log.warning("engine.io internals changed: no direct writes, websockets not closed on shutdown")
         self.fan_out: FaultPlan[str, _Prepared] = FaultPlan(faults, self._deliver)
+        self.roster = Roster()
+        """Presence members per room (``presence:join``)."""
         self._on_eio_disconnect_next = self.sio.eio.handlers.get("disconnect")
         self.sio.eio.on("disconnect", self._on_eio_disconnect)
         for event, handler in (
@@ -208,6 +218,9 @@ class SocketIOTarget:
             ("subscribe", self._on_subscribe),
             ("unsubscribe", self._on_unsubscribe),
             ("publish", self._on_publish),
+            ("presence:join", self._on_presence_join),
+            ("presence:leave", self._on_presence_leave),
+            ("disconnect", self._on_disconnect),
         ):
             self.sio.on(event, handler=handler)
 
@@ -315,6 +328,43 @@ class SocketIOTarget:
         except ValueError as exc:
             return {"error": str(exc)}
         return self.publish(event, data, channel)
+
+    # -- presence ------------------------------------------------------------------------------
+
+    async def _on_presence_join(self, sid: str, request: Any = None, *_: Any) -> dict[str, Any]:
+        if not isinstance(request, dict):
+            return {"error": "presence:join takes {room, id, info}"}
+        room, member = request.get("room"), request.get("id")
+        if not isinstance(room, str) or not room or not isinstance(member, str) or not member:
+            return {"error": "presence:join needs a non-empty room and id"}
+        await self.sio.enter_room(sid, PRESENCE_ROOM + room, namespace=NAMESPACE)
+        info = request.get("info")
+        others, added = self.roster.join(sid, room, member, info)  # no await from here to the fan-out
+        if added:
+            self._tell(room, "presence:member_added", {"room": room, "id": member, "info": info}, skip=sid)
+        return {"members": others}
+
+    async def _on_presence_leave(self, sid: str, request: Any = None, *_: Any) -> bool:
+        room = request.get("room") if isinstance(request, dict) else None
+        if not isinstance(room, str) or not room:
+            return False
+        self._left(sid, room, self.roster.leave(sid, room))
+        await self.sio.leave_room(sid, PRESENCE_ROOM + room, namespace=NAMESPACE)
+        return True
+
+    async def _on_disconnect(self, sid: str, *_: Any) -> None:
+        for room, member in self.roster.disconnect(sid):
+            self._left(sid, room, member)
+
+    def _left(self, sid: str, room: str, member: str | None) -> None:
+        if member is not None:
+            self._tell(room, "presence:member_removed", {"room": room, "id": member}, skip=sid)
+
+    def _tell(self, room: str, event: str, data: dict[str, Any], skip: str) -> None:
+        """A member event to the room's connections but ``skip``'s, now and past the fault plan."""
+        skip_eio = self.sio.manager.eio_sid_from_sid(skip, NAMESPACE)
+        prepared = self._prepare(event, data)
+        self._deliver([(e, prepared) for e in self._recipients(PRESENCE_ROOM + room) if e != skip_eio])
 
     # -- HTTP ----------------------------------------------------------------------------------
 

@@ -60,9 +60,11 @@ def auth_endpoint() -> Iterator[str]:
 
 
 class NodeProbe:
-    def __init__(self, *args: str) -> None:
+    """A Node script (tests/node, default the pusher-js probe) writing JSON lines, driven by lines on stdin."""
+
+    def __init__(self, *args: str, script: str = "pusher_client_probe.js") -> None:
         self.proc = subprocess.Popen(
-            ["node", str(NODE_DIR / "pusher_client_probe.js"), *args],
+            ["node", str(NODE_DIR / script), *args],
             cwd=NODE_DIR,
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
