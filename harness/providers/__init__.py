@@ -26,7 +26,8 @@ _HELPERS = (
     "http",
     "lean",
     "loopback",
-)  # modules here that define no user-facing provider (loopback: tests only)
+    "presence",
+)  # modules here that define no user-facing provider (loopback: tests only; presence: members of the todo app)
 
 
 def available() -> list[str]:
