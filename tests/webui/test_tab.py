@@ -131,3 +131,33 @@ def test_a_second_run_gets_its_own_folder(tmp_path: Path) -> None:
         assert first["run_id"] != second["run_id"]
         for run in second["runs"]:
             assert ui.get(run["report"])[0] == 200
+
+
+def test_processes_merge_every_generator_live_and_at_the_end(tmp_path: Path) -> None:
+    """``--processes 2``: the master's live figures cover both workers, and end on summary.json's."""
+    with web_ui("socketio", "--processes", "2", report_dir=tmp_path / "run") as ui:
+        deadline = time.monotonic() + 60
+        while ui.json("/stats/requests").get("worker_count") != 2:
+            assert time.monotonic() < deadline, ui.log()
+            time.sleep(0.2)
+        assert ui.post("/swarm", RUN)["success"]
+        running = ui.wait_live(
+            lambda d: (
+                d["state"] == "running"
+                and len(d.get("harness", {}).get("generators", [])) == 2
+                and d["latency_ms"]["count"] > 0
+            )
+        )
+        assert running["connections"]["open"] > 0 and running["messages"]["delivered"] > 0
+        with browser() as tab:
+            tab.goto(f"{ui.url}/?tab=rtbench")
+            tab.wait_for(TAB_ROWS_JS)
+            assert until(lambda: tab_agrees(tab, ui))["state"] == "running"
+            ui.post("/stop", {})
+            final = ui.wait_live(lambda d: d["final"] and d["state"] == "stopped")
+            assert until(lambda: tab_agrees(tab, ui)) == final
+            assert tab.console_errors() == []
+        summary = json.loads((tmp_path / "run" / "summary.json").read_text())
+        assert summary["load"]["processes"] == 2
+        for key in BLOCKS:
+            assert final[key] == summary[key], key
