@@ -53,7 +53,7 @@ class Series:
 def figures(collector: Collector, load: LoadRequest, state: str) -> dict[str, Any]:
     """What ``GET /rtbench/live`` answers: the run's identity, its figures, the chart."""
     summary = collector.last_summary
-    final = not collector.active and summary is not None and summary.get("run_id") == collector.run_id
+    final = summary is not None and bool(collector.run_id) and summary.get("run_id") == collector.run_id
     payload: dict[str, Any] = {
         "state": state,
         "run_id": collector.run_id,
