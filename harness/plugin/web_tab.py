@@ -35,10 +35,11 @@ def install(environment: Environment, master: MasterRole) -> None:
     web_ui: Any = environment.web_ui  # Locust's WebUI is untyped
     assert web_ui is not None
     guard = web_ui.auth_required_if_enabled
+    view = live.LiveView(master.collector)
 
     def payload() -> dict[str, Any]:
         runner = environment.runner
-        data = live.figures(master.collector, master.load_request(), str(runner.state) if runner else "missing")
+        data = view.figures(master.load_request(), str(runner.state) if runner else "missing")
         data["run"], data["runs"] = current_run(master, data), finished_runs(master)
         return data
 

@@ -44,7 +44,7 @@ class Collector:
         self.started_monotonic = 0.0
         self.started_at = ""
         self.last_summary: Summary | None = None
-        #: the web UI's chart, and a number that changes whenever the live figures may have
+        #: the web UI's chart, and the live figures' version: it changes at each flush, begin and finalize
         self.series = Series()
         self.version = 0
 
@@ -86,7 +86,6 @@ class Collector:
         self._connections[node] = int(report["connections"])
         self.tallies.setdefault(node, IntervalTally()).add(report)
         self._gaps[node] = self._gaps.get(node, 0) + int(report.get("lost", 0))
-        self.version += 1
 
     def add_final(self, node: str, final: FinalReport) -> None:
         self.finals[node] = final

@@ -50,6 +50,22 @@ class Series:
         self.points.append({"t": elapsed_s, "p50": lat["p50"], "p99": lat["p99"], "deliveries_per_s": round(rate, 1)})
 
 
+class LiveView:
+    """The figures built once per version of the collector (a flush a second, the run's start and end):
+    every reader in between sees the same figures under the same version, and building them (a few
+    histogram merges) costs at most once a second however many pages and scripts poll."""
+
+    def __init__(self, collector: Collector) -> None:
+        self.collector = collector
+        self._cached: dict[str, Any] | None = None
+
+    def figures(self, load: LoadRequest, state: str) -> dict[str, Any]:
+        cached = self._cached
+        if cached is None or cached["version"] != self.collector.version or cached["run_id"] != self.collector.run_id:
+            cached = self._cached = figures(self.collector, load, state)
+        return {**cached, "state": state}
+
+
 def figures(collector: Collector, load: LoadRequest, state: str) -> dict[str, Any]:
     """What ``GET /rtbench/live`` answers: the run's identity, its figures, the chart."""
     summary = collector.last_summary
@@ -113,7 +129,11 @@ def _live_blocks(collector: Collector, load: LoadRequest) -> dict[str, Any]:
 
 def rows(payload: dict[str, Any]) -> list[dict[str, str]]:
     """The figures as (figure, value) rows, for the table in Locust's own rtbench tab (it shows text)."""
-    out: list[tuple[str, Any]] = [("state", payload["state"]), ("version", payload["version"])]
+    # no run state here: Locust's UI stops polling once a run leaves "running", so a state row would stay
+    # at "stopping" while the figures are already the final ones
+    figures_of = "final (summary.json)" if payload["final"] else "live"
+    out: list[tuple[str, Any]] = [("figures", figures_of if payload["run_id"] else "no run yet")]
+    out.append(("version", payload["version"]))
     if "messages" not in payload:
         return [{"figure": k, "value": shown(v)} for k, v in out]
     for block, label in (("latency_ms", "delivery"), ("fanout_ms", "fan-out"), ("connect_ms", "connect")):

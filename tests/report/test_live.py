@@ -87,6 +87,8 @@ def test_live_figures_are_the_merged_intervals_then_the_summary(
 def test_rows_show_every_figure_as_text() -> None:
     payload = {
         "state": "running",
+        "run_id": "r1",
+        "final": False,
         "version": 7,
         "latency_ms": {"count": 2, "p50": 1.5, "max": 2.0},
         "fanout_ms": None,
@@ -98,7 +100,7 @@ def test_rows_show_every_figure_as_text() -> None:
         "harness": {"trustworthy": False, "reasons": ["late"], "generators": [{"generator": 0, "cpu_peak_pct": 9.5}]},
     }
     assert [(r["figure"], r["value"]) for r in live.rows(payload)] == [
-        ("state", "running"),
+        ("figures", "live"),
         ("version", "7"),
         ("delivery count", "2"),
         ("delivery p50 ms", "1.5"),
@@ -127,3 +129,20 @@ def test_each_run_of_a_session_gets_its_own_folder(monkeypatch: pytest.MonkeyPat
     assert files.run_folder(None, "sse", 1) == first  # a headless run keeps its name
     second = files.run_folder(None, "sse", 2)  # the same second: suffixed, never the first's folder
     assert second.parent == first.parent and second != first
+
+
+def test_a_view_holds_its_figures_until_the_next_flush(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    fake_clock(monkeypatch, collector_mod, live)
+    (a_interval, _), (b_interval, _) = two_generators()
+    collector = Collector("socketio", "embedded", gates.parse_all(GATES))
+    view = live.LiveView(collector)
+    collector.begin("run", tmp_path / "run")
+    collector.add_interval("w1", a_interval)
+    first = view.figures(REQUEST, "running")
+    collector.add_interval("w2", b_interval)  # arrives between two flushes: the next version shows it
+    assert view.figures(REQUEST, "stopping") == {**first, "state": "stopping"}
+    collector.flush()
+    second = view.figures(REQUEST, "running")
+    assert second["version"] == first["version"] + 1
+    assert second["messages"]["delivered"] == 15 > first["messages"]["delivered"] == 10
+    assert len(second["series"]) == 1
