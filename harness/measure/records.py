@@ -96,6 +96,22 @@ class HealthInterval(TypedDict):
     loop_lag_p99_ms: float
 
 
+class LiveInterval(TypedDict):
+    """What the web UI's live view needs beyond timeseries.csv: this interval's steady-state and ramp
+    deliveries apart (``latency`` holds both), and the generator's health histograms and stream counts
+    so far, so the master can show the run's figures with the summary's own code while it runs."""
+
+    steady: str
+    ramp: str
+    publish_lag: str  # cumulative
+    client_lag: str  # cumulative
+    loop_lag: str  # cumulative
+    duplicated: int  # cumulative, over this process's subscribers
+    out_of_order: int  # cumulative
+    rx_clocks: dict[str, int]
+    steady_from_ns: int
+
+
 class IntervalReport(HealthInterval):
     """``Recorder.interval_report``: one interval's histograms and counter deltas."""
 
@@ -107,6 +123,7 @@ class IntervalReport(HealthInterval):
     counts: Counts
     connections: int
     lost: int  # sequence gaps opened minus filled this interval (not losses): summed into timeseries.csv open_gaps
+    live: NotRequired[LiveInterval]
 
 
 class HealthWire(TypedDict):

@@ -24,7 +24,7 @@ from locust.runners import MasterRunner, WorkerRunner
 
 from harness import providers
 from harness.measure import hist
-from harness.plugin import fd_reserve, generator_role, messages, options, target_process
+from harness.plugin import fd_reserve, generator_role, messages, options, target_process, web_tab
 from harness.plugin.generator_role import GeneratorRole
 from harness.plugin.master_role import MasterRole
 from harness.plugin.users import PublisherUser
@@ -123,6 +123,8 @@ class RtbenchPlugin:
             self.provider_cls.validate(environment.parsed_options)
             self.provider_cls.check_client(environment.parsed_options)
             self.master = MasterRole(environment, self.provider_cls, gates, self._provider_flags)
+            if environment.web_ui is not None:
+                web_tab.install(environment, self.master)
         except (options.OptionError, ProviderConfigError, target_process.TargetError) as exc:
             fail_usage(str(exc))
 

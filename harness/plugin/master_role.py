@@ -73,6 +73,9 @@ class MasterRole:
         )
         self.run_id = ""
         self.refused_reports = 0
+        #: runs this process started (a web UI session can start many), and their folders by name
+        self.runs_started = 0
+        self.runs: dict[str, Path] = {}
         #: Ctrl-C ended the run early (the summary says so; the exit code is 1)
         self.interrupted = False
         self._cut = False
@@ -116,10 +119,11 @@ class MasterRole:
             self.environment.host = self.target.url
         self.run_id = run_id
         self.refused_reports = 0
-        folder = (
-            Path(self.options.report_dir) if self.options.report_dir else files.default_folder(self.collector.provider)
-        )
+        self.runs_started += 1
+        base = Path(self.options.report_dir) if self.options.report_dir else None
+        folder = files.run_folder(base, self.collector.provider, self.runs_started)
         self.collector.begin(run_id, folder)
+        self.runs[folder.name] = folder
         if isinstance(self.environment.runner, MasterRunner):
             self.environment.runner.send_message(messages.RUN, {"run_id": run_id})
         self._flush_greenlet = gevent.spawn(self._flush_loop)
@@ -199,16 +203,8 @@ class MasterRole:
         fd_reserve.RESERVE.release()  # room for the imports and files below, however many sockets are open
         from harness.report.html import redact, write_report  # pandas/matplotlib: imported only when needed
 
-        options = self.options
-        load: LoadRequest = {
-            "users": int(getattr(options, "num_users", 0) or 0),
-            "publish_rate": float(options.publish_rate),
-            "channels": int(options.channels),
-            "payload_bytes": int(options.payload_bytes),
-        }
-        summary = self.collector.finalize(
-            load, redact(self.parameters(), self.provider_cls.secret_patterns), interrupted=self.interrupted
-        )
+        parameters = redact(self.parameters(), self.provider_cls.secret_patterns)
+        summary = self.collector.finalize(self.load_request(), parameters, interrupted=self.interrupted)
         assert self.collector.folder is not None
         folder = self.collector.folder.folder
         try:
@@ -218,6 +214,16 @@ class MasterRole:
         print(format_text(summary, str(folder)), flush=True)
         self.collector.folder = None
         return summary
+
+    def load_request(self) -> LoadRequest:
+        """The load asked for (users: the web UI's count when it started the run)."""
+        options = self.options
+        return {
+            "users": int(getattr(options, "num_users", 0) or 0),
+            "publish_rate": float(options.publish_rate),
+            "channels": int(options.channels),
+            "payload_bytes": int(options.payload_bytes),
+        }
 
     def parameters(self) -> dict[str, Any]:
         """The options that shaped this run, for the report (secrets are redacted by the caller)."""

@@ -16,6 +16,7 @@ from harness.measure import hist, probe
 from harness.measure import summary as summary_mod
 from harness.measure.records import FinalReport, GeneratorFinal, IntervalReport, Load, LoadRequest, Summary
 from harness.report.files import IntervalRow, RunFolder
+from harness.report.live import Series
 from harness.report.partial import IntervalTally
 
 MSG_INTERVAL = "rtbench_interval"
@@ -43,6 +44,9 @@ class Collector:
         self.started_monotonic = 0.0
         self.started_at = ""
         self.last_summary: Summary | None = None
+        #: the web UI's chart, and the live figures' version: it changes at each flush, begin and finalize
+        self.series = Series()
+        self.version = 0
 
     def begin(self, run_id: str, folder: Path) -> None:
         self.run_id = run_id
@@ -52,6 +56,18 @@ class Collector:
         self._pending, self._connections, self.finals = [], {}, {}
         self.tallies, self.lost_nodes = {}, []
         self._unpublished, self._gaps = {}, {}
+        self.series = Series()
+        self.version += 1
+
+    @property
+    def open_connections(self) -> int:
+        """Subscriptions open at every generator's last interval."""
+        return sum(self._connections.values())
+
+    @property
+    def open_gaps(self) -> int:
+        """Sequence numbers skipped and not (yet) arrived, over every generator (provisional loss)."""
+        return sum(self._gaps.values())
 
     @property
     def active(self) -> bool:
@@ -102,6 +118,8 @@ class Collector:
         start = min(r["start_ms"] for r in pending)
         end = max(r["end_ms"] for r in pending)
         self.folder.write_interval(start, end, merged, row)
+        self.series.add(round((end - self.folder.start_ms) / 1000.0, 3), (end - start) / 1000.0, merged, row.delivered)
+        self.version += 1
 
     def finalize(
         self, load: LoadRequest, parameters: dict[str, Any] | None = None, *, interrupted: bool = False
@@ -147,6 +165,7 @@ class Collector:
             self.folder.write_json("generators.json", generators)
         self.folder.close()
         self.last_summary = summary
+        self.version += 1
         return summary
 
 

@@ -56,6 +56,20 @@ def default_folder(provider: str) -> Path:
     return Path("reports") / f"{provider}-{time.strftime('%Y%m%dT%H%M%SZ', time.gmtime())}"
 
 
+def run_folder(base: Path | None, provider: str, index: int) -> Path:
+    """The folder of this process's ``index``-th run (from 1): ``--report-dir`` as given for the first,
+    ``<dir>-2``, ``<dir>-3`` ... for the next ones a web UI session starts, so runs never mix; without
+    ``--report-dir``, a new timestamped folder, suffixed when two runs start in the same second."""
+    if base is not None:
+        return base if index <= 1 else base.with_name(f"{base.name}-{index}")
+    folder = default_folder(provider)
+    suffix = 2
+    while folder.exists() and index > 1:
+        folder = folder.with_name(f"{default_folder(provider).name}-{suffix}")
+        suffix += 1
+    return folder
+
+
 def prepare_folder(folder: Path) -> None:
     """Create the run folder and prove a file can be written in it, before any user is spawned: a path
     that is a file, or under ``/proc``, or read-only, fails here in one line instead of at the first write."""

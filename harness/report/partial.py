@@ -14,7 +14,7 @@ from typing import Any, cast
 
 from harness.measure import hist
 from harness.measure.recorder import COUNTER_NAMES, counts_record
-from harness.measure.records import FinalReport, IntervalReport
+from harness.measure.records import FinalReport, IntervalReport, LiveInterval
 
 
 class IntervalTally:
@@ -26,6 +26,10 @@ class IntervalTally:
         self.counts: Counter[str] = Counter()
         self.delivered = 0
         self.cpu_samples: list[float] = []
+        #: the web UI's live view: steady and ramp deliveries apart, the latest cumulative figures
+        self.steady: Any = hist.new()
+        self.ramp: Any = hist.new()
+        self.live: LiveInterval | None = None
 
     def add(self, report: IntervalReport) -> None:
         hist.add(self.latency, hist.decode(report["latency"]))
@@ -33,6 +37,32 @@ class IntervalTally:
         self.counts.update(cast(Mapping[str, int], report["counts"]))  # every counter is an int
         self.delivered += int(report["delivered"])
         self.cpu_samples.append(float(report.get("cpu_pct", 0.0)))
+        live = report.get("live")
+        if live is not None:
+            hist.add(self.steady, hist.decode(live["steady"]))
+            hist.add(self.ramp, hist.decode(live["ramp"]))
+            self.live = live
+
+    def live_final(self) -> FinalReport:
+        """A final report of the run so far, for the live view: what ``as_final`` holds, with the steady
+        state and ramp apart and the health histograms, so the summary's code reads it as it reads a
+        final one (still no ledgers: the live accounting comes from the counts, see ``report/live.py``)."""
+        final = self.as_final()
+        if self.live is None:
+            return final
+        live = self.live
+        final.update(
+            {
+                "latency": hist.encode(self.steady),
+                "ramp": hist.encode(self.ramp),
+                "client_lag": live["client_lag"],
+                "publish_lag": live["publish_lag"],
+                "rx_clocks": dict(live["rx_clocks"]),
+                "steady_from_ns": int(live["steady_from_ns"]),
+                "health": {"lag": live["loop_lag"], "cpu_samples": self.cpu_samples},
+            }
+        )
+        return final
 
     def as_final(self) -> FinalReport:
         """A final report with what the intervals carried; no ledgers or subscriber records."""

@@ -15,6 +15,7 @@ import shutil
 import subprocess
 import tempfile
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -106,8 +107,51 @@ def _errors(events: list[dict[str, Any]]) -> list[str]:
     return out
 
 
-def open_page(path: Path, width: int = 1200, height: int = 900, timeout: float = 45.0) -> Page:
-    """Load ``path`` (file://) and return what a reader would see, plus every console error."""
+class Tab:
+    """One page of a running Chromium: navigate, evaluate JavaScript, wait for a condition, read errors."""
+
+    def __init__(self, cdp: _Session, session: str) -> None:
+        self.cdp, self.session = cdp, session
+
+    def goto(self, url: str, timeout: float = 45.0) -> None:
+        self.cdp.events = [e for e in self.cdp.events if e.get("method") != "Page.loadEventFired"]
+        self.cdp.call("Page.navigate", {"url": url}, session=self.session)
+        self.cdp.wait_event("Page.loadEventFired", timeout=timeout)
+
+    def evaluate(self, expression: str, timeout: float = 20.0) -> Any:
+        """The value of ``expression`` (a promise is awaited)."""
+        result = self.cdp.call(
+            "Runtime.evaluate",
+            {"expression": expression, "returnByValue": True, "awaitPromise": True},
+            session=self.session,
+            timeout=timeout,
+        )
+        if "exceptionDetails" in result:
+            raise RuntimeError(f"{expression[:80]}: {result['exceptionDetails']}")
+        return result["result"].get("value")
+
+    def wait_for(self, expression: str, timeout: float = 30.0, interval: float = 0.1) -> Any:
+        """Poll ``expression`` until it is truthy (the page renders on its own schedule); its value."""
+        deadline = time.monotonic() + timeout
+        while True:
+            value = self.evaluate(expression)
+            if value:
+                return value
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"not true within {timeout}s: {expression}")
+            time.sleep(interval)
+
+    def metrics(self) -> dict[str, str]:
+        """Every ``data-metric`` element's text, by metric name."""
+        return dict(json.loads(str(self.evaluate(METRICS_JS))))
+
+    def console_errors(self) -> list[str]:
+        return _errors(self.cdp.events)
+
+
+@contextlib.contextmanager
+def browser(width: int = 1200, height: int = 900, timeout: float = 45.0) -> Iterator[Tab]:
+    """A headless Chromium with one blank page, closed on exit."""
     binary = chromium()
     assert binary, "chromium is not installed"
     with tempfile.TemporaryDirectory(prefix="rtbench-chromium-") as profile:
@@ -143,32 +187,9 @@ def open_page(path: Path, width: int = 1200, height: int = 900, timeout: float =
                 session = cdp.call("Target.attachToTarget", {"targetId": target, "flatten": True})["sessionId"]
                 for domain in ("Runtime.enable", "Log.enable", "Page.enable"):
                     cdp.call(domain, session=session)
-                cdp.call("Page.navigate", {"url": path.resolve().as_uri()}, session=session)
-                cdp.wait_event("Page.loadEventFired", timeout=timeout)
-                time.sleep(0.3)  # late console messages (none expected: the page has no scripts)
-
-                def evaluate(expression: str) -> Any:
-                    result = cdp.call(
-                        "Runtime.evaluate", {"expression": expression, "returnByValue": True}, session=session
-                    )
-                    return result["result"].get("value")
-
-                page = Page(
-                    text=str(evaluate("document.body.innerText")),
-                    metrics=json.loads(str(evaluate(METRICS_JS))),
-                    title=str(evaluate("document.title")),
-                )
-                shot = cdp.call(
-                    "Page.captureScreenshot",
-                    {"format": "png", "captureBeyondViewport": True},
-                    session=session,
-                    timeout=timeout,
-                )
-                page.screenshot = base64.b64decode(shot["data"])
-                page.console_errors = _errors(cdp.events)
+                yield Tab(cdp, session)
                 with contextlib.suppress(Exception):  # the socket may close before the reply
                     cdp.call("Browser.close", timeout=5)
-            return page
         finally:
             try:
                 proc.wait(timeout=5)
@@ -177,3 +198,20 @@ def open_page(path: Path, width: int = 1200, height: int = 900, timeout: float =
                 proc.wait()
             if proc.stderr is not None:
                 proc.stderr.close()
+
+
+def open_page(path: Path, width: int = 1200, height: int = 900, timeout: float = 45.0) -> Page:
+    """Load ``path`` (file://) and return what a reader would see, plus every console error."""
+    with browser(width, height, timeout) as tab:
+        tab.goto(path.resolve().as_uri(), timeout=timeout)
+        time.sleep(0.3)  # late console messages (none expected: the page has no scripts)
+        page = Page(
+            text=str(tab.evaluate("document.body.innerText")),
+            metrics=tab.metrics(),
+            title=str(tab.evaluate("document.title")),
+        )
+        capture = {"format": "png", "captureBeyondViewport": True}
+        shot = tab.cdp.call("Page.captureScreenshot", capture, session=tab.session, timeout=timeout)
+        page.screenshot = base64.b64decode(shot["data"])
+        page.console_errors = tab.console_errors()
+    return page
