@@ -119,29 +119,35 @@ class BrowserProbes:
     # -- starting -----------------------------------------------------------------------------------
     async def start(self, count: int, channels: list[str]) -> None:
         """Open ``count`` pages, page i on ``channels[i % len(channels)]``, and return once each one has
-        subscribed (or failed: counted as a failed connection with its reason)."""
+        subscribed or failed (counted as a failed connection with its reason: the run goes on without it)."""
         self.asked = count
         for index in range(count):
             channel = channels[index % len(channels)]
-            spec = self.provider.browser_page(channel)
-            path = bundle_path(self.clients_dir, spec)
-            if path is not None and spec.bundle not in self._bundles:
-                try:  # read once, here: aiohttp's FileResponse reads in an executor, whose threads gevent owns
-                    self._bundles[spec.bundle] = path.read_bytes()
-                except OSError as exc:
-                    raise ProbeError(
-                        f"--browser-probes: cannot read {spec.bundle} in {self.clients_dir}: {exc}"
-                    ) from None
-            self.pages.append(ProbePage(index, channel, spec, self.recorder.new_subscriber(channel)))
-        await self._serve()
+            self.pages.append(
+                ProbePage(index, channel, self.provider.browser_page(channel), self.recorder.new_subscriber(channel))
+            )
         try:
+            self._read_bundles()
+            await self._serve()
             self._chromium = await Chromium.launch(self.binary)
-        except ChromiumError as exc:
+        except (ProbeError, ChromiumError, OSError) as exc:
             for page in self.pages:
                 self._failed(page, str(exc))
             return
         self._watch = asyncio.ensure_future(self._watch_browser(self._chromium))
         await asyncio.gather(*(self._open(page) for page in list(self.pages)))
+
+    def _read_bundles(self) -> None:
+        """Each client bundle, read once, here: aiohttp's ``FileResponse`` reads in an executor thread, and
+        under Locust's gevent those threads never run."""
+        for page in self.pages:
+            path = bundle_path(self.clients_dir, page.spec)
+            if path is None or page.spec.bundle in self._bundles:
+                continue
+            try:
+                self._bundles[page.spec.bundle] = path.read_bytes()
+            except OSError as exc:
+                raise ProbeError(f"cannot read {page.spec.bundle} in {self.clients_dir}: {exc.strerror}") from None
 
     async def _serve(self) -> None:
         """The pages and their client bundles, on a free loopback port."""

@@ -72,9 +72,12 @@ def find_chromium() -> str | None:
 class Chromium:
     """One headless Chromium process and its browser-level DevTools connection."""
 
-    def __init__(self, process: asyncio.subprocess.Process, profile: str) -> None:
-        self.process = process
+    def __init__(self, pid: int, stderr: asyncio.StreamReader, pipe: asyncio.BaseTransport, profile: str) -> None:
+        self.pid = pid
+        self.stderr = stderr
+        self.pipe = pipe
         self.profile = profile
+        self._exited = False
         self._http: aiohttp.ClientSession | None = None
         self._ws: aiohttp.ClientWebSocketResponse | None = None
         self._ids = itertools.count(1)
@@ -89,22 +92,13 @@ class Chromium:
     async def launch(cls, binary: str, timeout_s: float = START_TIMEOUT_S) -> Chromium:
         """Start ``binary`` headless on a fresh profile and connect to its DevTools endpoint."""
         profile = tempfile.mkdtemp(prefix="rtbench-chromium-")
+        argv = [*_with_parent(), os.path.abspath(binary), *FLAGS, f"--user-data-dir={profile}", "about:blank"]
         try:
-            process = await asyncio.create_subprocess_exec(
-                *_with_parent(),
-                binary,
-                *FLAGS,
-                f"--user-data-dir={profile}",
-                "about:blank",
-                stdin=asyncio.subprocess.DEVNULL,
-                stdout=asyncio.subprocess.DEVNULL,
-                stderr=asyncio.subprocess.PIPE,
-                start_new_session=True,  # a terminal's Ctrl-C is the run's to handle, not the browser's
-            )
+            pid, stderr, pipe = await _spawn(argv)
         except OSError as exc:
             shutil.rmtree(profile, ignore_errors=True)
             raise ChromiumError(f"cannot start {binary}: {exc}") from None
-        browser = cls(process, profile)
+        browser = cls(pid, stderr, pipe, profile)
         try:
             url = await asyncio.wait_for(browser._devtools_url(), timeout_s)
             browser._http = aiohttp.ClientSession()
@@ -121,8 +115,7 @@ class Chromium:
 
     async def _devtools_url(self) -> str:
         """Read stderr until Chromium names its endpoint, then keep draining it (a full pipe would stall it)."""
-        stream = self.process.stderr
-        assert stream is not None
+        stream = self.stderr
         while True:
             line = await stream.readline()
             if not line:
@@ -196,15 +189,14 @@ class Chromium:
         if self._ws is not None and not self._ws.closed:
             with contextlib.suppress(Exception):
                 await self.call("Browser.close", timeout_s=2.0)
-        if self.process.returncode is None:
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(self.process.pid, signal.SIGTERM)
-            try:
-                await asyncio.wait_for(self.process.wait(), 5.0)
-            except TimeoutError:
-                with contextlib.suppress(ProcessLookupError):
-                    os.killpg(self.process.pid, signal.SIGKILL)
-                await self.process.wait()
+        if not self._exited:
+            self._exited = True
+            with contextlib.suppress(TimeoutError):  # Browser.close ends it: its DevTools socket closes
+                await asyncio.wait_for(self.closed.wait(), 5.0)
+            with contextlib.suppress(ProcessLookupError, PermissionError):  # its renderers and helpers too
+                os.killpg(self.pid, signal.SIGKILL)
+            with contextlib.suppress(ChildProcessError):  # gevent's SIGCHLD handler may have reaped it already
+                _original_os("waitpid")(self.pid, 0)
         if self._ws is not None:
             await self._ws.close()
         if self._http is not None:
@@ -214,7 +206,49 @@ class Chromium:
                 task.cancel()
                 with contextlib.suppress(BaseException):
                     await task
+        self.pipe.close()
         shutil.rmtree(self.profile, ignore_errors=True)
+
+
+async def _spawn(argv: list[str]) -> tuple[int, asyncio.StreamReader, asyncio.BaseTransport]:
+    """Start ``argv`` in a session of its own (a terminal's Ctrl-C is the run's to handle) with stderr on a
+    pipe read by the loop. ``posix_spawn``, not asyncio's subprocesses: libuv's child watcher takes SIGCHLD
+    over, and then gevent (Locust) never sees its own children exit (the embedded target's ``wait`` hangs)."""
+    read_fd, write_fd = os.pipe()
+    try:
+        pid = _original_os("posix_spawn")(
+            argv[0],
+            argv,
+            dict(os.environ),
+            file_actions=[
+                (os.POSIX_SPAWN_OPEN, 0, os.devnull, os.O_RDONLY, 0),
+                (os.POSIX_SPAWN_OPEN, 1, os.devnull, os.O_WRONLY, 0),
+                (os.POSIX_SPAWN_DUP2, write_fd, 2),
+            ],
+            setsid=True,
+        )
+    except BaseException:
+        os.close(read_fd)
+        raise
+    finally:
+        os.close(write_fd)
+    loop = asyncio.get_running_loop()
+    reader = asyncio.StreamReader()
+    transport, _ = await loop.connect_read_pipe(
+        lambda: asyncio.StreamReaderProtocol(reader), os.fdopen(read_fd, "rb", 0)
+    )
+    return pid, reader, transport
+
+
+def _original_os(name: str) -> Any:
+    """``os``'s own function, not gevent's: its patched ``posix_spawn``/``waitpid`` watch the child from a
+    gevent hub, which this (the bridge loop's) thread does not run."""
+    try:
+        from gevent import monkey
+
+        return monkey.get_original("os", name)
+    except ImportError:  # gevent absent: nothing is patched
+        return getattr(os, name)
 
 
 def _with_parent() -> tuple[str, ...]:
