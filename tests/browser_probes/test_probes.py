@@ -79,10 +79,10 @@ def assert_pages_exact(summary: dict[str, Any]) -> None:
     browser_count = summary["browser_latency_ms"]["count"]
     assert browser_count > 0
     assert browser_count + pages["ramp_ms"]["count"] == pages["delivered"]
-    synthetic = USERS - 1
-    assert messages["expected"] == synthetic * messages["published"], messages  # no page in it
+    synthetic = USERS - 1  # a subscriber may open after the first publish: it is owed less
+    assert 0 < messages["expected"] <= synthetic * messages["published"], messages  # no page in it
     assert messages["delivered"] == messages["expected"] and messages["lost"] == 0, messages
-    assert_accounted(summary)
+    assert_accounted(summary)  # every socket-level delivery is in latency_ms or ramp_ms, no page's
     assert summary["connections"]["opened"] == synthetic
 
 
