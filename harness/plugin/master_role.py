@@ -51,6 +51,7 @@ SHOWN_OPTIONS = (
     "timestamp_field",
     "client",
     "warmup",
+    "browser_probes",
 )
 
 
