@@ -22,7 +22,7 @@ from pathlib import Path
 
 from aiohttp import web
 
-from harness.measure import browser, probe
+from harness.measure import browser
 from harness.measure.accounting import Ledger, SubscriberRecord, in_flight
 from harness.measure.recorder import Recorder
 from harness.measure.records import BrowserWire
@@ -200,9 +200,11 @@ class BrowserProbes:
             self._failed(page, str(exc))
 
     def _failed(self, page: ProbePage, reason: str) -> None:
+        """A page that never subscribed: a failed connection (summary.json ``browser.failed``), said once."""
         if page.record in self.recorder.subscribers:
             self.recorder.subscribers.remove(page.record)
             self.recorder.connect_failed(self._redact(reason))
+            log.warning("rtbench: browser probe %d did not subscribe: %s", page.index, self._redact(reason))
 
     async def _watch_browser(self, chromium: Chromium) -> None:
         """Chromium gone mid-run: every subscribed page is dropped (what it misses is lost), once."""
@@ -286,8 +288,3 @@ class BrowserProbes:
                 await self._watch
         if self._runner is not None:
             await self._runner.cleanup()
-
-
-def channels_for(options_channels: int) -> list[str]:
-    """The run's channels, in the order synthetic subscribers take them."""
-    return [probe.channel_name(i) for i in range(max(1, options_channels))]
