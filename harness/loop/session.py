@@ -8,16 +8,19 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import logging
 import time
 import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from pathlib import Path
 from typing import TypeVar
 
 from harness.loop.app import APP_CHANNEL, ReaderHandle, TodoReader, TodoWriter, todos_url
 from harness.loop.clock import clock_id
 from harness.loop.monitor import HealthMonitor
 from harness.loop.presence import PresenceRoom, PresentReader
+from harness.loop.probes import BrowserProbes
 from harness.measure import probe
 from harness.measure.accounting import Ledger, SubscriberRecord
 from harness.measure.appstats import AppStats
@@ -45,6 +48,7 @@ PUBLISH_EARLY_WAKE_S = 0.0015  # before spawning completes, every delivery is ra
 RUN_ENDED = "still connecting when the run ended"
 
 T = TypeVar("T")
+log = logging.getLogger("rtbench")
 
 
 class RunEnded(ConnectionError):
@@ -86,6 +90,8 @@ class GeneratorSession:
         self._all_connected = asyncio.Event()
         #: the app's readers as presence members (``--presence``); None otherwise
         self.presence: PresenceRoom | None = None
+        #: this run's browser pages (``--browser-probes``, on one generator only); None otherwise
+        self.probes: BrowserProbes | None = None
 
     @property
     def provider(self) -> Provider:
@@ -127,6 +133,8 @@ class GeneratorSession:
     def steady_from(self, ns: int) -> None:
         """Deliveries of messages due from ``ns`` on are the steady state (the headline figures)."""
         self.recorder.steady_from_ns = ns
+        if self.probes is not None:
+            self.probes.steady_from(ns)
         if self.app is not None:
             self.app.steady_from_ns = ns
         RX_STAMPS.shared_since_ns = ns
@@ -147,6 +155,24 @@ class GeneratorSession:
         index = self._channel_counter % int(self.options.channels)
         self._channel_counter += 1
         return probe.channel_name(index)
+
+    # -- browser probes ---------------------------------------------------------------------------
+    async def start_browser_probes(self, count: int, binary: str, clients_dir: str, secrets: tuple[str, ...]) -> None:
+        """Open ``count`` browser pages on the run's channels (``loop/probes.py``) and return once each has
+        subscribed or failed; the steady state waits for them as for any connection."""
+        probes = self.probes = BrowserProbes(
+            self.provider, binary, Path(clients_dir), self.recorder.run_id, self.recorder.clock_id, secrets
+        )
+        probes.steady_from(self.recorder.steady_from_ns)
+        channels = [probe.channel_name(i) for i in range(int(self.options.channels))]
+        if self.app is not None:
+            channels = [APP_CHANNEL]
+        self._connecting += 1
+        try:
+            await probes.start(count, channels)
+        finally:
+            self._connecting -= 1
+            self._maybe_steady()
 
     # -- subscribers ------------------------------------------------------------------------------
     async def open_subscriber(
@@ -385,9 +411,14 @@ class GeneratorSession:
         min_wait = min(drain_timeout_s, max(DRAIN_QUIET_S, 2 * max_latency_s))
         while time.monotonic() < deadline and not self.drain_cut:
             before = recorder.delivered
+            pages_before = self.probes.delivered if self.probes is not None else 0
             await asyncio.sleep(DRAIN_QUIET_S)
             quiet = recorder.delivered == before and recorder.reconnecting == 0 and recorder.in_flight() == 0
             quiet = quiet and (self.app is None or self.app.in_flight() == 0)  # readers still to be fresh
+            probes = self.probes
+            if probes is not None:  # the pages too: late in the page is late, not lost
+                quiet = quiet and probes.delivered == pages_before
+                quiet = quiet and probes.in_flight(list(recorder.ledgers.values())) == 0
             if quiet and time.monotonic() - started >= min_wait:
                 break
         await self._cut_openings()
@@ -401,6 +432,9 @@ class GeneratorSession:
             final["todo_app"] = self.app.to_wire()
         if self.presence is not None:
             final["presence"] = self.presence.stats.to_wire()
+        if self.probes is not None:
+            final["browser"] = self.probes.to_wire(end_ns)
+            await self._close_probes()
         await self._let_go()
         return last, final
 
@@ -415,6 +449,14 @@ class GeneratorSession:
         if closing:
             await asyncio.wait(closing, timeout=CUT_WAIT_S)
         await close_shared_session()
+
+    async def _close_probes(self) -> None:
+        probes, self.probes = self.probes, None
+        if probes is not None:
+            try:
+                await probes.close()
+            except Exception:
+                log.debug("rtbench: closing the browser probes failed", exc_info=True)
 
     async def _stop_publishers(self, deadline: float) -> None:
         """Let each publisher finish the publish in flight until ``deadline`` (or a second Ctrl-C), then cut
@@ -440,6 +482,7 @@ class GeneratorSession:
         }
 
     async def aclose(self) -> None:
+        await self._close_probes()
         if self._provider is not None:
             await self._provider.aclose()
         await close_shared_session()

@@ -30,6 +30,8 @@ _LATENCY_KEYS = {
 _CONNECT_KEYS = {"connect_p50": "p50", "connect_p95": "p95", "connect_p99": "p99", "connect_max": "max"}
 _RECONNECT_KEYS = {"reconnect_p50": "p50", "reconnect_p95": "p95", "reconnect_p99": "p99", "reconnect_max": "max"}
 _FANOUT_KEYS = {"fanout_p50": "p50", "fanout_p90": "p90", "fanout_p95": "p95", "fanout_p99": "p99", "fanout_max": "max"}
+#: browser probes (summary.json ``browser_latency_ms``): in-page arrival, official JS client
+_BROWSER_KEYS = {f"browser_{point}": point for point in ("p50", "p90", "p95", "p99", "p999", "max")}
 #: the todo-app workload (summary.json ``todo_app``): time to fresh data, the event, the app's API
 _APP_KEYS = {
     f"{metric}_{point}": (block, point)
@@ -58,6 +60,8 @@ METRICS = tuple(
     [
         *_LATENCY_KEYS,
         *_FANOUT_KEYS,
+        *_BROWSER_KEYS,
+        "browser_loss",
         *_CONNECT_KEYS,
         *_RECONNECT_KEYS,
         *_APP_KEYS,
@@ -71,6 +75,7 @@ METRICS = tuple(
 _DURATION_BLOCKS: dict[str, tuple[tuple[str, ...], str]] = {
     **{k: (("latency_ms",), v) for k, v in _LATENCY_KEYS.items()},
     **{k: (("fanout_ms",), v) for k, v in _FANOUT_KEYS.items()},
+    **{k: (("browser_latency_ms",), v) for k, v in _BROWSER_KEYS.items()},
     **{k: (("connect_ms",), v) for k, v in _CONNECT_KEYS.items()},
     **{k: (("reconnect_ms",), v) for k, v in _RECONNECT_KEYS.items()},
     **{k: (("todo_app", block), v) for k, (block, v) in _APP_KEYS.items()},
@@ -119,6 +124,8 @@ class Gate:
         if self.metric in _DURATION_BLOCKS:
             path, key = _DURATION_BLOCKS[self.metric]
             return float(_block(summary, path).get(key, 0.0))
+        if self.metric == "browser_loss":  # a run without browser probes has none
+            return float(_block(summary, ("browser",)).get("lost", 0))
         messages = summary["messages"]
         if self.metric in _COUNT_KEYS:
             return float(messages[_COUNT_KEYS[self.metric]])

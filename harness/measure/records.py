@@ -181,6 +181,20 @@ class AppWire(TypedDict):
     rollbacks_by_reason: NotRequired[dict[str, int]]
 
 
+class BrowserWire(TypedDict):
+    """One generator's browser probes (``--browser-probes``): their own histograms (us) and accounting
+    records, never mixed into the socket-level ones; ``measure/browser.py``."""
+
+    pages: int  # pages asked for
+    latency: str  # steady state: in-page arrival (performance.timeOrigin + now()) - due time
+    ramp: str
+    report_lag: str  # page arrival -> the harness heard of it (the DevTools binding's delay)
+    delivered: int
+    counts: Counts
+    error_reasons: dict[str, int]
+    subscribers: list[SubscriberWire]
+
+
 class FinalReport(TypedDict):
     """``Recorder.final_report`` plus ``rx_stamps``, which ``GeneratorSession.finish`` adds."""
 
@@ -208,6 +222,8 @@ class FinalReport(TypedDict):
     todo_app: NotRequired[AppWire]
     #: readers as presence members (``--presence``); only in such a run
     presence: NotRequired[PresenceWire]
+    #: the browser probes' figures (``--browser-probes``); only from the generator that ran them
+    browser: NotRequired[BrowserWire]
 
 
 # -- summary.json (summary.build, Collector.finalize) ---------------------------------------------------
@@ -359,6 +375,28 @@ class AppSummary(TypedDict):
     presence: NotRequired[PresenceSummary]
 
 
+class BrowserSummary(TypedDict):
+    """summary.json ``browser``: the pages' own accounting (``delivered + lost == expected``, expected = what
+    was published on a page's channel while it was subscribed), connections, and how late the harness heard
+    of their arrivals (``report_lag_ms``, not part of the latency)."""
+
+    pages: int
+    opened: int
+    failed: int
+    dropped: int
+    reconnected: int
+    expected: int
+    delivered: int
+    lost: int
+    duplicated: int
+    out_of_order: int
+    outside_windows: int
+    errors: int
+    errors_by_reason: dict[str, int]
+    ramp_ms: LatencySummary
+    report_lag_ms: LatencySummary
+
+
 class Summary(TypedDict):
     """summary.json, in its key order. ``parameters`` is there when the run's options were given."""
 
@@ -385,6 +423,9 @@ class Summary(TypedDict):
     nodes: NotRequired[dict[str, NodeSummary]]
     #: the todo-app workload (scenarios/todo_app.py); only in such a run
     todo_app: NotRequired[AppSummary]
+    #: browser probes (``--browser-probes``): in-page arrival - due time, and their own accounting; only then
+    browser_latency_ms: NotRequired[LatencySummary]
+    browser: NotRequired[BrowserSummary]
     clock: str  # "harness", or "server" under --timestamp-field
     errors_by_reason: dict[str, int]
     foreign_messages: int

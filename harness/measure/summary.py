@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any, cast
 
-from harness.measure import appstats, hist, presence
+from harness.measure import appstats, browser, hist, presence
 from harness.measure import gates as gates_mod
 from harness.measure.accounting import NodeTotals, account
 from harness.measure.records import (
@@ -290,6 +290,9 @@ def build(
     nodes = nodes_section(finals, totals.nodes)
     if nodes:
         summary["nodes"] = nodes
+    pages = browser.section(finals, ledgers)
+    if pages is not None:  # browser probes: their own figures and accounting, never in the ones above
+        summary["browser_latency_ms"], summary["browser"] = pages
     summary["gates"] = gates_mod.evaluate_all(gates, summary)
     summary["passed"] = all(g["passed"] for g in summary["gates"])
     return in_record_order(summary)
@@ -337,6 +340,7 @@ def format_text(summary: Summary, folder: str) -> str:
         *_node_lines(summary.get("nodes", {})),
         *_app_lines(summary.get("todo_app")),
         *presence.format_lines(summary.get("todo_app", {}).get("presence")),
+        *_browser_lines(summary),
     ]
     rec = summary.get("reconnect_ms", {})
     if rec.get("count"):
@@ -397,6 +401,21 @@ def _app_lines(app: AppSummary | None) -> list[str]:
     for reason, n in app.get("stale_by_reason", {}).items():
         lines.append(f"  stale                {n}: {reason}")
     return lines
+
+
+def _browser_lines(summary: Summary) -> list[str]:
+    """Browser probes: the in-page latency beside the socket-level line above, and the pages' accounting."""
+    pages, lat = summary.get("browser"), summary.get("browser_latency_ms")
+    if pages is None or lat is None:
+        return []
+    return [
+        f"  browser latency ms   p50 {lat['p50']}  p90 {lat['p90']}  p95 {lat['p95']}  p99 {lat['p99']}  "
+        f"p99.9 {lat['p999']}  max {lat['max']}  (n={lat['count']}; in-page arrival, official JS client)",
+        f"  browser pages        {pages['pages']} asked, {pages['opened']} subscribed ({pages['failed']} failed)  "
+        f"expected {pages['expected']}  delivered {pages['delivered']}  lost {pages['lost']}  duplicated "
+        f"{pages['duplicated']}  out of order {pages['out_of_order']}  errors {pages['errors']}",
+        *[f"    browser error: {reason} (x{n})" for reason, n in list(pages["errors_by_reason"].items())[:5]],
+    ]
 
 
 def _payload_line(load: Load) -> list[str]:

@@ -17,6 +17,8 @@ from locust.env import Environment
 from harness.loop.bridge import get_bridge
 from harness.loop.session import GeneratorSession
 from harness.measure.records import FinalReport, IntervalReport
+from harness.net.chromium import find_chromium
+from harness.plugin import options as run_options
 from harness.plugin.live_stats import log_batch
 from harness.providers.base import Provider
 
@@ -61,8 +63,28 @@ class GeneratorRole:
             self.session = GeneratorSession(self.provider_cls, self.environment.host, self.options)
         self.session.options = self.options
         get_bridge().call(self.session.begin, run_id)
+        self._start_browser_probes()
         self._finished = False
         self._interval_greenlet = gevent.spawn(self._interval_loop, ship_interval)
+
+    def _start_browser_probes(self) -> None:
+        """``--browser-probes N``: the pages run on one generator only (the only process, or worker 0), so
+        N means N pages whatever the number of workers; they subscribe before the users spawn."""
+        count = run_options.browser_probes(self.options)
+        runner = self.environment.runner
+        if not count or runner is None or getattr(runner, "worker_index", 0) != 0:
+            return
+        binary = find_chromium()
+        assert self.session is not None
+        if binary is None:  # the master checked its own machine; this worker runs elsewhere
+            log.error("rtbench: --browser-probes: no Chromium on this generator; no pages run")
+            return
+        secrets = tuple(str(getattr(self.options, name, "") or "") for name in ("secret", "ably_key"))
+        clients = str(run_options.browser_clients_dir(self.options))
+        try:
+            get_bridge().run(self.session.start_browser_probes(count, binary, clients, secrets))
+        except Exception as exc:
+            log.error("rtbench: --browser-probes: %s", exc)
 
     def _interval_loop(self, ship_interval: IntervalSink) -> None:
         """Every second: the interval report and the live UI's samples. A failing second (the process out

@@ -122,6 +122,9 @@ class RtbenchPlugin:
                     raise options.OptionError("the todo app needs a server with /api/todos: give --host or --api-base")
             self.provider_cls.validate(environment.parsed_options)
             self.provider_cls.check_client(environment.parsed_options)
+            if options.browser_probes(environment.parsed_options):
+                self.provider_cls.check_browser(environment.parsed_options)
+            options.validate_browser(environment.parsed_options, self.provider_cls.browser_bundle)
             self.master = MasterRole(environment, self.provider_cls, gates, self._provider_flags)
             if environment.web_ui is not None:
                 web_tab.install(environment, self.master)

@@ -55,6 +55,7 @@ SHOWN_OPTIONS = (
     "timestamp_field",
     "client",
     "warmup",
+    "browser_probes",
 )
 
 

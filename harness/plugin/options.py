@@ -11,11 +11,13 @@ from __future__ import annotations
 
 import argparse
 import math
+import os
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
 from harness.measure import gates, refetch
+from harness.net.chromium import CHROMIUM_ENV, find_chromium
 from harness.providers import presence
 from harness.report import files
 
@@ -26,6 +28,9 @@ MAX_PAYLOAD_BYTES = 1024 * 1024
 
 #: the app's todos collection on the reference targets (targets/todos.py)
 DEFAULT_TODOS_PATH = "/api/todos"
+#: the official browser clients' npm packages (``browser/package.json``: ``npm ci --prefix browser``)
+DEFAULT_BROWSER_CLIENTS = Path(__file__).resolve().parents[2] / "browser" / "node_modules"
+BROWSER_CLIENTS_ENV = "RTBENCH_BROWSER_CLIENTS"
 
 
 class OptionError(ValueError):
@@ -73,7 +78,58 @@ def add_arguments(parser: Any) -> Any:
         help="seconds after spawning completes still counted as ramp-up (default 1); the headline "
         "figures and the verdict are the steady state after it",
     )
+    group.add_argument(
+        "--browser-probes",
+        type=str,
+        default="0",
+        help="also open N headless Chromium pages subscribed with the provider's official browser client, "
+        "timed in the page: browser_latency_ms, apart from the socket-level figures (needs Debian's chromium)",
+    )
+    group.add_argument(
+        "--browser-clients",
+        type=str,
+        default="",
+        include_in_web_ui=False,
+        help="folder holding the official browser clients' npm packages (default: $RTBENCH_BROWSER_CLIENTS, "
+        "else browser/node_modules of this checkout: npm ci --prefix browser)",
+    )
     return group
+
+
+def browser_clients_dir(options: argparse.Namespace) -> Path:
+    """Where the pages' client bundles are read from (``--browser-clients``)."""
+    given = str(getattr(options, "browser_clients", "") or os.environ.get(BROWSER_CLIENTS_ENV, "")).strip()
+    return Path(given) if given else DEFAULT_BROWSER_CLIENTS
+
+
+def browser_probes(options: argparse.Namespace) -> int:
+    """``--browser-probes`` as a count (a worker's options were never validated: 0 when unreadable)."""
+    try:
+        return max(0, int(getattr(options, "browser_probes", 0) or 0))
+    except (TypeError, ValueError):
+        return 0
+
+
+def validate_browser(options: argparse.Namespace, bundle: str | None) -> str:
+    """With ``--browser-probes N``: Chromium must be installed and the provider's browser client present.
+    Returns the Chromium binary ('' without probes); raises OptionError in one line otherwise."""
+    options.browser_probes = _number(options, "browser_probes", int, 0, 1000)
+    if not options.browser_probes:
+        return ""
+    binary = find_chromium()
+    if binary is None:
+        raise OptionError(
+            "--browser-probes: no Chromium found (install Debian's chromium: apt-get install -y chromium; "
+            f"or name one in ${CHROMIUM_ENV})"
+        )
+    clients = browser_clients_dir(options)
+    if bundle and not (clients / bundle).is_file():
+        raise OptionError(
+            f"--browser-probes: the browser client {bundle} is not in {clients} "
+            "(npm ci --prefix browser, or give --browser-clients DIR)"
+        )
+    options.browser_clients = str(clients)
+    return binary
 
 
 def add_app_arguments(parser: Any, provider: str) -> None:

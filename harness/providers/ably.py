@@ -53,6 +53,7 @@ from harness.net.websocket import WebSocket
 from harness.protocols import ably as proto
 from harness.protocols.ably import ProtocolError, parse_key
 from harness.providers.base import (
+    BrowserPage,
     OnData,
     OnError,
     Provider,
@@ -564,8 +565,25 @@ class AblyPublisher(PublisherHandle):
             await self.client.close()
 
 
+#: a browser probe's subscription (``BrowserPage``): ably-js as an app uses it (``cfg.options``: its
+#: constructor's options, the key included; the page never logs)
+ABLY_PAGE = """
+const client = new Ably.Realtime({...cfg.options, logLevel: 0});
+const channel = client.channels.get(cfg.channel);
+let up = false;
+client.connection.on((change) => {
+  if (up && change.current !== "connected") { up = false; rtb.dropped(); }
+  if (change.current === "failed") rtb.error("ably connection failed: " + (change.reason && change.reason.message));
+});
+channel.on("attached", () => { if (client.connection.state === "connected") { up = true; rtb.subscribed(); } });
+channel.subscribe(cfg.event, (message) => rtb.deliver(message.data))
+  .catch((e) => rtb.error("ably attach failed: " + e.message));
+"""
+
+
 class AblyProvider(Provider):
     name = "ably"
+    browser_bundle = "ably/build/ably.min.js"
     official_client = "ably AblyRealtime"
     target_module = "targets.ably"
     schemes = ("http", "https", "ws", "wss")
@@ -607,6 +625,19 @@ class AblyProvider(Provider):
                 "use_token_auth": not where.tls,
             }
             self._ws_url = f"{where.base_url(websocket=True)}/?{query}"
+
+    def browser_page(self, channel: str) -> BrowserPage:
+        """ably-js on the realtime websocket, in this run's wire format."""
+        options: dict[str, object] = {"key": self.key, "useBinaryProtocol": self.binary}
+        if self.cloud:
+            options |= self.realtime_opts
+        else:
+            where = Endpoint.parse(self.host)
+            options |= {"endpoint": where.host, "tls": where.tls, ("tlsPort" if where.tls else "port"): where.port}
+            options |= {"fallbackHosts": [], "disableConnectivityCheck": True}
+        return BrowserPage(
+            self.browser_bundle or "", ABLY_PAGE, {"options": options, "channel": channel, "event": self.event}
+        )
 
     # -- options ------------------------------------------------------------------------------
     @classmethod

@@ -89,6 +89,22 @@ class PublisherHandle(ABC):
     async def close(self) -> None: ...
 
 
+@dataclass(frozen=True)
+class BrowserPage:
+    """How a browser page subscribes with the provider's official JavaScript client (``--browser-probes``).
+
+    ``bundle``: the client's browser build, relative to the browser clients folder (``browser/node_modules``,
+    served to the page from that local file, never a CDN); '' when the browser has the client built in
+    (EventSource). ``script``: the page's code, run with ``cfg`` (this ``config``, as JSON) and ``rtb`` in
+    scope: it calls ``rtb.deliver(data)`` for each event, ``rtb.subscribed()`` once deliveries will come (and
+    again after a reconnect), ``rtb.dropped()`` when the connection is lost, ``rtb.error(text)`` on errors.
+    ``config`` may hold a client credential (a key the page needs): it goes to the page only, never a log."""
+
+    bundle: str
+    script: str
+    config: dict[str, Any] = field(default_factory=dict)
+
+
 class ProviderConfigError(ValueError):
     """Bad provider options; the message is a one-line reason (exit code 2)."""
 
@@ -109,6 +125,9 @@ class Provider(ABC):
     app_events: ClassVar[tuple[str, ...]] = ("todo:created", "todo:updated", "todo:deleted")
     #: older spellings of ``--event`` this provider still accepts
     event_aliases: ClassVar[tuple[str, ...]] = ()
+    #: the official browser client's bundle, relative to the browser clients folder (``--browser-clients``):
+    #: '' when browsers have the client built in (EventSource), None when there is no browser client
+    browser_bundle: ClassVar[str | None] = None
     #: what a secret of this provider looks like inside an option's value (e.g. an API key in a URL): the
     #: report replaces every match (``harness.report.html.redact(params, patterns)``)
     secret_patterns: ClassVar[tuple[re.Pattern[str], ...]] = ()
@@ -182,6 +201,17 @@ class Provider(ABC):
         """The managed service's URL when credentials are configured and no --host was given; None means
         the embedded reference target is started as usual."""
         return cls.cloud_url(options) if cls.is_cloud(options) else None
+
+    def browser_page(self, channel: str) -> BrowserPage:
+        """The page a browser probe opens to subscribe to ``channel`` with the official JS client."""
+        raise ProviderConfigError(f"--browser-probes: {self.name} has no official browser client")
+
+    @classmethod
+    def check_browser(cls, options: argparse.Namespace) -> None:
+        """Raise ProviderConfigError when this run's options cannot be followed by a browser page;
+        subclasses call this first."""
+        if cls.browser_bundle is None:
+            raise ProviderConfigError(f"--browser-probes: {cls.name} has no official browser client")
 
     @abstractmethod
     async def open_subscriber(self, channel: str, hooks: SubscriberHooks) -> SubscriberHandle:

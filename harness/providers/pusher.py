@@ -40,6 +40,7 @@ from harness.net.reconnect import Backoff, GiveUp
 from harness.net.websocket import ClosedError, OnMessage, WebSocket
 from harness.protocols import pusher as proto
 from harness.providers.base import (
+    BrowserPage,
     Provider,
     ProviderConfigError,
     PublisherHandle,
@@ -305,8 +306,22 @@ class PusherPublisher(PublisherHandle):
         """Nothing to release: requests use the shared session."""
 
 
+#: a browser probe's subscription (``BrowserPage``): pusher-js as an app uses it (``cfg.options`` is its
+#: constructor's options: the cluster, and the local target's websocket host and port)
+PUSHER_PAGE = """
+const pusher = new Pusher(cfg.key, cfg.options);
+const channel = pusher.subscribe(cfg.channel);
+channel.bind("pusher:subscription_succeeded", () => rtb.subscribed());
+channel.bind("pusher:subscription_error", (e) => rtb.error("subscription error: " + JSON.stringify(e)));
+channel.bind(cfg.event, (data) => rtb.deliver(data));
+pusher.connection.bind("state_change", (s) => { if (s.previous === "connected") rtb.dropped(); });
+pusher.connection.bind("error", (e) => rtb.error("pusher error: " + JSON.stringify(e && e.data || e)));
+"""
+
+
 class PusherProvider(Provider):
     name = "pusher"
+    browser_bundle = "pusher-js/dist/web/pusher.min.js"
     target_module = "targets.pusher"
     schemes = ("http", "https", "ws", "wss")
     event_default = "rtbench"
@@ -388,6 +403,34 @@ class PusherProvider(Provider):
     def wire_channel(self, channel: str) -> str:
         """The harness's channel name with the prefix --channel-type asks for."""
         return self.prefix + channel
+
+    @classmethod
+    def check_browser(cls, options: argparse.Namespace) -> None:
+        super().check_browser(options)
+        if str(getattr(options, "channel_type", "public")) != "public":
+            raise ProviderConfigError(
+                "--browser-probes: pusher pages subscribe to public channels (--channel-type public)"
+            )
+
+    def browser_page(self, channel: str) -> BrowserPage:
+        """pusher-js over websocket; the public key only (never the secret)."""
+        ends = self.endpoints
+        options: dict[str, object] = {
+            "cluster": _option(self.options, "cluster") or DEFAULT_CLUSTER,
+            "disableStats": True,
+        }
+        if not ends.cloud:
+            where = Endpoint.parse(ends.ws_base)
+            port_key = "wssPort" if where.tls else "wsPort"
+            options |= {"wsHost": where.host, port_key: where.port, "forceTLS": where.tls}
+            options["enabledTransports"] = ["wss" if where.tls else "ws"]
+        config = {
+            "key": ends.key,
+            "options": options,
+            "channel": self.wire_channel(channel),
+            "event": str(self.options.event),
+        }
+        return BrowserPage(self.browser_bundle or "", PUSHER_PAGE, config)
 
     async def open_subscriber(self, channel: str, hooks: SubscriberHooks) -> SubscriberHandle:
         user_id = f"rtb-{os.getpid()}-{next(self._user_ids)}"

@@ -29,6 +29,7 @@ from harness.net.reconnect import Backoff, GiveUp
 from harness.net.websocket import WebSocket
 from harness.protocols import engineio
 from harness.providers.base import (
+    BrowserPage,
     OnData,
     Provider,
     PublisherHandle,
@@ -188,8 +189,25 @@ class SocketIOPublisher(PublisherHandle):
             await self.client.disconnect()
 
 
+#: a browser probe's subscription (``BrowserPage``): the official client as an app uses it
+SOCKETIO_PAGE = """
+const socket = io(cfg.url, {path: cfg.path, transports: ["websocket"]});
+socket.on(cfg.event, (data) => rtb.deliver(data));
+socket.on("connect", async () => {
+  if (cfg.rooms) {
+    try { await socket.timeout(30000).emitWithAck("subscribe", cfg.channel); }
+    catch (e) { rtb.error("subscribe failed: " + e.message); return; }
+  }
+  rtb.subscribed();
+});
+socket.on("disconnect", () => rtb.dropped());
+socket.on("connect_error", (e) => rtb.error("connect_error: " + e.message));
+"""
+
+
 class SocketIOProvider(Provider):
     name = "socketio"
+    browser_bundle = "socket.io-client/dist/socket.io.min.js"
     official_client = "python-socketio AsyncClient"
     target_module = "targets.socketio"
     schemes = ("http", "https", "ws", "wss")
@@ -232,6 +250,12 @@ class SocketIOProvider(Provider):
             socketio_path=self.options.socketio_path,
             wait_timeout=CONNECT_TIMEOUT_S,
         )
+
+    def browser_page(self, channel: str) -> BrowserPage:
+        """socket.io-client over websocket only, joining ``channel``'s room when the run has several."""
+        path = "/" + str(self.options.socketio_path).strip("/") + "/"
+        config = {"url": self.host, "path": path, "event": str(self.options.event), "rooms": self.rooms}
+        return BrowserPage(self.browser_bundle or "", SOCKETIO_PAGE, {**config, "channel": channel})
 
     async def open_subscriber(self, channel: str, hooks: SubscriberHooks) -> SubscriberHandle:
         if self.use_official_client():

@@ -44,6 +44,7 @@ from harness.net.stream import ConnectError, Stream, client_tls_context, note_sh
 from harness.protocols import http1
 from harness.protocols import sse as sse_protocol
 from harness.providers.base import (
+    BrowserPage,
     Provider,
     ProviderConfigError,
     PublisherHandle,
@@ -398,8 +399,18 @@ class SSEPublisher(PublisherHandle):
         """Nothing to release: publishing borrows the shared session."""
 
 
+#: a browser probe's subscription (``BrowserPage``): the browser's own EventSource
+SSE_PAGE = """
+const source = new EventSource(cfg.url);
+source.onopen = () => rtb.subscribed();
+source.onerror = () => rtb.dropped();
+source.addEventListener(cfg.event, (e) => rtb.deliver(e.data));
+"""
+
+
 class SSEProvider(Provider):
     name = "sse"
+    browser_bundle = ""
     target_module = "targets.sse"
     event_default = "message"
     app_events = ("message",)  # the app's events are ``message`` events on the stream, ``type`` in their JSON
@@ -485,6 +496,18 @@ class SSEProvider(Provider):
             return self.events_url
         sep = "&" if "?" in self.events_url else "?"
         return f"{self.events_url}{sep}{urlencode({'channel': channel})}"
+
+    @classmethod
+    def check_browser(cls, options: argparse.Namespace) -> None:
+        super().check_browser(options)
+        if _timestamp_field(options):
+            raise ProviderConfigError("--browser-probes: pages time rtbench's own envelopes, not --timestamp-field")
+
+    def browser_page(self, channel: str) -> BrowserPage:
+        """The browser's native EventSource on the run's stream (cross-origin: the target must allow it)."""
+        return BrowserPage(
+            self.browser_bundle or "", SSE_PAGE, {"url": self.stream_url(channel), "event": str(self.options.event)}
+        )
 
     async def open_subscriber(self, channel: str, hooks: SubscriberHooks) -> SubscriberHandle:
         source = EventSource(self, self.stream_url(channel), hooks)

@@ -255,6 +255,24 @@ def _charts(run: RunData) -> dict[str, str]:
     return out
 
 
+BROWSER_POINTS = ("count", "p50", "p90", "p95", "p99", "p999", "max", "mean")
+
+
+def _browser_rows(summary: Summary) -> list[tuple[str, dict[str, Any]]]:
+    """Socket-level vs browser-level latency side by side (``--browser-probes``), and what the page adds:
+    the difference of each percentile. Empty for a run without browser probes."""
+    socket: Mapping[str, Any] | None = summary.get("latency_ms")
+    page: Mapping[str, Any] | None = summary.get("browser_latency_ms")
+    if not isinstance(socket, Mapping) or not isinstance(page, Mapping):
+        return []
+    added = {k: round(float(page.get(k, 0)) - float(socket.get(k, 0)), 3) for k in BROWSER_POINTS if k != "count"}
+    return [
+        ("socket (synthetic subscribers)", {k: socket.get(k) for k in BROWSER_POINTS}),
+        ("browser (in-page, official JS client)", {k: page.get(k) for k in BROWSER_POINTS}),
+        ("browser - socket", {"count": None, **added}),
+    ]
+
+
 def context(run: RunData) -> dict[str, Any]:
     """Everything the template shows, computed here so the template stays declarative."""
     summary = run.summary
@@ -311,6 +329,8 @@ def context(run: RunData) -> dict[str, Any]:
         "todo_app": summary.get("todo_app"),
         "cross_clock": _shown(summary, "cross_clock_ms"),
         "nodes": list(summary.get("nodes", {}).items()),
+        "browser": summary.get("browser"),
+        "browser_rows": _browser_rows(summary),
         "rx_clock_text": RX_CLOCK_TEXT.get(str(summary.get("rx_clock", "")), "arrival clock not recorded"),
         "connect": summary.get("connect_ms", {}),
         "accounting": accounting,
