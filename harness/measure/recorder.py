@@ -308,7 +308,8 @@ class Recorder:
         return report
 
     def _live(self, steady: str, ramp: str) -> LiveInterval:
-        """The web UI's live view of this process (about 0.1 ms of the loop a second: a few encodes)."""
+        """The web UI's live view of this process: a few encodes and a walk over the subscribers
+        (about 0.5 ms of the loop a second at 1,000 subscribers)."""
         trackers = [t for s in self.subscribers for t in s.streams.values()]
         return {
             "steady": steady,
