@@ -373,7 +373,8 @@ class GeneratorSession:
                 break
         await self._cut_openings()
         if self.presence is not None:  # the leave storm, measured before the final report
-            await self.presence.leave_all(time.monotonic() + max(drain_timeout_s, PRESENCE_LEAVE_MIN_S))
+            deadline = time.monotonic() + max(drain_timeout_s, PRESENCE_LEAVE_MIN_S)
+            await self.presence.leave_all(deadline, cut=lambda: self.drain_cut)
         self.monitor.stop()
         last = recorder.interval_report()
         final = recorder.final_report(end_ns)
