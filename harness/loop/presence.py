@@ -79,9 +79,10 @@ class PresenceRoom:
             self.stats.left(member.member_id, time.time_ns())
             await member.leave()
 
-    async def leave_all(self, deadline: float) -> None:
+    async def leave_all(self, deadline: float, cut: Callable[[], bool] = lambda: False) -> None:
         """Every member leaves, one at a time, each once the rest here heard of the previous (or
-        ``LEAVE_WAIT_S`` passed); after ``deadline`` (monotonic) the rest leave without waiting."""
+        ``LEAVE_WAIT_S`` passed); after ``deadline`` (monotonic), or once ``cut()`` says so (a second
+        Ctrl-C), the rest leave without waiting."""
         while self.members:
             member = self.members.pop(0)
             done = asyncio.Event()
@@ -89,7 +90,7 @@ class PresenceRoom:
             self.stats.left(member.member_id, time.time_ns())
             await member.leave()
             wait = min(LEAVE_WAIT_S, deadline - time.monotonic())
-            if self.members and wait > 0:
+            if self.members and wait > 0 and not cut():
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(done.wait(), wait)
 

@@ -117,6 +117,8 @@ class GeneratorSession:
         self._held = set()
         presence = self.app is not None and bool(getattr(self.options, "presence", False))
         self.presence = PresenceRoom(PresenceStats(run_id, clock_id()), self.recorder.error) if presence else None
+        if self.presence is not None:  # Ably sends the join storm to the readers' sockets too: not a steady read
+            RX_STAMPS.shared_since_ns = STEADY_NOT_YET  # until steady_from
         self.drain_cut = False
         self._all_connected = asyncio.Event()
         self.recorder.steady_from_ns = STEADY_NOT_YET
@@ -423,7 +425,11 @@ class GeneratorSession:
                 break
         await self._cut_openings()
         if self.presence is not None:  # the leave storm, measured before the final report
-            await self.presence.leave_all(time.monotonic() + max(drain_timeout_s, PRESENCE_LEAVE_MIN_S))
+            # no delivery is measured from here on: presence frames on the readers' sockets (Ably sends a
+            # channel's presence to every connection attached to it) must not count as shared stamps
+            RX_STAMPS.shared_since_ns = STEADY_NOT_YET
+            deadline = time.monotonic() + max(drain_timeout_s, PRESENCE_LEAVE_MIN_S)
+            await self.presence.leave_all(deadline, cut=lambda: self.drain_cut)
         self.monitor.stop()
         last = recorder.interval_report()
         final = recorder.final_report(end_ns)

@@ -4,7 +4,7 @@
 Why it matters: each member who joins is news to every member already there, so N members joining make
 N(N-1)/2 member_added events and each client's share grows with N. What a user wants to know is how long
 "X is online" takes to reach the others (``member_added_ms``, ``member_removed_ms``) and how hard that
-storm hits each client (events per second at a member, members joining per second).
+storm hits each client (member_added per second at a member, members joining per second).
 
 Presence events carry no send time of their own, so a member carries its join time in its info
 (:func:`member_info`: this run's id, the host's clock tag, the wall-clock time the join request was
@@ -34,7 +34,7 @@ def member_info(run_id: str, clock: str, join_ns: int) -> dict[str, Any]:
 
 
 class Tally:
-    """One member's presence events per second (the storm as that client feels it)."""
+    """One member's member_added events per second (the join storm as that client feels it)."""
 
     __slots__ = ("member_id", "seconds")
 
@@ -77,7 +77,10 @@ class PresenceStats:
                 self.counts["listed" if self._ours(info) else "foreign"] += 1
 
     def member_added(self, tally: Tally, member_id: str, info: Any, rx_ns: int) -> None:
-        self._event(tally, rx_ns)
+        self.counts["events"] += 1
+        second = rx_ns // NS_PER_S  # the join storm: what users joining do to every member
+        tally.seconds[second] += 1
+        self.event_seconds[second] += 1
         if member_id == tally.member_id:
             return
         if not self._ours(info):
@@ -91,7 +94,8 @@ class PresenceStats:
             self.counts["untimed"] += 1
 
     def member_removed(self, tally: Tally, member_id: str, rx_ns: int) -> None:
-        self._event(tally, rx_ns)
+        """Counted and timed, not in the storm's rates: the run's end paces the leaves (``PresenceRoom``)."""
+        self.counts["events"] += 1
         self.counts["removed"] += 1
         left = self.left_ns.get(member_id)
         if left is None:
@@ -101,12 +105,6 @@ class PresenceStats:
 
     def left(self, member_id: str, ns: int) -> None:
         self.left_ns[member_id] = ns
-
-    def _event(self, tally: Tally, rx_ns: int) -> None:
-        second = rx_ns // NS_PER_S
-        tally.seconds[second] += 1
-        self.event_seconds[second] += 1
-        self.counts["events"] += 1
 
     def _ours(self, info: Any) -> bool:
         return isinstance(info, dict) and info.get("rtb") == self.run_id
@@ -188,7 +186,7 @@ def format_lines(section: PresenceSummary | None) -> list[str]:
         f"  member_added ms      p50 {added['p50']}  p99 {added['p99']}  max {added['max']}  (n={added['count']})",
         f"  member_removed ms    p50 {removed['p50']}  p99 {removed['p99']}  max {removed['max']}  "
         f"(n={removed['count']})",
-        f"  presence storm       joins/s peak {section['joins_per_s']['peak']:g}  events/s peak "
+        f"  presence join storm  joins/s peak {section['joins_per_s']['peak']:g}  member_added/s peak "
         f"{section['events_per_s']['peak']:g}  per client peak {section['client_events_per_s']['peak']:g} "
         f"(mean {section['client_events_per_s']['mean']:g})",
     ]

@@ -472,10 +472,10 @@ class PresenceWire(TypedDict):
     join: str
     added: str
     removed: str
-    #: second since the epoch -> members joined in it / presence events received in it (all members)
+    #: second since the epoch -> members joined in it / member_added events received in it (all members)
     join_seconds: dict[str, int]
     event_seconds: dict[str, int]
-    #: per member, the presence events it received in its busiest second
+    #: per member, the member_added events it received in its busiest second
     client_peaks: list[int]
 
 
@@ -505,8 +505,10 @@ class PresenceSummary(TypedDict):
     foreign: int
     #: members joined per second: the busiest second, and members / the span from first to last join
     joins_per_s: PresenceRates
+    #: member events received in all (member_added and member_removed, foreign ones included)
     events: int
-    #: presence events per second, all members together: the busiest second, and events / their span
+    #: the join storm: member_added events per second, all members together (the busiest second, and the
+    #: events / their span); member_removed are not in it, as the run's end paces the leaves
     events_per_s: PresenceRates
-    #: one member's busiest second of presence events: the largest, and the mean over members
+    #: one member's busiest second of member_added events: the largest, and the mean over members
     client_events_per_s: PresenceRates

@@ -41,6 +41,10 @@ class UpgradeError(ConnectError):
 
 
 class WebSocket:
+    #: whether messages sharing a read's stamp count in the run's ``rx_stamps`` (a verdict on deliveries);
+    #: False on connections that carry no deliveries (presence members, ``providers/presence.py``)
+    counts_shared = True
+
     def __init__(self, stream: Stream, key: str, max_message: int) -> None:
         self.stream = stream
         self.key = key
@@ -124,7 +128,7 @@ class WebSocket:
             self._handle(exc.events, rx_ns)  # what arrived before the violation still arrived
             self._fail(exc.code, str(exc))
             return
-        if len(events) > 1 or (events and self.parser.buffered):
+        if (len(events) > 1 or (events and self.parser.buffered)) and self.counts_shared:
             shared = sum(1 for event in events if type(event) is ws.Message)
             note_shared(shared if self.parser.buffered else shared - 1, rx_ns)
         self._handle(events, rx_ns)

@@ -84,6 +84,7 @@ class WebSocketMember(Member):
 
     async def join(self) -> None:
         ws = self.ws = await WebSocket.connect(self.url, timeout=JOIN_TIMEOUT_S)
+        ws.counts_shared = False  # no deliveries here: the leave storm must not judge the deliveries' stamps
         try:
             async with asyncio.timeout(JOIN_TIMEOUT_S):
                 while not self.joined:

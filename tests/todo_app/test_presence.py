@@ -35,10 +35,10 @@ def assert_presence_exact(section: dict[str, Any], members: int, atomic_join: bo
     assert section["untimed"] == 0 and section["foreign"] == 0
     assert section["events"] == section["member_added"] + pairs
     assert section["member_added_ms"]["min"] > 0 and section["member_removed_ms"]["min"] > 0
-    # the busiest second of one member is at most every event it could see: N-1 joins and N-1 leaves
-    assert 1 <= section["client_events_per_s"]["peak"] <= 2 * (members - 1)
+    # the busiest second of one member is at most every member_added it could hear: N-1
+    assert 1 <= section["client_events_per_s"]["peak"] <= members - 1
     assert section["joins_per_s"]["peak"] >= 1
-    assert section["events_per_s"]["peak"] <= section["events"]
+    assert 1 <= section["events_per_s"]["peak"] <= section["member_added"]
 
 
 @pytest.mark.parametrize("provider", ["socketio", "pusher", "ably"])
