@@ -35,11 +35,14 @@ class Slowest:
     latency + 1, 0 while no delivery with a latency of 0 or more was timed here (as the dict's missing
     key did); latencies past ~71 minutes are capped there, far beyond the histograms' 1 hour range."""
 
-    __slots__ = ("base", "values")
+    __slots__ = ("base", "changed", "shipped_to", "values")
 
     def __init__(self, first_seq: int) -> None:
         self.base = first_seq
         self.values: array[int] = array("I")
+        #: the live view (``delta``): sequence numbers below this were shipped; those of them changed since
+        self.shipped_to = first_seq
+        self.changed: set[int] = set()
 
     def note(self, seq: int, latency_us: int) -> None:
         slot = latency_us + 1 if latency_us < SLOWEST_CAP_US else SLOWEST_CAP_US + 1
@@ -56,6 +59,17 @@ class Slowest:
             return
         if slot > values[i]:
             values[i] = slot
+            if seq < self.shipped_to:
+                self.changed.add(seq)
+
+    def delta(self) -> list[list[int]]:
+        """``to_wire``'s shape for what changed since the last call: messages new since, and earlier ones
+        whose slowest delivery grew (the live view keeps each message's maximum as these arrive)."""
+        end = self.base + len(self.values)
+        seqs = sorted(self.changed | set(range(max(self.shipped_to, self.base), end)))
+        self.shipped_to, self.changed = end, set()
+        timed = [(seq, self.values[seq - self.base] - 1) for seq in seqs if self.values[seq - self.base]]
+        return [[seq for seq, _ in timed], [v for _, v in timed]]
 
     def to_wire(self) -> list[list[int]]:
         """[sequence numbers, slowest latency us of each], messages with a timed delivery only."""
@@ -311,7 +325,9 @@ class Recorder:
         """The web UI's live view of this process: a few encodes and a walk over the subscribers
         (about 0.5 ms of the loop a second at 1,000 subscribers)."""
         trackers = [t for s in self.subscribers for t in s.streams.values()]
+        fanout = {stream: slowest.delta() for stream, slowest in self.fanout.items()}
         return {
+            "fanout": {stream: pairs for stream, pairs in fanout.items() if pairs[0]},
             "steady": steady,
             "ramp": ramp,
             "publish_lag": hist.encode(self.publish_lag),

@@ -110,6 +110,9 @@ class LiveInterval(TypedDict):
     out_of_order: int  # cumulative
     rx_clocks: dict[str, int]
     steady_from_ns: int
+    #: per publisher stream, the messages whose slowest delivery here is new or grew this interval
+    #: ([sequence numbers, slowest us]); the master keeps each message's maximum (``IntervalTally``)
+    fanout: NotRequired[dict[str, list[list[int]]]]
 
 
 class IntervalReport(HealthInterval):

@@ -5,8 +5,11 @@ every generator's interval reports added up exactly (``report/partial.py: Interv
 so the percentiles are those of the merged HdrHistograms, not Locust's rounded ones. Two things only
 the final reports carry are provisional until then: the accounting (``expected`` and ``lost`` come from
 the open sequence gaps; the ledgers that settle them travel at the end) and ``fanout_ms`` (a message's
-slowest delivery over every generator), which is ``null`` until the run ends. Once the run is written,
-the figures are summary.json's, key for key.
+slowest delivery over every generator): each generator ships the messages whose slowest delivery is new
+or grew each second, the master keeps each one's maximum, so the live figure is the final one's so far
+(a message still reaching subscribers counts with its slowest delivery yet); past ``LIVE_FANOUT_MAX``
+messages in a generator it is ``null`` until the end. Once the run is written, the figures are
+summary.json's, key for key.
 """
 
 from __future__ import annotations
@@ -122,7 +125,8 @@ def _live_blocks(collector: Collector, load: LoadRequest) -> dict[str, Any]:
     summary["gates"] = gates_mod.evaluate_all(collector.gates, summary)
     summary["passed"] = all(g["passed"] for g in summary["gates"])
     blocks: dict[str, Any] = {key: summary[key] for key in BLOCKS}  # type: ignore[literal-required]
-    blocks["fanout_ms"] = None
+    if any(t.fanout is None for t in tallies):
+        blocks["fanout_ms"] = None
     blocks["connections"] = {**summary["connections"], "open": collector.open_connections}
     return blocks
 

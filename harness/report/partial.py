@@ -16,6 +16,10 @@ from harness.measure import hist
 from harness.measure.recorder import COUNTER_NAMES, counts_record
 from harness.measure.records import FinalReport, IntervalReport, LiveInterval
 
+#: messages whose fan-out the live view follows per generator; past it ``fanout_ms`` waits for the end (the
+#: master rebuilds the figure each second, and a long, fast run would make that rebuild too dear)
+LIVE_FANOUT_MAX = 200_000
+
 
 class IntervalTally:
     """One generator's interval reports added up as they arrive (bounded: a few histograms and sums)."""
@@ -30,6 +34,10 @@ class IntervalTally:
         self.steady: Any = hist.new()
         self.ramp: Any = hist.new()
         self.live: LiveInterval | None = None
+        #: per publisher stream, per sequence number: this generator's slowest delivery so far (us), from
+        #: the live deltas; None once more than ``LIVE_FANOUT_MAX`` messages (the live fan-out stops there)
+        self.fanout: dict[str, dict[int, int]] | None = {}
+        self._fanout_messages = 0
 
     def add(self, report: IntervalReport) -> None:
         hist.add(self.latency, hist.decode(report["latency"]))
@@ -42,6 +50,20 @@ class IntervalTally:
             hist.add(self.steady, hist.decode(live["steady"]))
             hist.add(self.ramp, hist.decode(live["ramp"]))
             self.live = live
+            self._add_fanout(live.get("fanout", {}))
+
+    def _add_fanout(self, delta: Mapping[str, list[list[int]]]) -> None:
+        if self.fanout is None:
+            return
+        for stream, (seqs, values) in delta.items():
+            slowest = self.fanout.setdefault(stream, {})
+            before = len(slowest)
+            for seq, value in zip(seqs, values, strict=True):
+                if value > slowest.get(seq, -1):
+                    slowest[seq] = value
+            self._fanout_messages += len(slowest) - before
+        if self._fanout_messages > LIVE_FANOUT_MAX:
+            self.fanout = None
 
     def live_final(self) -> FinalReport:
         """A final report of the run so far, for the live view: what ``as_final`` holds, with the steady
@@ -62,6 +84,8 @@ class IntervalTally:
                 "health": {"lag": live["loop_lag"], "cpu_samples": self.cpu_samples},
             }
         )
+        if self.fanout is not None:
+            final["fanout"] = {stream: [list(s), list(s.values())] for stream, s in self.fanout.items()}
         return final
 
     def as_final(self) -> FinalReport:

@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 
 from harness.measure import gates, hist
+from harness.measure.summary import fanout_histogram
 from harness.report import collector as collector_mod
 from harness.report import files, live
 from harness.report.collector import Collector
@@ -40,7 +41,9 @@ def test_live_figures_are_the_merged_intervals_then_the_summary(
     assert running["final"] is False and running["state"] == "running" and running["run_id"] == "run"
     assert running["latency_ms"] == hist.latency_summary(histogram(a_steady + b_steady))  # exact, merged
     assert running["ramp_ms"] == hist.latency_summary(histogram(b_ramp))
-    assert running["fanout_ms"] is None  # needs every final report
+    # each message's slowest delivery over both generators so far: the final figure, as no delivery is owed
+    assert running["fanout_ms"] == hist.latency_summary(fanout_histogram([a_final, b_final]))
+    assert running["fanout_ms"]["count"] == 6  # every published message
     assert running["connect_ms"] == hist.connect_summary(histogram([1500, 1500, 1800]))
     # provisional accounting: the open gaps (A's second subscriber missed 1 and 4, B's missed 4)
     assert running["messages"] == {
@@ -73,7 +76,7 @@ def test_live_figures_are_the_merged_intervals_then_the_summary(
         if key != "connections":
             assert final[key] == summary[key], key
     assert final["connections"] == {**summary["connections"], "open": 3}
-    for key in ("latency_ms", "ramp_ms", "connect_ms", "messages", "gates", "passed"):
+    for key in ("latency_ms", "ramp_ms", "fanout_ms", "connect_ms", "messages", "gates", "passed"):
         assert running[key] == summary[key], key
     [point] = final["series"]  # the flush at finalize: every delivery of the interval, as timeseries.csv
     assert point["p99"] == hist.latency_summary(histogram(a_steady + b_steady + b_ramp))["p99"]
@@ -146,3 +149,15 @@ def test_a_view_holds_its_figures_until_the_next_flush(monkeypatch: pytest.Monke
     assert second["version"] == first["version"] + 1
     assert second["messages"]["delivered"] == 15 > first["messages"]["delivered"] == 10
     assert len(second["series"]) == 1
+
+
+def test_live_fan_out_waits_for_the_end_past_its_bound(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """A generator with more messages than the live view follows: fan-out is null until the run ends."""
+    fake_clock(monkeypatch, collector_mod, live)
+    monkeypatch.setattr("harness.report.partial.LIVE_FANOUT_MAX", 5)
+    (a_interval, _), (b_interval, _) = two_generators()
+    collector = Collector("socketio", "embedded", gates.parse_all(GATES))
+    collector.begin("run", tmp_path / "run")
+    collector.add_interval("w1", a_interval)
+    collector.add_interval("w2", b_interval)
+    assert live.figures(collector, REQUEST, "running")["fanout_ms"] is None

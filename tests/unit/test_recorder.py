@@ -105,3 +105,23 @@ def test_client_lag_is_handled_minus_arrival_and_never_part_of_latency() -> None
     rec.interval_report()
     assert abs(hist.latency_summary(rec.latency)["max"] - 5.0) <= 0.01
     assert 250.0 <= hist.latency_summary(rec.client_lag)["max"] < 1000.0
+
+
+def test_slowest_delta_ships_new_messages_and_grown_ones_once() -> None:
+    """The live view's fan-out: each call gives the messages new since the last one and the earlier ones
+    whose slowest delivery grew (an earlier sequence number arriving late included), nothing twice."""
+    from harness.measure.recorder import Slowest
+
+    slowest = Slowest(10)
+    slowest.note(10, 500)
+    slowest.note(11, 700)
+    assert slowest.delta() == [[10, 11], [500, 700]]
+    assert slowest.delta() == [[], []]
+    slowest.note(10, 400)  # not slower: nothing to say
+    slowest.note(11, 900)  # slower: said again
+    slowest.note(13, 300)  # 12 skipped (no delivery timed here yet)
+    slowest.note(8, 250)  # an earlier message, after later ones
+    assert slowest.delta() == [[8, 11, 13], [250, 900, 300]]
+    slowest.note(12, 100)
+    assert slowest.delta() == [[12], [100]]
+    assert slowest.to_wire() == [[8, 10, 11, 12, 13], [250, 500, 900, 100, 300]]
