@@ -17,7 +17,7 @@ from harness.measure import summary as summary_mod
 from harness.measure.records import FinalReport, GeneratorFinal, IntervalReport, Load, LoadRequest, Summary
 from harness.report.files import IntervalRow, RunFolder
 from harness.report.live import Series
-from harness.report.partial import IntervalTally
+from harness.report.partial import IntervalTally, LiveFanout
 
 MSG_INTERVAL = "rtbench_interval"
 MSG_FINAL = "rtbench_final"
@@ -39,6 +39,8 @@ class Collector:
         self._gaps: dict[str, int] = {}
         self.finals: dict[str, FinalReport] = {}
         self.tallies: dict[str, IntervalTally] = {}
+        #: the web UI's live fan-out: each message's slowest delivery over every generator so far
+        self.live_fanout = LiveFanout()
         #: generators whose final report never came: their part is built from their intervals
         self.lost_nodes: list[str] = []
         self.started_monotonic = 0.0
@@ -55,6 +57,7 @@ class Collector:
         self.folder = RunFolder(folder, int(time.time() * 1000))
         self._pending, self._connections, self.finals = [], {}, {}
         self.tallies, self.lost_nodes = {}, []
+        self.live_fanout = LiveFanout()
         self._unpublished, self._gaps = {}, {}
         self.series = Series()
         self.version += 1
@@ -85,6 +88,7 @@ class Collector:
         self._pending.append(report)
         self._connections[node] = int(report["connections"])
         self.tallies.setdefault(node, IntervalTally()).add(report)
+        self.live_fanout.add(report.get("live", {}).get("fanout", {}))
         self._gaps[node] = self._gaps.get(node, 0) + int(report.get("lost", 0))
 
     def add_final(self, node: str, final: FinalReport) -> None:

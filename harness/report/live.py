@@ -125,8 +125,7 @@ def _live_blocks(collector: Collector, load: LoadRequest) -> dict[str, Any]:
     summary["gates"] = gates_mod.evaluate_all(collector.gates, summary)
     summary["passed"] = all(g["passed"] for g in summary["gates"])
     blocks: dict[str, Any] = {key: summary[key] for key in BLOCKS}  # type: ignore[literal-required]
-    if any(t.fanout is None for t in tallies):
-        blocks["fanout_ms"] = None
+    blocks["fanout_ms"] = collector.live_fanout.summary()
     blocks["connections"] = {**summary["connections"], "open": collector.open_connections}
     return blocks
 

@@ -14,11 +14,40 @@ from typing import Any, cast
 
 from harness.measure import hist
 from harness.measure.recorder import COUNTER_NAMES, counts_record
-from harness.measure.records import FinalReport, IntervalReport, LiveInterval
+from harness.measure.records import FinalReport, IntervalReport, LatencySummary, LiveInterval
 
-#: messages whose fan-out the live view follows per generator; past it ``fanout_ms`` waits for the end (the
-#: master rebuilds the figure each second, and a long, fast run would make that rebuild too dear)
-LIVE_FANOUT_MAX = 200_000
+#: messages whose fan-out the live view follows; past it ``fanout_ms`` waits for the end (the master rebuilds
+#: the figure each second it is asked for, and a long, fast run would make that rebuild too dear)
+LIVE_FANOUT_MAX = 100_000
+
+
+class LiveFanout:
+    """Each message's slowest delivery over every generator so far (us), from the generators' live deltas
+    (``Slowest.delta``): one entry a message however many generators, the figure summary.json's
+    ``fanout_ms`` will be, so far. None past ``LIVE_FANOUT_MAX`` messages."""
+
+    def __init__(self) -> None:
+        self.slowest: dict[tuple[str, int], int] | None = {}
+
+    def add(self, delta: Mapping[str, list[list[int]]]) -> None:
+        slowest = self.slowest
+        if slowest is None:
+            return
+        for stream, (seqs, values) in delta.items():
+            for seq, value in zip(seqs, values, strict=True):
+                key = (stream, seq)
+                if value > slowest.get(key, -1):
+                    slowest[key] = value
+        if len(slowest) > LIVE_FANOUT_MAX:
+            self.slowest = None
+
+    def summary(self) -> LatencySummary | None:
+        if self.slowest is None:
+            return None
+        histogram = hist.new()
+        for value in self.slowest.values():
+            histogram.record_value(max(1, value))
+        return hist.latency_summary(histogram)
 
 
 class IntervalTally:
@@ -34,10 +63,6 @@ class IntervalTally:
         self.steady: Any = hist.new()
         self.ramp: Any = hist.new()
         self.live: LiveInterval | None = None
-        #: per publisher stream, per sequence number: this generator's slowest delivery so far (us), from
-        #: the live deltas; None once more than ``LIVE_FANOUT_MAX`` messages (the live fan-out stops there)
-        self.fanout: dict[str, dict[int, int]] | None = {}
-        self._fanout_messages = 0
 
     def add(self, report: IntervalReport) -> None:
         hist.add(self.latency, hist.decode(report["latency"]))
@@ -50,20 +75,6 @@ class IntervalTally:
             hist.add(self.steady, hist.decode(live["steady"]))
             hist.add(self.ramp, hist.decode(live["ramp"]))
             self.live = live
-            self._add_fanout(live.get("fanout", {}))
-
-    def _add_fanout(self, delta: Mapping[str, list[list[int]]]) -> None:
-        if self.fanout is None:
-            return
-        for stream, (seqs, values) in delta.items():
-            slowest = self.fanout.setdefault(stream, {})
-            before = len(slowest)
-            for seq, value in zip(seqs, values, strict=True):
-                if value > slowest.get(seq, -1):
-                    slowest[seq] = value
-            self._fanout_messages += len(slowest) - before
-        if self._fanout_messages > LIVE_FANOUT_MAX:
-            self.fanout = None
 
     def live_final(self) -> FinalReport:
         """A final report of the run so far, for the live view: what ``as_final`` holds, with the steady
@@ -84,8 +95,6 @@ class IntervalTally:
                 "health": {"lag": live["loop_lag"], "cpu_samples": self.cpu_samples},
             }
         )
-        if self.fanout is not None:
-            final["fanout"] = {stream: [list(s), list(s.values())] for stream, s in self.fanout.items()}
         return final
 
     def as_final(self) -> FinalReport:

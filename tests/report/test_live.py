@@ -154,7 +154,7 @@ def test_a_view_holds_its_figures_until_the_next_flush(monkeypatch: pytest.Monke
 def test_live_fan_out_waits_for_the_end_past_its_bound(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     """A generator with more messages than the live view follows: fan-out is null until the run ends."""
     fake_clock(monkeypatch, collector_mod, live)
-    monkeypatch.setattr("harness.report.partial.LIVE_FANOUT_MAX", 5)
+    monkeypatch.setattr("harness.report.partial.LIVE_FANOUT_MAX", 5)  # 6 messages were published
     (a_interval, _), (b_interval, _) = two_generators()
     collector = Collector("socketio", "embedded", gates.parse_all(GATES))
     collector.begin("run", tmp_path / "run")
