@@ -124,8 +124,11 @@ class Clients:
         self._subscribers.append(handle)
         return Subscriber(handle, inbox)
 
-    async def publisher(self, timeout_s: float) -> PublisherHandle:
-        publisher = await asyncio.wait_for(self.provider.open_publisher(), timeout_s)
+    async def publisher(self, timeout_s: float, *, peer: bool = False) -> PublisherHandle:
+        """The provider's publisher, or with ``peer`` one that is itself a client on the channel (the event
+        item's client A: Pusher's sends client events)."""
+        opening = self.provider.open_peer(CHANNEL) if peer else self.provider.open_publisher()
+        publisher = await asyncio.wait_for(opening, timeout_s)
         self._publishers.append(publisher)
         return publisher
 

@@ -11,13 +11,18 @@ class ProtocolFacts:
     echoes_sender: bool
     #: the rule, in the words a result line uses
     echo_rule: str
+    #: what to try when the server refuses client A's events (said after the server's words)
+    refused_hint: str = ""
 
 
 FACTS: dict[str, ProtocolFacts] = {
     "socketio": ProtocolFacts(True, "io.emit broadcasts to every client, the sender included"),
-    "sse": ProtocolFacts(False, "the publisher POSTs (the app's publish path): it has no stream to hear an echo on"),
+    "sse": ProtocolFacts(False, "SSE is one-way: a client publishes with a POST, the app's publish path"),
     "pusher": ProtocolFacts(
-        False, "Pusher never echoes client events; A publishes with the Events API and holds no connection"
+        False,
+        "Pusher never echoes a client event to its sender",
+        "client A sends client events: enable them for the app, or give --channel-type public to publish "
+        "with the Events API instead",
     ),
     "ably": ProtocolFacts(True, "Ably echoes a client's own messages unless it connected with echo=false"),
 }

@@ -114,7 +114,8 @@ def add_parser(sub: Any, available: str) -> None:
         "--target-args",
         default="",
         metavar="ARGS",
-        help="extra options for the embedded target, e.g. '--delay-ms 60' (one string)",
+        help="extra options for the embedded target, one string: --target-args '--delay-ms 60', or "
+        "--target-args=--flag when it is a single flag",
     )
 
 
@@ -135,6 +136,7 @@ def _provider_options(provider_cls: Any, extra: Sequence[str]) -> argparse.Names
     parser = Parser(prog=f"rtbench check {provider_cls.name}", allow_abbrev=False)
     shared.add_arguments(_Group(parser))
     provider_cls.add_arguments(_Group(parser))
+    parser.set_defaults(**provider_cls.check_defaults)
     options = parser.parse_args(list(extra))
     options.channels = 1  # one channel: what a plain broadcast server understands
     options.client = "lean"  # timed at the socket, and a client the offline item can cut

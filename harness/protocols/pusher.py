@@ -224,6 +224,18 @@ def channel_event(channel: str, event: str, data: str, user_id: str | None = Non
 # client -> server
 
 
+#: what a client event's name starts with: one a client sends over its own connection, on a private or
+#: presence channel, relayed to the channel's other members and never back to the sender
+CLIENT_EVENT_PREFIX = "client-"
+
+
+def client_event(channel: str, event: str, data: str) -> str:
+    """pusher-js's ``channel.trigger(event, data)``: ``event`` must start with ``client-``."""
+    if not event.startswith(CLIENT_EVENT_PREFIX):
+        raise ValueError(f"a client event's name starts with {CLIENT_EVENT_PREFIX!r}, got {event!r}")
+    return encode(Frame(event, data, channel))
+
+
 def subscribe(channel: str, auth: str | None = None, channel_data: str | None = None) -> str:
     body: dict[str, Any] = {"channel": channel}
     if auth is not None:

@@ -85,6 +85,12 @@ class PublisherHandle(ABC):
         connection receives nothing (then there is no echo to see)."""
         return False
 
+    @property
+    def errors(self) -> list[str]:
+        """What the server said against this publisher's own connection (a refused client event), oldest
+        first; empty for a publisher that has none."""
+        return []
+
     @abstractmethod
     async def close(self) -> None: ...
 
@@ -131,6 +137,8 @@ class Provider(ABC):
     #: what a secret of this provider looks like inside an option's value (e.g. an API key in a URL): the
     #: report replaces every match (``harness.report.html.redact(params, patterns)``)
     secret_patterns: ClassVar[tuple[re.Pattern[str], ...]] = ()
+    #: provider option defaults under ``rtbench check`` where the checklist needs other than a run's
+    check_defaults: ClassVar[dict[str, object]] = {}
 
     def __init__(self, host: str, options: argparse.Namespace) -> None:
         self.host = host.rstrip("/")
@@ -219,6 +227,12 @@ class Provider(ABC):
 
     @abstractmethod
     async def open_publisher(self) -> PublisherHandle: ...
+
+    async def open_peer(self, channel: str) -> PublisherHandle:
+        """A publisher that is itself a client on ``channel``, as a second browser window that sends is
+        (``rtbench check``'s client A): the provider's publisher unless clients publish otherwise (Pusher's
+        client events)."""
+        return await self.open_publisher()
 
     async def aclose(self) -> None:
         """Release shared resources."""

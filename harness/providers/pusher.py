@@ -31,7 +31,7 @@ import itertools
 import os
 import ssl
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, ClassVar
 
 from pusher.pusher_client import PusherClient  # type: ignore[import-untyped,unused-ignore]
 
@@ -41,6 +41,7 @@ from harness.net.websocket import ClosedError, OnMessage, WebSocket
 from harness.protocols import pusher as proto
 from harness.providers.base import (
     BrowserPage,
+    OnData,
     Provider,
     ProviderConfigError,
     PublisherHandle,
@@ -130,7 +131,10 @@ class PusherSubscriber(LeanSubscriber):
         self.channel = channel
         self.user_id = user_id
         self.event = str(provider.options.event)
-        self.events = listened_events(provider.options)
+        events = listened_events(provider.options)
+        if proto.channel_kind(channel) != "public":  # where clients may publish (PusherPeer), their events too
+            events |= {proto.CLIENT_EVENT_PREFIX + name for name in events}
+        self.events = events
         self.ws: WebSocket | None = None
         self.client: proto.ClientConnection | None = None
         self.pinged_at_ns = 0
@@ -306,6 +310,48 @@ class PusherPublisher(PublisherHandle):
         """Nothing to release: requests use the shared session."""
 
 
+class PusherPeer(PublisherHandle):
+    """A client that publishes as pusher-js's ``channel.trigger`` does: a ``client-`` event over its own
+    subscribed private or presence connection, which Pusher relays to the channel's other members and never
+    back to the sender. What the server says against it (a refused client event) is kept in ``errors``."""
+
+    def __init__(self, provider: PusherProvider, channel: str) -> None:
+        self.provider = provider
+        self.wire_channel = provider.wire_channel(channel)
+        self.event = proto.CLIENT_EVENT_PREFIX + str(provider.options.event)
+        self._errors: list[str] = []
+        self._on_own: OnData | None = None
+        self.subscriber: PusherSubscriber | None = None
+
+    async def open(self) -> None:
+        hooks = SubscriberHooks(on_data=self._heard, on_error=self._errors.append)
+        self.subscriber = await self.provider.subscribe(self.wire_channel, hooks)
+
+    def _heard(self, data: object, rx_ns: int) -> None:
+        if self._on_own is not None:
+            self._on_own(data, rx_ns)
+
+    async def publish(self, channel: str, text: str) -> None:
+        """Sent once written: Pusher acknowledges no client event (a refusal comes back as an error)."""
+        ws = self.subscriber.ws if self.subscriber is not None else None
+        if ws is None or ws.closed:
+            last = f" ({self._errors[-1]})" if self._errors else ""
+            raise ConnectionError(f"pusher: the client's connection is down{last}")
+        ws.send_text(proto.client_event(self.provider.wire_channel(channel), self.event, text))
+
+    async def watch_own(self, channel: str, on_data: OnData) -> bool:
+        self._on_own = on_data
+        return True
+
+    @property
+    def errors(self) -> list[str]:
+        return self._errors
+
+    async def close(self) -> None:
+        if self.subscriber is not None:
+            await self.subscriber.close()
+
+
 #: a browser probe's subscription (``BrowserPage``): pusher-js as an app uses it (``cfg.options`` is its
 #: constructor's options: the cluster, and the local target's websocket host and port)
 PUSHER_PAGE = """
@@ -325,6 +371,8 @@ class PusherProvider(Provider):
     target_module = "targets.pusher"
     schemes = ("http", "https", "ws", "wss")
     event_default = "rtbench"
+    #: private channels under ``rtbench check``: client A then sends client events, as a browser window does
+    check_defaults: ClassVar[dict[str, object]] = {"channel_type": "private"}
 
     def __init__(self, host: str, options: argparse.Namespace) -> None:
         super().__init__(host, options)
@@ -433,14 +481,26 @@ class PusherProvider(Provider):
         return BrowserPage(self.browser_bundle or "", PUSHER_PAGE, config)
 
     async def open_subscriber(self, channel: str, hooks: SubscriberHooks) -> SubscriberHandle:
+        return await self.subscribe(self.wire_channel(channel), hooks)
+
+    async def subscribe(self, wire_channel: str, hooks: SubscriberHooks) -> PusherSubscriber:
         user_id = f"rtb-{os.getpid()}-{next(self._user_ids)}"
-        subscriber = PusherSubscriber(self, self.wire_channel(channel), hooks, user_id)
+        subscriber = PusherSubscriber(self, wire_channel, hooks, user_id)
         await subscriber.start()
         self.subscribers.add(subscriber)
         return subscriber
 
     async def open_publisher(self) -> PublisherHandle:
         return PusherPublisher(self)
+
+    async def open_peer(self, channel: str) -> PublisherHandle:
+        """A client sending client events where the channel allows them (private, presence); on a public
+        channel, the Events API publisher."""
+        if self.prefix == "":
+            return await self.open_publisher()
+        peer = PusherPeer(self, channel)
+        await peer.open()
+        return peer
 
     async def aclose(self) -> None:
         await self.subscribers.aclose()

@@ -42,7 +42,7 @@ from targets.faults import Faults
 from targets.pusher.credentials import AppCredentials
 from targets.pusher.fanout import Channel, Connection, Hub
 from targets.pusher.rest import HttpApi
-from targets.pusher.session import Sessions
+from targets.pusher.session import CLIENT_EVENTS, Sessions
 from targets.serve import UsageError, install
 from targets.todos import TODOS_CHANNEL, TodoEvent
 from targets.todos import mount as mount_todos
@@ -63,6 +63,7 @@ class PusherTarget:
         activity_timeout: int = proto.ACTIVITY_TIMEOUT_S,
         pong_timeout: float = proto.PONG_TIMEOUT_S,
         max_event_bytes: int = proto.MAX_EVENT_DATA_BYTES,
+        client_events: str = "relay",
     ) -> None:
         self.app = app
         self.faults = faults
@@ -73,6 +74,7 @@ class PusherTarget:
             activity_timeout=activity_timeout,
             pong_timeout=pong_timeout,
             max_event_bytes=max_event_bytes,
+            client_events=client_events,
         )
         self.api = HttpApi(self.hub, app, max_event_bytes=max_event_bytes)
 
@@ -149,6 +151,13 @@ def add_args(parser: argparse.ArgumentParser) -> None:
         metavar="N",
         help="largest event data accepted, as Pusher's message size limit (default: %(default)s)",
     )
+    parser.add_argument(
+        "--client-events",
+        choices=CLIENT_EVENTS,
+        default="relay",
+        help="relay: to the channel's other members, as Pusher does (default); refuse: as an app that has not "
+        "enabled client events; echo: a fault, to the sender too, which Pusher never does (to test a check)",
+    )
 
 
 def build_app(args: argparse.Namespace, faults: Faults) -> web.Application:
@@ -176,6 +185,7 @@ def build_app(args: argparse.Namespace, faults: Faults) -> web.Application:
         activity_timeout=activity_timeout,
         pong_timeout=pong_timeout,
         max_event_bytes=max_event_bytes,
+        client_events=str(getattr(args, "client_events", "relay")),
     )
     app = web.Application(client_max_size=MAX_BODY_BYTES)
     app.router.add_get("/app/{key}", target.sessions.websocket)

@@ -25,13 +25,28 @@ log = logging.getLogger("targets.pusher")
 MAX_WS_MESSAGE_BYTES = 256 * 1024
 
 
+#: ``--client-events`` choices: relay as Pusher does, refuse as an app that has not enabled them, echo (a fault)
+CLIENT_EVENTS = ("relay", "refuse", "echo")
+#: what Pusher answers a client event from an app that has not enabled them
+CLIENT_EVENTS_DISABLED = "To send client events, you must enable this feature in the Settings page of your dashboard."
+
+
 class Sessions:
     """Every websocket client of one app, speaking protocol 7 against the shared Hub."""
 
     def __init__(
-        self, hub: Hub, app: AppCredentials, *, activity_timeout: int, pong_timeout: float, max_event_bytes: int
+        self,
+        hub: Hub,
+        app: AppCredentials,
+        *,
+        activity_timeout: int,
+        pong_timeout: float,
+        max_event_bytes: int,
+        client_events: str = "relay",
     ) -> None:
         self.hub = hub
+        #: ``--client-events``: relay (as Pusher), refuse (an app without them), echo (a fault: to the sender too)
+        self.client_events = client_events
         self.app = app
         self.activity_timeout = activity_timeout
         self.pong_timeout = pong_timeout
@@ -178,6 +193,8 @@ class Sessions:
             del self.hub.channels[name]
 
     def _client_event(self, conn: Connection, frame: proto.Frame) -> None:
+        if self.client_events == "refuse":
+            raise proto.ProtocolError(CLIENT_EVENTS_DISABLED)
         name = frame.channel
         if name is None:
             raise proto.ProtocolError("Client event rejected - no channel given")
@@ -190,7 +207,8 @@ class Sessions:
         data = proto.data_string(frame.data if frame.data is not None else {})
         if len(data.encode()) > self.max_event_bytes:
             raise proto.ProtocolError(f"Client event rejected - data larger than {self.max_event_bytes} bytes")
-        self.hub.broadcast(name, frame.event, data, exclude=conn.socket_id, user_id=conn.channels[name])
+        sender = None if self.client_events == "echo" else conn.socket_id
+        self.hub.broadcast(name, frame.event, data, exclude=sender, user_id=conn.channels[name])
 
     def _disconnect(self, conn: Connection) -> None:
         self.hub.connections.pop(conn.socket_id, None)

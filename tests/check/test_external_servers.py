@@ -216,7 +216,7 @@ def test_express_sse_passes_every_item_with_restart_cmd(tmp_path: Path) -> None:
         log = server.log()
     # the browser-like client waits the server's retry: 1000 before reconnecting
     assert items["reconnect"]["figure_ms"] >= 1000
-    assert "A: the publisher POSTs" in items["event"]["detail"]
+    assert "A has no connection to hear its own event on (SSE is one-way" in items["event"]["detail"]
     assert (
         "A got 3 of 3 events sent while it was away (it resumed from its last event id)" in items["offline"]["detail"]
     )

@@ -38,6 +38,30 @@ def test_duplicated_replays_fail_offline(provider: str, tmp_path: Path) -> None:
     assert run.items()["offline"]["detail"] == "A's replayed queue at client B: duplicated #0, #1, #2, #3, #4"
 
 
+def test_a_pusher_server_echoing_client_events_fails_event(tmp_path: Path) -> None:
+    run = rtbench_check("pusher", "--target-args=--client-events echo", *QUICK, folder=tmp_path)
+    assert run.returncode == 1, run
+    assert run.status() == {**dict.fromkeys(ITEMS, "PASS"), "event": "FAIL"}, run
+    assert (
+        run.items()["event"]["detail"]
+        == "A heard its own event back, but Pusher never echoes a client event to its sender"
+    )
+
+
+def test_a_pusher_app_without_client_events_fails_event_with_the_servers_words_and_a_way_out(tmp_path: Path) -> None:
+    refusing = "--target-args=--client-events refuse"
+    run = rtbench_check("pusher", refusing, *QUICK, folder=tmp_path / "private")
+    assert run.returncode == 1, run
+    assert run.status() == {**dict.fromkeys(ITEMS, "PASS"), "event": "FAIL"}, run
+    detail = run.items()["event"]["detail"]
+    assert "the server told A: pusher:error To send client events, you must enable this feature" in detail
+    assert "--channel-type public" in detail
+    # the way out it names: a public channel, where client A publishes with the Events API
+    public = rtbench_check("pusher", refusing, *QUICK, "--channel-type", "public", folder=tmp_path / "public")
+    assert public.returncode == 0, public
+    assert "A has no connection to hear its own event on" in public.items()["event"]["detail"]
+
+
 def health(port: int) -> dict[str, int]:
     with urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=5) as answer:
         data: dict[str, int] = json.loads(answer.read())

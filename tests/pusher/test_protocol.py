@@ -207,6 +207,14 @@ def test_client_frames() -> None:
     assert proto.client_pong() == '{"event":"pusher:pong","data":{}}'
 
 
+def test_a_client_event_is_an_event_frame_whose_name_says_client() -> None:
+    assert proto.client_event("private-x", "client-rtbench", "probe") == (
+        '{"event":"client-rtbench","channel":"private-x","data":"probe"}'
+    )
+    with pytest.raises(ValueError, match="starts with 'client-'"):
+        proto.client_event("private-x", "rtbench", "probe")
+
+
 def test_a_triggered_event_keeps_its_string_data_untouched() -> None:
     frame = proto.decode('{"event":"rtbench","channel":"rtbench-0","data":"{\\"not\\":\\"decoded\\"}"}')
     assert frame == proto.Frame("rtbench", '{"not":"decoded"}', "rtbench-0")

@@ -3,6 +3,7 @@ Python SDK, authorized through an auth endpoint this test serves with the SDK's 
 
 from __future__ import annotations
 
+import asyncio
 import json
 import queue
 import subprocess
@@ -16,8 +17,9 @@ from urllib.parse import parse_qs
 import pusher
 import pytest
 
+from harness.providers.http import close_shared_session
 from tests.helpers import NODE_DIR, node_available, start_target
-from tests.pusher.conftest import APP_ID, CREDENTIALS, KEY, SECRET
+from tests.pusher.conftest import APP_ID, CREDENTIALS, KEY, SECRET, Inbox, provider_for, run
 
 pytestmark = [
     pytest.mark.node,
@@ -155,6 +157,46 @@ def test_pusher_js_connects_subscribes_and_receives_sdk_triggers(auth_endpoint: 
         sdk.trigger("todos", "todo:deleted", {"id": 7})  # ordered after the client event: nothing echoed before it
         assert probe.expect(lambda m: m["type"] == "event" and m["event"] == "todo:deleted")
         assert not any(m.get("event") == "client-typing" for m in probe.seen if m["type"] == "event")
+    finally:
+        probe.stop()
+        target.stop()
+    assert probe.proc.returncode == 0
+
+
+def test_client_events_between_our_clients_and_pusher_js(auth_endpoint: str) -> None:
+    """``rtbench check``'s client A (a peer sending client events) is heard by pusher-js, pusher-js's client
+    events reach our subscriber, and A hears pusher-js's but never its own."""
+    url, target = start_target("targets.pusher", "--port", "0", *CREDENTIALS)
+    probe = NodeProbe(url.rsplit(":", 1)[1], KEY, auth_endpoint, "private-todos")
+
+    async def body() -> None:
+        provider = provider_for(url, channel_type="private")
+        b, own = Inbox(), Inbox()
+        try:
+            subscriber = await provider.open_subscriber("todos", b.hooks())
+            peer = await provider.open_peer("todos")
+            assert await peer.watch_own("todos", own.hooks().on_data)
+            await peer.publish("todos", "from-rtbench")
+            heard = await asyncio.to_thread(probe.expect, lambda m: m.get("event") == "client-rtbench")
+            assert heard == {
+                "type": "event",
+                "channel": "private-todos",
+                "event": "client-rtbench",
+                "data": "from-rtbench",
+            }
+            probe.send('client private-todos client-rtbench {"from":"pusher-js"}')
+            assert await b.wait_for(2) == ["from-rtbench", '{"from":"pusher-js"}']  # the server relays data as text
+            assert await own.wait_for(1) == ['{"from":"pusher-js"}']  # its own would have come first
+            assert peer.errors == []
+            await subscriber.close()
+            await peer.close()
+        finally:
+            await provider.aclose()
+            await close_shared_session()
+
+    try:
+        probe.expect(lambda m: m["type"] == "subscribed" and m["channel"] == "private-todos")
+        run(body())
     finally:
         probe.stop()
         target.stop()
