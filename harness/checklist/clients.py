@@ -124,10 +124,11 @@ class Clients:
         self._subscribers.append(handle)
         return Subscriber(handle, inbox)
 
-    async def publisher(self, timeout_s: float, *, peer: bool = False) -> PublisherHandle:
+    async def publisher(self, timeout_s: float, *, peer: bool = False, echo: bool = True) -> PublisherHandle:
         """The provider's publisher, or with ``peer`` one that is itself a client on the channel (the event
-        item's client A: Pusher's sends client events)."""
-        opening = self.provider.open_peer(CHANNEL) if peer else self.provider.open_publisher()
+        item's client A: Pusher's sends client events), which asked not to hear its own events if not
+        ``echo`` (where the protocol lets it)."""
+        opening = self.provider.open_peer(CHANNEL, echo=echo) if peer else self.provider.open_publisher()
         publisher = await asyncio.wait_for(opening, timeout_s)
         self._publishers.append(publisher)
         return publisher

@@ -13,6 +13,8 @@ class ProtocolFacts:
     echo_rule: str
     #: what to try when the server refuses client A's events (said after the server's words)
     refused_hint: str = ""
+    #: whether a client can ask not to hear its own events (one that asked then must not)
+    echo_optout: bool = False
 
 
 FACTS: dict[str, ProtocolFacts] = {
@@ -24,7 +26,9 @@ FACTS: dict[str, ProtocolFacts] = {
         "client A sends client events: enable them for the app, or give --channel-type public to publish "
         "with the Events API instead",
     ),
-    "ably": ProtocolFacts(True, "Ably echoes a client's own messages unless it connected with echo=false"),
+    "ably": ProtocolFacts(
+        True, "Ably echoes a client's own messages unless it connected with echo=false", echo_optout=True
+    ),
 }
 
 DEFAULT_FACTS = ProtocolFacts(False, "the provider states no echo rule")

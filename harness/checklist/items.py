@@ -110,9 +110,9 @@ async def connection(ctx: Context) -> ItemResult:
 
 async def event(ctx: Context) -> ItemResult:
     """Client A publishes; client B, another connection, receives it once; A hears it back only if the
-    protocol says a sender does."""
-    settings, rule = ctx.settings, ctx.facts.echo_rule
-    timeout = settings.arrival_timeout_s
+    protocol says a sender does (and, where a client can ask not to, one that asked does not)."""
+    settings, facts = ctx.settings, ctx.facts
+    timeout, rule = settings.arrival_timeout_s, facts.echo_rule
     own = Inbox(ctx.clients.run_id)
     try:
         b = await ctx.subscriber()
@@ -122,7 +122,7 @@ async def event(ctx: Context) -> ItemResult:
     except Exception as exc:
         return failed("event", f"cannot publish from client A: {_said(exc)}")
     if not await b.inbox.until(lambda: bool(b.inbox.of("event")), timeout):
-        hint = f"; {ctx.facts.refused_hint}" if ctx.facts.refused_hint else ""
+        hint = f"; {facts.refused_hint}" if facts.refused_hint else ""
         told = f" (the server told A: {a.errors[-1].rstrip('.')}{hint})" if a.errors else ""
         return failed("event", f"client B did not receive A's event within {timeout:g} s{told}")
     latency = _ms(b.inbox.of("event")[0].latency_ns)
@@ -130,23 +130,55 @@ async def event(ctx: Context) -> ItemResult:
     if copies != 1:
         return failed("event", f"client B received A's event {copies} times", latency)
     if not hears_own:
-        echo = f"A has no connection to hear its own event on ({rule})"
-    elif ctx.facts.echoes_sender:
-        if not await own.until(lambda: bool(own.of("event")), timeout):
-            return failed("event", f"A never heard its own event back, but {rule}", latency)
-        echo = f"A heard it back ({rule})"
-    else:
-        # an echo would reach A before anything the server sends it later: publish once more, wait for that
-        try:
-            await ctx.publish("later", 1)
-        except Exception as exc:
-            return failed("event", f"cannot publish the event that shows whether A hears its own: {_said(exc)}")
-        if not await own.until(lambda: bool(own.of("later")), timeout):
-            return failed("event", f"A received nothing published after its own event within {timeout:g} s", latency)
-        if own.of("event"):
-            return failed("event", f"A heard its own event back, but {rule}", latency)
-        echo = f"A did not hear it back ({rule})"
-    return passed("event", f"client B received A's event in {latency} ms; {echo}", latency)
+        return passed(
+            "event",
+            f"client B received A's event in {latency} ms; A has no connection to hear its own event on ({rule})",
+            latency,
+        )
+    if not facts.echoes_sender:
+        fault = await _unheard(ctx, own, "event", "A")
+        if fault:
+            return failed("event", fault, latency)
+        return passed("event", f"client B received A's event in {latency} ms; A did not hear it back ({rule})", latency)
+    if not await own.until(lambda: bool(own.of("event")), timeout):
+        return failed("event", f"A never heard its own event back, but {rule}", latency)
+    echo = "A heard it back"
+    if facts.echo_optout:
+        fault = await _quiet_sender(ctx, b.inbox)
+        if fault:
+            return failed("event", fault, latency)
+        echo += "; a client connected with echo off did not hear its own"
+    return passed("event", f"client B received A's event in {latency} ms; {echo} ({rule})", latency)
+
+
+async def _unheard(ctx: Context, own: Inbox, stream: str, who: str) -> str | None:
+    """Why it is wrong that ``who`` (``own``: its connection) heard its ``stream`` event back, or None: shown by an
+    event published after it, which an echo would have come before (one connection's events stay in order)."""
+    later, timeout = f"after-{stream}", ctx.settings.arrival_timeout_s
+    try:
+        await ctx.publish(later, 1)
+    except Exception as exc:
+        return f"cannot publish the event that shows whether {who} hears its own: {_said(exc)}"
+    if not await own.until(lambda: bool(own.of(later)), timeout):
+        return f"{who} received nothing published after its own event within {timeout:g} s"
+    if own.of(stream):
+        return f"{who} heard its own event back, but {ctx.facts.echo_rule}"
+    return None
+
+
+async def _quiet_sender(ctx: Context, b: Inbox) -> str | None:
+    """A client that asked not to hear its own events publishes: B receives it, the client does not."""
+    who, timeout = "a client connected with echo off", ctx.settings.arrival_timeout_s
+    own = Inbox(ctx.clients.run_id)
+    try:
+        quiet = await ctx.clients.publisher(ctx.settings.connect_timeout_s, peer=True, echo=False)
+        await quiet.watch_own(CHANNEL, own.on_data)
+        await quiet.publish(CHANNEL, ctx.clients.envelope("quiet", 0))
+    except Exception as exc:
+        return f"cannot publish from {who}: {_said(exc)}"
+    if not await b.until(lambda: bool(b.of("quiet")), timeout):
+        return f"client B did not receive the event of {who} within {timeout:g} s"
+    return await _unheard(ctx, own, "quiet", who)
 
 
 async def reconnect(ctx: Context) -> ItemResult:

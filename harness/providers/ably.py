@@ -757,10 +757,16 @@ class AblyProvider(Provider):
         return handle
 
     async def open_publisher(self) -> PublisherHandle:
+        return await self.open_peer("")
+
+    async def open_peer(self, channel: str, *, echo: bool = True) -> PublisherHandle:
+        """The publisher (realtime unless ``--ably-publish rest``); ``echo=False`` connects with ``echo=false``
+        (ably-js's ``echoMessages: false``): Ably must not send its own messages back to it."""
         if str(getattr(self.options, "ably_publish", "realtime")) == "rest":
             return AblyPublisher(self._rest(), self.event, realtime=False)
         sink = _Sink()
-        client = self._realtime(sink, queue_messages=False)
+        quiet = {} if echo else {"transport_params": {"echo": "false"}}
+        client = self._realtime(sink, queue_messages=False, **quiet)
         try:
             with _sinking(sink):
                 await self._connected(client, sink)

@@ -228,10 +228,11 @@ class Provider(ABC):
     @abstractmethod
     async def open_publisher(self) -> PublisherHandle: ...
 
-    async def open_peer(self, channel: str) -> PublisherHandle:
+    async def open_peer(self, channel: str, *, echo: bool = True) -> PublisherHandle:
         """A publisher that is itself a client on ``channel``, as a second browser window that sends is
         (``rtbench check``'s client A): the provider's publisher unless clients publish otherwise (Pusher's
-        client events)."""
+        client events). ``echo=False``: one that asked not to hear its own events, where the protocol has
+        that choice (Ably's ``echo=false``); ignored elsewhere."""
         return await self.open_publisher()
 
     async def aclose(self) -> None:

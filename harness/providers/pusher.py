@@ -493,7 +493,7 @@ class PusherProvider(Provider):
     async def open_publisher(self) -> PublisherHandle:
         return PusherPublisher(self)
 
-    async def open_peer(self, channel: str) -> PublisherHandle:
+    async def open_peer(self, channel: str, *, echo: bool = True) -> PublisherHandle:
         """A client sending client events where the channel allows them (private, presence); on a public
         channel, the Events API publisher."""
         if self.prefix == "":

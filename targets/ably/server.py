@@ -64,12 +64,18 @@ class AblyTarget:
     """One Ably-like service: realtime sessions and the REST API over one Hub, checked by one Auth."""
 
     def __init__(
-        self, keys: Mapping[str, str], faults: Faults, *, max_message_size: int = 65536, max_idle_ms: int = 15000
+        self,
+        keys: Mapping[str, str],
+        faults: Faults,
+        *,
+        max_message_size: int = 65536,
+        max_idle_ms: int = 15000,
+        ignore_echo: bool = False,
     ) -> None:
         self.faults = faults
         self.auth = Auth(keys)
         self.hub = Hub(faults, max_message_size)
-        self.realtime = Realtime(self.hub, self.auth, max_idle_ms=max_idle_ms)
+        self.realtime = Realtime(self.hub, self.auth, max_idle_ms=max_idle_ms, ignore_echo=ignore_echo)
         self.rest = Rest(self.hub, self.auth)
 
     def connection_count(self) -> int:
@@ -104,6 +110,12 @@ def add_args(parser: argparse.ArgumentParser) -> None:
         default=15000,
         help="maxIdleInterval; heartbeats go out every half of it (default: %(default)s)",
     )
+    parser.add_argument(
+        "--ignore-echo",
+        action="store_true",
+        help="a fault: send a client's own messages back even when it connected with echo=false, which Ably "
+        "never does (to test a check)",
+    )
 
 
 def build_app(args: argparse.Namespace, faults: Faults) -> web.Application:
@@ -118,7 +130,13 @@ def build_app(args: argparse.Namespace, faults: Faults) -> web.Application:
     max_idle_ms = int(getattr(args, "max_idle_ms", 15000))
     if max_message_size <= 0 or max_idle_ms < 100:
         raise UsageError("--max-message-size must be > 0 and --max-idle-ms >= 100")
-    target = AblyTarget(keys, faults, max_message_size=max_message_size, max_idle_ms=max_idle_ms)
+    target = AblyTarget(
+        keys,
+        faults,
+        max_message_size=max_message_size,
+        max_idle_ms=max_idle_ms,
+        ignore_echo=bool(getattr(args, "ignore_echo", False)),
+    )
     app = web.Application(client_max_size=4 * 1024 * 1024)
     app.router.add_get("/", target.realtime.websocket)
     app.router.add_get("/time", target.rest.time)

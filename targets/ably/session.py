@@ -40,10 +40,12 @@ def decode_frame(data: bytes | str, fmt: str) -> dict[str, Any]:
 class Realtime:
     """The WebSocket endpoint at ``/``."""
 
-    def __init__(self, hub: Hub, auth: Auth, *, max_idle_ms: int) -> None:
+    def __init__(self, hub: Hub, auth: Auth, *, max_idle_ms: int, ignore_echo: bool = False) -> None:
         self.hub = hub
         self.auth = auth
         self.max_idle_ms = max_idle_ms
+        #: a fault (``--ignore-echo``): every connection hears its own messages, echo=false or not
+        self.ignore_echo = ignore_echo
         self._heartbeats: asyncio.Task[None] | None = None
 
     def _details(self, conn: Connection) -> proto.ConnectionDetails:
@@ -81,7 +83,7 @@ class Realtime:
             key_name=key_name,
             fmt=params.fmt,
             client_id=client_id,
-            echo=params.echo,
+            echo=params.echo or self.ignore_echo,
             protocol_heartbeats=params.heartbeats,
             ws=ws,
             transport=transport,

@@ -48,6 +48,16 @@ def test_a_pusher_server_echoing_client_events_fails_event(tmp_path: Path) -> No
     )
 
 
+def test_an_ably_server_ignoring_echo_false_fails_event(tmp_path: Path) -> None:
+    run = rtbench_check("ably", "--target-args=--ignore-echo", *QUICK, folder=tmp_path)
+    assert run.returncode == 1, run
+    assert run.status() == {**dict.fromkeys(ITEMS, "PASS"), "event": "FAIL"}, run
+    assert run.items()["event"]["detail"] == (
+        "a client connected with echo off heard its own event back, but Ably echoes a client's own messages "
+        "unless it connected with echo=false"
+    )
+
+
 def test_a_pusher_app_without_client_events_fails_event_with_the_servers_words_and_a_way_out(tmp_path: Path) -> None:
     refusing = "--target-args=--client-events refuse"
     run = rtbench_check("pusher", refusing, *QUICK, folder=tmp_path / "private")
