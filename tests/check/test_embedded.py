@@ -3,24 +3,43 @@ the reason in its line. Real targets on loopback, started by rtbench on free por
 
 from __future__ import annotations
 
+import os
+import xml.etree.ElementTree as ET
 from pathlib import Path
 
-import pytest
-
 from harness.checklist.outcome import ITEMS
-from tests.check.checks import QUICK, rtbench_check
+from tests.check.checks import QUICK, CheckRun, rtbench_check
 
 PROVIDERS = ("socketio", "sse", "pusher", "ably")
 
 
-@pytest.mark.parametrize("provider", PROVIDERS)
-def test_every_provider_passes_every_item(provider: str, tmp_path: Path) -> None:
-    run = rtbench_check(provider, folder=tmp_path)
+def test_check_all_passes_every_item_of_every_provider(tmp_path: Path) -> None:
+    """``rtbench check all``: each provider's embedded target, then one providers x items table, with JUnit
+    and the step summary written for all of them."""
+    junit, summary = tmp_path / "check.xml", tmp_path / "summary.md"
+    run = rtbench_check(
+        "all", "--junit", str(junit), folder=tmp_path, env={**os.environ, "GITHUB_STEP_SUMMARY": str(summary)}
+    )
     assert run.returncode == 0, run
+    assert [c["provider"] for c in run.data["checklists"]] == sorted(PROVIDERS)
+    for provider in PROVIDERS:
+        _passes_every_item(run, provider)
+    table = run.stdout.split("\n\n")[-1].splitlines()
+    assert table[0].split() == ["provider", *ITEMS, "verdict"], run
+    assert sorted(row.split()[0] for row in table[1:]) == sorted(PROVIDERS), run
+    assert all(row.count("PASS") == len(ITEMS) and row.endswith("ok") for row in table[1:]), run
+    suites = ET.parse(junit).getroot().findall("testsuite")
+    assert sorted(s.get("name") for s in suites) == [f"rtbench.check.{p}" for p in sorted(PROVIDERS)]
+    assert all(len(s.findall("testcase")) == len(ITEMS) and s.get("failures") == "0" for s in suites)
+    assert summary.read_text().count("| PASS") == len(PROVIDERS) * len(ITEMS)
+
+
+def _passes_every_item(run: CheckRun, provider: str) -> None:
     items = run.items(provider)
     assert list(items) == list(ITEMS)
     assert {name: r["status"] for name, r in items.items()} == dict.fromkeys(ITEMS, "PASS"), run
-    assert run.data["checklists"][0]["target"] == "embedded"
+    checklist = next(c for c in run.data["checklists"] if c["provider"] == provider)
+    assert checklist["target"] == "embedded"
     perf = items["performance"]
     assert perf["figures"]["max_ms"] >= perf["figures"]["p99_ms"] > 0
     assert "all 100 events under 50 ms" in perf["detail"]
@@ -33,7 +52,7 @@ def test_every_provider_passes_every_item(provider: str, tmp_path: Path) -> None
     }
     assert heard_back.get(provider, "A has no connection") in items["event"]["detail"]
     for name in ITEMS:  # one line per item as it finished, with its status
-        assert any(line.split()[1:3] == [name, "PASS"] for line in run.stdout.splitlines()), run
+        assert any(line.split()[:3] == [provider, name, "PASS"] for line in run.stdout.splitlines()), run
 
 
 def test_a_delayed_target_fails_performance_only(tmp_path: Path) -> None:
