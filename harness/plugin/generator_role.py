@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import time
 from collections.abc import Callable
 
 import gevent
@@ -63,9 +64,10 @@ class GeneratorRole:
             self.session = GeneratorSession(self.provider_cls, self.environment.host, self.options)
         self.session.options = self.options
         get_bridge().call(self.session.begin, run_id)
-        self._start_browser_probes()
+        # the run is on before the pages open: a run that ends while they still open keeps its result
         self._finished = False
         self._interval_greenlet = gevent.spawn(self._interval_loop, ship_interval)
+        self._start_browser_probes()
 
     def _start_browser_probes(self) -> None:
         """``--browser-probes N``: the pages run on one generator only (the only process, or worker 0), so
@@ -81,10 +83,14 @@ class GeneratorRole:
             return
         secrets = tuple(str(getattr(self.options, name, "") or "") for name in ("secret", "ably_key"))
         clients = str(run_options.browser_clients_dir(self.options))
+        log.info("rtbench: opening %d browser page(s) before the users spawn", count)
+        started = time.monotonic()
         try:
             get_bridge().run(self.session.start_browser_probes(count, binary, clients, secrets))
         except Exception as exc:
             log.error("rtbench: --browser-probes: %s", exc)
+            return
+        log.info("rtbench: browser pages ready in %.1f s", time.monotonic() - started)
 
     def _interval_loop(self, ship_interval: IntervalSink) -> None:
         """Every second: the interval report and the live UI's samples. A failing second (the process out

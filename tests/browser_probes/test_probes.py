@@ -12,6 +12,7 @@ Skipped only when no Chromium is installed (``.ci/run`` installs Debian's ``chro
 
 from __future__ import annotations
 
+import asyncio
 import sys
 import time
 from pathlib import Path
@@ -19,7 +20,7 @@ from typing import Any
 
 import pytest
 
-from harness.net.chromium import CHROMIUM_ENV, find_chromium
+from harness.net.chromium import CHROMIUM_ENV, Chromium, find_chromium
 from tests.helpers import REPO, running_target
 from tests.runs import assert_accounted, run_scenario
 
@@ -33,6 +34,24 @@ PUBLISH_RATE = 20
 needs_chromium = pytest.mark.skipif(
     find_chromium() is None, reason="no chromium: .ci/run could not install Debian's chromium"
 )
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _chromium_started_once() -> None:
+    """A fresh machine's first Chromium start reads the browser from disk, which can take seconds: paid here,
+    not inside a 5 s run, where the pages open before the users spawn and the run's clock already ticks."""
+    binary = find_chromium()
+    if binary is None:
+        return
+
+    async def start_and_close() -> None:
+        browser = await Chromium.launch(binary)
+        try:
+            await browser.new_page()
+        finally:
+            await browser.close()
+
+    asyncio.run(start_and_close())
 
 
 def browser_clients() -> Path:
