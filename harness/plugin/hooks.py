@@ -13,6 +13,7 @@ import logging
 import signal
 import socket
 import sys
+import time
 import uuid
 from typing import Any
 
@@ -31,6 +32,8 @@ from harness.plugin.users import PublisherUser
 from harness.providers.base import Provider, ProviderConfigError
 
 EXIT_BAD_USAGE = 2
+#: how long a master waits for connected workers to say they are ready before a run starts
+WORKER_READY_TIMEOUT_S = 10.0
 log = logging.getLogger("rtbench")
 
 
@@ -76,6 +79,8 @@ class RtbenchPlugin:
         self.run_id = ""
         self._provider_flags: set[str] = set()
         self._interrupts = 0
+        #: workers (Locust node ids) whose rtbench hooks are set up
+        self._ready_workers: set[str] = set()
         self._options: Any = None
         for hook, listener in (
             (events.init_command_line_parser, self._add_arguments),
@@ -104,6 +109,8 @@ class RtbenchPlugin:
         if environment.parsed_options is None:  # used as a library without a command line
             return
         runner = environment.runner
+        if isinstance(runner, MasterRunner):  # first: an embedded target's start lets workers talk
+            runner.register_message(messages.READY, self._on_worker_ready)
         if not self.provider_cls.publishes(environment.parsed_options):  # e.g. the server stamps its own events
             environment.user_classes[:] = [c for c in environment.user_classes if not issubclass(c, PublisherUser)]
         if not isinstance(runner, MasterRunner):
@@ -112,6 +119,7 @@ class RtbenchPlugin:
         if isinstance(runner, WorkerRunner):
             runner.register_message(messages.RUN, self._on_run_message)
             runner.register_message(messages.FINISH, self._on_finish_message)
+            runner.send_message(messages.READY, None)
             return
         try:
             gates = options.validate(environment.parsed_options)
@@ -155,8 +163,24 @@ class RtbenchPlugin:
         """Worker: the master names the run before it sends the spawn message."""
         self.run_id = str(msg.data.get("run_id", ""))
 
+    def _on_worker_ready(self, environment: Environment, msg: Any, **_kw: Any) -> None:
+        self._ready_workers.add(str(msg.node_id))
+
+    def _await_workers(self, runner: MasterRunner) -> None:
+        """Locust connects a worker before its rtbench hooks are set up, and a master that starts at once
+        (workers started first) would send the run's id to a worker that drops it: wait, boundedly, until
+        every connected worker has said it is ready."""
+        deadline = time.monotonic() + WORKER_READY_TIMEOUT_S
+        while waiting := [c.id for c in runner.clients.all if str(c.id) not in self._ready_workers]:
+            if time.monotonic() > deadline:
+                log.warning("rtbench: %d worker(s) never said they were ready; starting without", len(waiting))
+                return
+            gevent.sleep(0.02)
+
     def _on_test_start(self, environment: Environment, **_kw: Any) -> None:
         fd_reserve.RESERVE.hold()
+        if isinstance(environment.runner, MasterRunner):
+            self._await_workers(environment.runner)
         if self.master is not None:
             self.run_id = uuid.uuid4().hex[:12]
             self.master.begin(self.run_id)

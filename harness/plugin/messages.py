@@ -15,6 +15,9 @@ if TYPE_CHECKING:  # Locust monkey-patches whatever imports it; the message form
 
 #: master -> workers, before the spawn message: the run id every report must carry
 RUN = "rtbench_run"
+#: worker -> master, once its rtbench hooks are set up: a run may start (Locust connects a worker before
+#: its plugins are set up, and a message that comes before then is dropped)
+READY = "rtbench_ready"
 #: worker -> master: one interval report a second
 INTERVAL = "rtbench_interval"
 #: worker -> master: the final report, once, after the drain
