@@ -55,5 +55,8 @@ def rtbench_check(*args: str, folder: Path, timeout: float = 240, env: dict[str,
     return CheckRun(proc.returncode, proc.stdout, proc.stderr, json_path)
 
 
+#: the budget of the tests whose every item must pass: a busy test machine can hold one event past the
+#: default 50 ms (a clean-clone CI run saw 52.8 ms); the tests about the budget give their own
+ROOMY_BUDGET = ("--budget-ms", "500")
 #: a fast performance item for the tests that look at other items
-QUICK = ("--events", "20", "--rate", "50")
+QUICK = ("--events", "20", "--rate", "50", *ROOMY_BUDGET)

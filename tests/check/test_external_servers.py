@@ -189,7 +189,7 @@ def _all_pass(run: CheckRun, provider: str) -> dict[str, dict[str, Any]]:
     assert {name: r["status"] for name, r in items.items()} == dict.fromkeys(ITEMS, "PASS"), run
     assert run.data["checklists"][0]["target"] == "external"
     assert items["performance"]["figures"]["max_ms"] > 0
-    assert "all 20 events under 50 ms" in items["performance"]["detail"]
+    assert "all 20 events under 500 ms" in items["performance"]["detail"]
     assert "5 queued mutations replayed in order" in items["offline"]["detail"]
     return items
 
